@@ -1,0 +1,57 @@
+"""Errors users see: one line naming the thing and a fix, and an exit code.
+
+Every failure a user can cause (bad input, bad registry, bad download, bad plugin, bad model) is raised
+as a :class:`PosezooError`; the CLI prints ``posezoo: error: <message>`` and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class PosezooError(Exception):
+    """Base class: ``message`` says what went wrong, ``fix`` how to put it right."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, fix: str | None = None):
+        self.message = " ".join(str(message).split())
+        self.fix = " ".join(fix.split()) if fix else None
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.fix})" if self.fix else self.message
+
+
+class RegistryError(PosezooError):
+    """An invalid registry file or entry."""
+
+    exit_code = 2
+
+
+class PluginError(PosezooError):
+    """A plugin that cannot be used (its model spec is invalid or does not fit its files)."""
+
+    exit_code = 2
+
+
+class UnknownModelError(PosezooError):
+    """A model or variant name that is not in the registry."""
+
+    exit_code = 2
+
+
+class FetchError(PosezooError):
+    """A download, digest or cache failure."""
+
+    exit_code = 3
+
+
+class ConvertError(PosezooError):
+    """A TFLite file that cannot be converted (malformed, truncated, unsupported op)."""
+
+    exit_code = 4
+
+
+class InputError(PosezooError):
+    """A missing or unreadable image, video or camera; an output path that cannot be written."""
+
+    exit_code = 5

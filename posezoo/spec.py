@@ -1,0 +1,137 @@
+"""Model specs: the data a plugin hands the core.
+
+A plugin is mostly data. It fills a :class:`ModelSpec` (detector + landmark stages, keypoint names,
+skeleton, ROI rules) and the shared stages (anchors, detect, roi, landmarks, track, draw) do the rest.
+Nothing here runs a model; everything here is plain, frozen data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AnchorOptions:
+    """SSD anchor options, as MediaPipe's SsdAnchorsCalculator takes them."""
+
+    input_size: tuple[int, int]  # (height, width) of the detector input
+    num_layers: int
+    strides: tuple[int, ...]
+    min_scale: float
+    max_scale: float
+    aspect_ratios: tuple[float, ...] = (1.0,)
+    fixed_anchor_size: bool = True
+    offset_x: float = 0.5
+    offset_y: float = 0.5
+    interpolated_scale_aspect_ratio: float = 1.0
+    reduce_boxes_in_lowest_layer: bool = False
+
+
+@dataclass(frozen=True)
+class RoiRule:
+    """How a detection (or the tracked auxiliary landmarks) becomes a rotated square crop.
+
+    ``mode="alignment"``: centre = keypoint ``start``, side = 2 * |end - start| (pixels).
+    ``mode="box"``: centre and size from the detection box.
+    In both modes the rotation is ``target - angle(start -> end)``; then the rect is shifted by
+    ``shift_x/shift_y`` (fractions of its size, in its own rotated frame), scaled by
+    ``scale_x/scale_y`` and, with ``square_long``, made square on its long side.
+    """
+
+    mode: str = "alignment"
+    start: int = 0
+    end: int = 1
+    rotation_target_deg: float = 90.0
+    scale_x: float = 1.25
+    scale_y: float = 1.25
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    square_long: bool = True
+
+    @property
+    def rotation_target(self) -> float:
+        return math.radians(self.rotation_target_deg)
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """An SSD detector with keypoints (BlazePose, BlazePalm)."""
+
+    input_size: tuple[int, int]  # (height, width)
+    anchors: AnchorOptions
+    roi: RoiRule
+    input_range: tuple[float, float] = (-1.0, 1.0)
+    num_coords: int = 12
+    box_coord_offset: int = 0
+    keypoint_coord_offset: int = 4
+    num_keypoints: int = 4
+    values_per_keypoint: int = 2
+    reverse_output_order: bool = True  # x before y
+    box_scale: tuple[float, float] | None = None  # (x_scale, y_scale, = w, h scales); None -> input w, h
+    score_clip: float = 100.0
+    min_score: float = 0.5
+    nms_iou: float = 0.3
+    boxes_output: str | int = 0  # output name or index of [1, N, num_coords]
+    scores_output: str | int = 1  # output name or index of [1, N, 1]
+
+
+@dataclass(frozen=True)
+class LandmarkSpec:
+    """A landmark model run on the rotated crop."""
+
+    input_size: tuple[int, int]  # (height, width)
+    num_landmarks: int  # rows in the raw landmark tensor (body + auxiliary + unused)
+    num_keypoints: int  # the ones reported (body)
+    values_per_landmark: int = 5  # x, y, z, visibility, presence (3 for hands: x, y, z)
+    input_range: tuple[float, float] = (0.0, 1.0)
+    landmarks_output: str | int = 0
+    flag_output: str | int | None = 1
+    world_output: str | int | None = None
+    segmentation_output: str | int | None = None
+    heatmap_output: str | int | None = None
+    heatmap_kernel: int = 7
+    heatmap_min_confidence: float = 0.5
+    flag_threshold: float = 0.5
+    flag_is_logit: bool = False  # True: apply sigmoid to the flag output
+    aux_landmarks: tuple[int, int] | None = None  # (start, end) rows used for the next frame's ROI
+    tracking_roi: RoiRule | None = None  # ROI rule from the aux landmarks (None: use the detector's)
+
+
+@dataclass(frozen=True)
+class SmoothingSpec:
+    """One-euro / low-pass parameters for video (MediaPipe pose_landmark_filtering)."""
+
+    landmarks: tuple[float, float, float] = (0.05, 80.0, 1.0)  # min_cutoff, beta, derivate_cutoff
+    world: tuple[float, float, float] = (0.1, 40.0, 1.0)
+    aux: tuple[float, float, float] = (0.01, 10.0, 1.0)
+    visibility_alpha: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the core needs to run one model of the zoo, apart from the weight files.
+
+    ``files`` maps roles ("detector", "landmark") to registry file roles; the registry supplies the
+    files per variant.
+    """
+
+    name: str
+    detector: DetectorSpec
+    landmark: LandmarkSpec
+    keypoint_names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...]
+    description: str = ""
+    smoothing: SmoothingSpec = field(default_factory=SmoothingSpec)
+    plugin: str = ""  # filled in by the plugin manager
+
+    def __post_init__(self) -> None:
+        k = len(self.keypoint_names)
+        if k != self.landmark.num_keypoints:
+            raise ValueError(
+                f"model spec {self.name!r}: {k} keypoint names but the landmark model reports "
+                f"{self.landmark.num_keypoints}"
+            )
+        for a, b in self.skeleton:
+            if not (0 <= a < k and 0 <= b < k):
+                raise ValueError(f"model spec {self.name!r}: skeleton edge ({a}, {b}) is outside 0..{k - 1}")

@@ -1,0 +1,41 @@
+"""Shared test fixtures.
+
+Tests that need real weights or test photos read them from ``../shared`` (or ``$POSEZOO_SHARED``).
+CI always provides it; elsewhere those tests skip, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _shared_dir() -> Path | None:
+    env = os.environ.get("POSEZOO_SHARED")
+    cand = Path(env) if env else REPO.parent / "shared"
+    return cand if (cand / "models" / "SHA256SUMS").is_file() else None
+
+
+SHARED = _shared_dir()
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The read-only ../shared folder (models, testdata, docs)."""
+    if SHARED is None:
+        pytest.skip("needs ../shared (weights and test photos); set POSEZOO_SHARED to its path")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def shared_models(shared: Path) -> Path:
+    return shared / "models"
+
+
+@pytest.fixture(scope="session")
+def testdata(shared: Path) -> Path:
+    return shared / "testdata"
