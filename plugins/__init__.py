@@ -1,0 +1,1 @@
+"""The built-in posezoo model plugins (import package ``posezoo_plugins``)."""

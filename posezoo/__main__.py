@@ -1,0 +1,3 @@
+from posezoo.cli import main
+
+main()

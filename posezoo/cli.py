@@ -1,0 +1,340 @@
+"""The ``posezoo`` command line (typer).
+
+Every user-caused failure is a :class:`posezoo.errors.PosezooError`: ``main()`` prints it as one
+line, ``posezoo: error: ...``, and exits with its code. Usage errors exit with 2 (click's rule).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from posezoo import __version__
+from posezoo.errors import PosezooError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Run pose-estimation models from a verified model zoo.",
+)
+cache_app = typer.Typer(no_args_is_help=True, help="Manage downloaded models (the cache).")
+app.add_typer(cache_app, name="cache")
+
+MirrorOpt = typer.Option(
+    None, "--mirror", envvar="POSEZOO_MIRROR", help="Fetch files from this mirror (URL or folder) instead of upstream."
+)
+OfflineOpt = typer.Option(
+    False, "--offline", envvar="POSEZOO_OFFLINE", help="Never use the network; use only the cache or a local mirror."
+)
+
+
+def _zoo():
+    from posezoo.zoo import get_zoo, warn_plugins
+
+    zoo = get_zoo()
+    warn_plugins(zoo)
+    return zoo
+
+
+def _echo_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+# --------------------------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    model: str = typer.Argument("blazepose-full", help="Model name (see `posezoo list`)."),
+    input: Optional[List[Path]] = typer.Option(
+        None, "-i", "--input", help="Image file or folder of images (repeatable)."
+    ),
+    video: Optional[str] = typer.Option(None, "-v", "--video", help="Video file, or camera index (-v 0 = webcam)."),
+    savepath: Optional[Path] = typer.Option(
+        None, "-s", "--savepath", help="Write the annotated image (or video, by extension: .mp4, .avi)."
+    ),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write JSON Lines: one object per image or frame."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Model variant (see `posezoo info MODEL`)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Detection score threshold (default: the model's)."),
+    max_poses: int = typer.Option(1, "--max-poses", min=1, help="At most this many people per image."),
+    segmentation: bool = typer.Option(False, "--segmentation", help="Also compute and draw the segmentation mask."),
+    no_display: bool = typer.Option(False, "--no-display", help="Do not open a window."),
+    static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
+    mirror: Optional[str] = MirrorOpt,
+    offline: bool = OfflineOpt,
+) -> None:
+    """Run MODEL on images, a video file or a camera; with no input, on the bundled sample image."""
+    from posezoo.runner import RunOptions, run_model
+
+    if input and video is not None:
+        raise typer.BadParameter("give either -i or -v, not both")
+    opts = RunOptions(
+        model=model,
+        inputs=list(input or []),
+        video=video,
+        savepath=savepath,
+        json_out=json_out,
+        variant=variant,
+        threshold=threshold,
+        max_poses=max_poses,
+        segmentation=segmentation,
+        display=not no_display,
+        static=static,
+        device=device,
+        mirror=mirror,
+        offline=offline,
+    )
+    _zoo()
+    run_model(opts)
+
+
+# --------------------------------------------------------------------------------------------- zoo
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List the models of the zoo: variants, plugin, whether their files are cached."""
+    from posezoo.cache import Cache
+
+    zoo = _zoo()
+    cache = Cache()
+    rows = []
+    for name, entry in zoo.registry.models.items():
+        variants = ", ".join(v + ("*" if v == entry.default_variant else "") for v in entry.variants)
+        cached = [v for v, var in entry.variants.items() if all(cache.is_cached(f) for f in var.files.values())]
+        rows.append([name, variants, entry.plugin, ", ".join(cached) if cached else "no"])
+    _echo_table(rows, ["MODEL", "VARIANTS (*default)", "PLUGIN", "CACHED"])
+
+
+def model_info(name: str) -> dict:
+    """Everything `posezoo info` shows, as a JSON-able dict."""
+    from posezoo.anchors import generate_anchors
+    from posezoo.cache import Cache
+
+    zoo = _zoo()
+    entry = zoo.model(name)
+    spec = zoo.spec(name)
+    cache = Cache()
+    det, lm = spec.detector, spec.landmark
+    return {
+        "model": entry.name,
+        "description": entry.description,
+        "plugin": entry.plugin,
+        "licence": entry.licence,
+        "source": entry.source,
+        "paper": entry.paper,
+        "default_variant": entry.default_variant,
+        "detector": {
+            "input_size": list(det.input_size),
+            "input_range": list(det.input_range),
+            "anchors": int(len(generate_anchors(det.anchors))),
+            "keypoints": det.num_keypoints,
+            "roi": {"mode": det.roi.mode, "start": det.roi.start, "end": det.roi.end, "scale": det.roi.scale_x},
+        },
+        "landmark": {
+            "input_size": list(lm.input_size),
+            "input_range": list(lm.input_range),
+            "keypoints": lm.num_keypoints,
+            "raw_landmarks": lm.num_landmarks,
+        },
+        "keypoint_names": list(spec.keypoint_names),
+        "skeleton": [list(e) for e in spec.skeleton],
+        "variants": {
+            vname: {
+                "description": var.description,
+                "files": {
+                    role: {
+                        "name": f.name,
+                        "url": f.url,
+                        "digest": f.digest,
+                        "size": f.size,
+                        "format": f.format,
+                        "licence": f.licence or entry.licence,
+                        "cached": cache.is_cached(f),
+                        "path": str(cache.path(f)),
+                    }
+                    for role, f in var.files.items()
+                },
+            }
+            for vname, var in entry.variants.items()
+        },
+    }
+
+
+@app.command()
+def info(
+    model: str = typer.Argument(..., help="Model name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a model: plugin, input sizes, keypoints, skeleton, files and cache state."""
+    data = model_info(model)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    det, lm = data["detector"], data["landmark"]
+    lines = [
+        f"{data['model']}: {data['description']}",
+        f"plugin:     {data['plugin']}",
+        f"licence:    {data['licence']}",
+        f"source:     {data['source']}",
+        f"paper:      {data['paper'] or '-'}",
+        f"detector:   {det['input_size'][1]}x{det['input_size'][0]} input, {det['anchors']} anchors, "
+        f"{det['keypoints']} keypoints, ROI {det['roi']['mode']} {det['roi']['start']}->{det['roi']['end']} x{det['roi']['scale']}",
+        f"landmark:   {lm['input_size'][1]}x{lm['input_size'][0]} input, {lm['keypoints']} keypoints "
+        f"({lm['raw_landmarks']} raw)",
+        f"keypoints:  {', '.join(data['keypoint_names'])}",
+        f"skeleton:   {' '.join(f'{a}-{b}' for a, b in data['skeleton'])}",
+        "variants:",
+    ]
+    for vname, var in data["variants"].items():
+        default = " (default)" if vname == data["default_variant"] else ""
+        lines.append(f"  {vname}{default}: {var['description']}".rstrip(": "))
+        for role, f in var["files"].items():
+            size = f"{f['size']} bytes" if f["size"] else "size unknown"
+            state = "cached" if f["cached"] else "not cached"
+            lines.append(f"    {role}: {f['name']} [{f['format']}, {size}, {f['licence']}, {state}]")
+            lines.append(f"      url:    {f['url']}")
+            lines.append(f"      digest: {f['digest']}")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def plugins() -> None:
+    """List the loaded plugins, where they came from, their version and models."""
+    zoo = _zoo()
+    rows = [
+        [p.name, p.version, ", ".join(p.models) or "-", p.origin] for p in zoo.plugins.plugins.values()
+    ]
+    _echo_table(rows, ["PLUGIN", "VERSION", "MODELS", "FROM"])
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+@app.command()
+def fetch(
+    model: str = typer.Argument(..., help="Model name."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Variant to fetch (default: the model's default)."),
+    all_variants: bool = typer.Option(False, "--all-variants", help="Fetch every variant."),
+    mirror: Optional[str] = MirrorOpt,
+    offline: bool = OfflineOpt,
+) -> None:
+    """Download, verify and convert a model's files into the cache."""
+    from posezoo.fetch import fetch_model
+
+    zoo = _zoo()
+    entry = zoo.model(model)
+    entry.variant(variant)
+    paths = fetch_model(entry, variant, all_variants=all_variants, mirror=mirror, offline=offline)
+    for role, path in paths.items():
+        typer.echo(f"{role}: {path}")
+
+
+@cache_app.command("path")
+def cache_path() -> None:
+    """Print the cache folder ($POSEZOO_HOME or the platform cache folder)."""
+    from posezoo.cache import cache_home
+
+    typer.echo(str(cache_home()))
+
+
+@cache_app.command("list")
+def cache_list() -> None:
+    """List cached files: model, file, size, verified."""
+    from posezoo.cache import Cache
+
+    _zoo()
+    records = Cache().entries()
+    if not records:
+        typer.echo("the cache is empty")
+        return
+    rows = [
+        [", ".join(r.models) or "-", r.name, str(r.size), "yes" if r.verified else "NO", "yes" if r.converted else "no"]
+        for r in records
+    ]
+    _echo_table(rows, ["MODEL", "FILE", "BYTES", "VERIFIED", "CONVERTED"])
+
+
+@cache_app.command("verify")
+def cache_verify() -> None:
+    """Re-hash every cached file; remove and report corrupt ones (exit 1 if any)."""
+    from posezoo.cache import Cache
+
+    _zoo()
+    bad = Cache().verify()
+    for item in bad:
+        typer.echo(f"removed corrupt file: {item}", err=True)
+    if bad:
+        raise typer.Exit(1)
+    typer.echo("all cached files verified")
+
+
+@cache_app.command("clear")
+def cache_clear(model: Optional[str] = typer.Argument(None, help="Only this model's files.")) -> None:
+    """Delete cached files (all, or one model's)."""
+    from posezoo.cache import Cache
+
+    zoo = _zoo()
+    entry = zoo.model(model) if model else None
+    Cache().clear(entry)
+    typer.echo(f"cleared {'files of ' + model if model else 'the cache'}")
+
+
+@cache_app.command("export")
+def cache_export(dest: Path = typer.Argument(..., help="Folder to write the mirror to.")) -> None:
+    """Write every verified cached file to DEST as a mirror (use it with --mirror DEST)."""
+    from posezoo.cache import Cache
+
+    _zoo()
+    written = Cache().export(dest)
+    typer.echo(f"exported {len(written)} files to {dest}")
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="A .tflite file."),
+    out: Path = typer.Option(..., "-o", "--output", help="The .onnx file to write."),
+) -> None:
+    """Convert a TFLite model to ONNX (exact, NCHW inside, same inputs and outputs)."""
+    from posezoo.convert import convert_file
+
+    convert_file(src, out)
+    typer.echo(f"wrote {out}")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"posezoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version."),
+) -> None:
+    """Run pose-estimation models from a verified model zoo."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: one-line errors, no tracebacks for user errors."""
+    try:
+        app(args=argv, prog_name="posezoo")
+    except PosezooError as exc:
+        print(f"posezoo: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("posezoo: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

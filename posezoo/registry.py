@@ -1,0 +1,379 @@
+"""The model-zoo registry: load, validate and merge registry files.
+
+Sources, in order (a later one may replace a model of an earlier one):
+
+1. the built-in ``registry.yaml`` (repo root; shipped inside the wheel as ``posezoo/registry.yaml``),
+2. models contributed by plugins through the ``registry_entries`` hook,
+3. the user's registry file: ``$POSEZOO_REGISTRY`` (one or more paths joined by ``os.pathsep``), else
+   ``<user config dir>/posezoo/registry.yaml`` when it exists.
+
+Every file is validated on load: unknown keys are refused, and every error names the file, the model
+and the key (:class:`posezoo.errors.RegistryError`, exit code 2). The schema is documented in
+docs/registry.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+from posezoo.errors import RegistryError, UnknownModelError
+
+SCHEMA_VERSION = 1
+FILE_ROLES = ("detector", "landmark")
+FORMATS = ("tflite", "onnx")
+DIGEST_RE = {
+    "sha256": re.compile(r"^[0-9a-f]{64}$"),
+    "git-blob-sha1": re.compile(r"^[0-9a-f]{40}$"),
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+TOP_KEYS = {"version": False, "models": True}
+MODEL_KEYS = {
+    "plugin": True,
+    "description": True,
+    "licence": True,
+    "source": True,
+    "paper": False,
+    "default_variant": True,
+    "variants": True,
+}
+VARIANT_KEYS = {"description": False, "files": True}
+FILE_KEYS = {
+    "name": True,
+    "url": True,
+    "digest": True,
+    "size": False,
+    "format": True,
+    "licence": False,
+    "source": False,
+}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One weight file: where it comes from and how to verify it."""
+
+    name: str
+    url: str
+    digest: str  # "sha256:<hex>" or "git-blob-sha1:<hex>"
+    format: str
+    size: int | None = None
+    licence: str | None = None
+    source: str | None = None
+
+    @property
+    def algorithm(self) -> str:
+        return self.digest.split(":", 1)[0]
+
+    @property
+    def hexdigest(self) -> str:
+        return self.digest.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    files: dict[str, FileEntry]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model of the zoo: which plugin runs it, its variants and their files."""
+
+    name: str
+    plugin: str
+    description: str
+    licence: str
+    source: str
+    default_variant: str
+    variants: dict[str, Variant]
+    paper: str | None = None
+    origin: str = ""  # the registry file (or plugin) that defined it
+
+    def variant(self, name: str | None = None) -> Variant:
+        name = name or self.default_variant
+        if name not in self.variants:
+            raise UnknownModelError(
+                f"model {self.name!r} has no variant {name!r}",
+                f"choose one of: {', '.join(self.variants)}",
+            )
+        return self.variants[name]
+
+    def files(self) -> list[FileEntry]:
+        """Every distinct file of every variant, in registry order."""
+        seen: dict[str, FileEntry] = {}
+        for v in self.variants.values():
+            for f in v.files.values():
+                seen.setdefault(f.name, f)
+        return list(seen.values())
+
+
+@dataclass
+class Registry:
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    files: dict[str, FileEntry] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelEntry:
+        if name not in self.models:
+            close = difflib.get_close_matches(name, list(self.models), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UnknownModelError(
+                f"unknown model {name!r}", f"{hint}`posezoo list` shows the models of the zoo"
+            )
+        return self.models[name]
+
+    def add(self, model: ModelEntry, *, replace: bool = False) -> None:
+        """Add a model; file names must stay unique across the whole registry."""
+        if model.name in self.models and not replace:
+            raise RegistryError(
+                f"{model.origin}: model {model.name!r} is already defined by {self.models[model.name].origin}",
+                "rename the model",
+            )
+        old = self.models.pop(model.name, None)
+        files = dict(self.files)
+        if old is not None:
+            for f in old.files():
+                files.pop(f.name, None)
+        for f in model.files():
+            other = files.get(f.name)
+            if other is not None and other != f:
+                if old is not None:
+                    self.models[old.name] = old
+                raise RegistryError(
+                    f"{model.origin}: model {model.name!r}: file name {f.name!r} is already used for "
+                    f"another file ({other.url})",
+                    "file names must be unique in the whole registry; rename one",
+                )
+            files[f.name] = f
+        self.models[model.name] = model
+        self.files = files
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    out: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        out[key] = loader.construct_object(value_node, deep=deep)
+    return out
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _fail(where: str, what: str, fix: str | None = None) -> RegistryError:
+    return RegistryError(f"{where}: {what}", fix)
+
+
+def _check_keys(where: str, data: Any, spec: Mapping[str, bool], kind: str) -> None:
+    if not isinstance(data, dict):
+        raise _fail(where, f"{kind} must be a mapping, got {type(data).__name__}")
+    unknown = [k for k in data if k not in spec]
+    if unknown:
+        raise _fail(where, f"unknown key {unknown[0]!r}", f"allowed keys: {', '.join(spec)}")
+    missing = [k for k, required in spec.items() if required and k not in data]
+    if missing:
+        raise _fail(where, f"missing key {missing[0]!r}")
+
+
+def _string(where: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, f"key {key!r} must be a non-empty string")
+    return value.strip()
+
+
+def _url(where: str, key: str, value: Any) -> str:
+    value = _string(where, key, value)
+    if not value.startswith("https://"):
+        raise _fail(where, f"key {key!r}: {value!r} is not an https URL", "registry URLs must use https")
+    return value
+
+
+def parse_file_entry(where: str, data: Any) -> FileEntry:
+    _check_keys(where, data, FILE_KEYS, "a file")
+    name = _string(where, "name", data["name"])
+    if "/" in name or "\\" in name or ".." in name or not NAME_RE.match(name):
+        raise _fail(
+            where,
+            f"key 'name': {name!r} is not a plain file name",
+            "use letters, digits, '.', '_', '-', '+' only: no path separators, no '..'",
+        )
+    digest = _string(where, "digest", data["digest"]).lower()
+    algo, _, hexd = digest.partition(":")
+    if algo not in DIGEST_RE or not DIGEST_RE[algo].match(hexd):
+        raise _fail(
+            where,
+            f"key 'digest': {data['digest']!r} is not a valid digest",
+            "write sha256:<64 hex digits> or git-blob-sha1:<40 hex digits>",
+        )
+    fmt = _string(where, "format", data["format"])
+    if fmt not in FORMATS:
+        raise _fail(where, f"key 'format': {fmt!r} is not supported", f"use one of: {', '.join(FORMATS)}")
+    size = data.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise _fail(where, f"key 'size': {size!r} is not a positive number of bytes")
+    return FileEntry(
+        name=name,
+        url=_url(where, "url", data["url"]),
+        digest=digest,
+        format=fmt,
+        size=size,
+        licence=_string(where, "licence", data["licence"]) if "licence" in data else None,
+        source=_url(where, "source", data["source"]) if "source" in data else None,
+    )
+
+
+def parse_model(origin: str, name: Any, data: Any) -> ModelEntry:
+    where = f"{origin}: model {name!r}"
+    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+        raise _fail(where, "model names are lower-case letters, digits, '.', '_' and '-'")
+    _check_keys(where, data, MODEL_KEYS, "a model")
+    variants_data = data["variants"]
+    if not isinstance(variants_data, dict) or not variants_data:
+        raise _fail(where, "key 'variants' must be a non-empty mapping")
+    variants: dict[str, Variant] = {}
+    seen: dict[str, FileEntry] = {}
+    for vname, vdata in variants_data.items():
+        vwhere = f"{where}, variant {vname!r}"
+        if not isinstance(vname, str) or not MODEL_NAME_RE.match(vname):
+            raise _fail(vwhere, "variant names are lower-case letters, digits, '.', '_' and '-'")
+        _check_keys(vwhere, vdata, VARIANT_KEYS, "a variant")
+        files_data = vdata["files"]
+        if not isinstance(files_data, dict) or not files_data:
+            raise _fail(vwhere, "key 'files' must be a mapping of role -> file")
+        files: dict[str, FileEntry] = {}
+        for role, fdata in files_data.items():
+            fwhere = f"{vwhere}, file {role!r}"
+            if role not in FILE_ROLES:
+                raise _fail(fwhere, f"unknown file role {role!r}", f"roles: {', '.join(FILE_ROLES)}")
+            entry = parse_file_entry(fwhere, fdata)
+            other = seen.get(entry.name)
+            if other is not None and other != entry:
+                raise _fail(
+                    fwhere,
+                    f"duplicate file name {entry.name!r} for a different file",
+                    "file names must be unique in the whole registry; rename one",
+                )
+            seen[entry.name] = entry
+            files[role] = entry
+        missing_roles = [r for r in FILE_ROLES if r not in files]
+        if missing_roles:
+            raise _fail(vwhere, f"missing file role {missing_roles[0]!r}")
+        variants[vname] = Variant(
+            name=vname,
+            files=files,
+            description=_string(vwhere, "description", vdata["description"]) if "description" in vdata else "",
+        )
+    default = _string(where, "default_variant", data["default_variant"])
+    if default not in variants:
+        raise _fail(where, f"key 'default_variant': {default!r} is not one of its variants")
+    return ModelEntry(
+        name=name,
+        plugin=_string(where, "plugin", data["plugin"]),
+        description=_string(where, "description", data["description"]),
+        licence=_string(where, "licence", data["licence"]),
+        source=_url(where, "source", data["source"]),
+        paper=_url(where, "paper", data["paper"]) if "paper" in data else None,
+        default_variant=default,
+        variants=variants,
+        origin=origin,
+    )
+
+
+def parse_models(origin: str, models: Any) -> list[ModelEntry]:
+    if not isinstance(models, dict):
+        raise _fail(origin, "key 'models' must be a mapping of model name -> model")
+    return [parse_model(origin, name, data) for name, data in models.items()]
+
+
+def read_registry_file(path: str | Path) -> list[ModelEntry]:
+    """Read and validate one registry YAML file."""
+    path = Path(path)
+    origin = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RegistryError(f"registry file {origin} does not exist", "check POSEZOO_REGISTRY") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"cannot read registry file {origin}: {exc}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RegistryError(f"{origin}: invalid YAML{at}: {problem}", "fix the YAML syntax") from None
+    if data is None:
+        data = {"models": {}}
+    _check_keys(origin, data, TOP_KEYS, "a registry")
+    version = data.get("version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise _fail(origin, f"key 'version': {version!r} is not supported", f"use version: {SCHEMA_VERSION}")
+    return parse_models(origin, data["models"])
+
+
+def builtin_registry_path() -> Path:
+    """The registry.yaml shipped with posezoo (inside the wheel, or the repo root of a checkout)."""
+    packaged = resources.files("posezoo").joinpath("registry.yaml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "registry.yaml"
+
+
+def user_registry_paths() -> list[Path]:
+    """``$POSEZOO_REGISTRY`` (os.pathsep-separated), else the user config file when it exists."""
+    env = os.environ.get("POSEZOO_REGISTRY")
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    from platformdirs import user_config_dir
+
+    default = Path(user_config_dir("posezoo")) / "registry.yaml"
+    return [default] if default.is_file() else []
+
+
+def build_registry(
+    builtin: Path | None = None,
+    plugin_models: Iterable[ModelEntry] = (),
+    user_files: Iterable[Path] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Registry:
+    """Merge the built-in registry, plugin models and user files (user files may replace models).
+
+    A plugin model that clashes with one already there is passed to ``warn`` and skipped (raised
+    when ``warn`` is None).
+    """
+    reg = Registry()
+    for model in read_registry_file(builtin or builtin_registry_path()):
+        reg.add(model)
+    for model in plugin_models:
+        try:
+            reg.add(model)
+        except RegistryError as exc:
+            if warn is None:
+                raise
+            warn(f"{exc}; skipped")
+    for path in user_registry_paths() if user_files is None else user_files:
+        for model in read_registry_file(path):
+            reg.add(model, replace=True)
+    return reg

@@ -1,0 +1,59 @@
+"""The zoo: plugins and registry together, the starting point of every command and of the Python API.
+
+``get_zoo()`` loads the plugins once, merges their registry entries with the built-in and user
+registries, and resolves a model name to its registry entry and the model spec of its plugin.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+
+from posezoo.errors import PluginError
+from posezoo.plugins import LoadedPlugins, load_plugins
+from posezoo.registry import ModelEntry, Registry, build_registry
+from posezoo.spec import ModelSpec
+
+
+@dataclass
+class Zoo:
+    registry: Registry
+    plugins: LoadedPlugins
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.plugins.warnings
+
+    def model(self, name: str) -> ModelEntry:
+        return self.registry.model(name)
+
+    def spec(self, name: str) -> ModelSpec:
+        """The model spec registered by the plugin the registry names for ``name``."""
+        entry = self.registry.model(name)
+        if entry.plugin not in self.plugins.plugins:
+            raise PluginError(
+                f"model {name!r} needs plugin {entry.plugin!r}, which is not loaded",
+                "`posezoo plugins` lists the loaded plugins; install the plugin or fix the registry's 'plugin' key",
+            )
+        spec = self.plugins.specs.get(name)
+        if spec is None or spec.plugin != entry.plugin:
+            raise PluginError(
+                f"plugin {entry.plugin!r} registers no model spec named {name!r}",
+                "the plugin's register_models hook must register a ModelSpec with the model's name",
+            )
+        return spec
+
+
+@lru_cache(maxsize=1)
+def get_zoo() -> Zoo:
+    """Load plugins and registries (once per process). Registry errors raise RegistryError."""
+    plugins = load_plugins()
+    registry = build_registry(plugin_models=plugins.registry_models, warn=plugins.warnings.append)
+    return Zoo(registry=registry, plugins=plugins)
+
+
+def warn_plugins(zoo: Zoo, stream=None) -> None:
+    """Print each plugin warning as one line (stderr)."""
+    for line in zoo.warnings:
+        print(f"posezoo: warning: {line}", file=stream or sys.stderr)
