@@ -1,0 +1,88 @@
+"""Exact TFLite -> ONNX conversion for MediaPipe's float models.
+
+MediaPipe publishes its models only as TFLite; posezoo runs them on onnxruntime, so it converts them
+itself. The converter keeps the TFLite signature (input/output names, NHWC shapes, float32) and lays
+the graph out the way onnxruntime runs fastest: NCHW inside, one Transpose after the input and before
+each 4-D output, OIHW weights, constants folded (no DENSIFY/DEQUANTIZE at run time), fused
+activations as Relu/Clip nodes after the Conv, SAME padding and zero PADs turned into Conv pads.
+
+Public API::
+
+    convert_file(src, dst, *, model_name=None)   # .tflite -> .onnx, written atomically
+    convert_bytes(data, *, model_name=None)      # -> serialized ONNX ModelProto
+    CONVERTER_VERSION                            # bump when the output changes
+
+Every failure is a :class:`posezoo.errors.ConvertError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from posezoo.convert.builder import GraphBuilder
+from posezoo.convert.ops import HANDLERS
+from posezoo.convert.tflite_reader import Graph, read_graph
+from posezoo.errors import ConvertError
+
+__all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "convert_bytes", "convert_file"]
+
+CONVERTER_VERSION = "1"
+SUPPORTED_OPS = tuple(sorted(HANDLERS))
+
+
+def convert_bytes(data: bytes, *, model_name: str | None = None) -> bytes:
+    """Convert a TFLite model (the bytes of a .tflite file) to a serialized ONNX model."""
+    label = model_name or "TFLite model"
+    graph = read_graph(bytes(data), label)
+    _check_supported(graph, label)
+    builder = GraphBuilder(graph, label)
+    for op in graph.operators:
+        HANDLERS[op.code](builder, op)
+    model = builder.finish(Path(label).stem, CONVERTER_VERSION)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConvertError(f"cannot convert {label}: produced an invalid ONNX graph ({first_line})",
+                           "please report this as a posezoo bug") from None
+    return model.SerializeToString()
+
+
+def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = None) -> None:
+    """Convert the .tflite at ``src`` to ``dst`` (.onnx), replacing ``dst`` atomically."""
+    src, dst = Path(src), Path(dst)
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        raise ConvertError(f"cannot read {src}: {exc.strerror or type(exc).__name__}",
+                           "check the path, or delete the cached file so it is downloaded again") from None
+    onnx_bytes = convert_bytes(data, model_name=model_name or src.name)
+    _write_atomically(dst, onnx_bytes)
+
+
+def _check_supported(graph: Graph, label: str) -> None:
+    unsupported = sorted({op.code for op in graph.operators if op.code not in HANDLERS})
+    if unsupported:
+        which = "operators " + ", ".join(unsupported) + " are" if len(unsupported) > 1 else f"operator {unsupported[0]} is"
+        raise ConvertError(f"cannot convert {label}: {which} not supported",
+                           "supported: " + ", ".join(SUPPORTED_OPS))
+
+
+def _write_atomically(dst: Path, data: bytes) -> None:
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, dst)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise ConvertError(f"cannot write {dst}: {exc.strerror or type(exc).__name__}",
+                           "check that the folder is writable and the disk is not full") from None
