@@ -7,6 +7,7 @@ line, ``posezoo: error: ...``, and exits with its code. Usage errors exit with 2
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -334,6 +335,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("posezoo: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: one line unless debugging
+        if os.environ.get("POSEZOO_DEBUG"):
+            raise
+        print(
+            f"posezoo: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+            "(set POSEZOO_DEBUG=1 for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        sys.exit(70)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""BlazePose upper body (MediaPipe v0.7.12, 2020): 128x128 detector + 25-keypoint landmark model.
+
+Only numbers differ from the full-body plugin; every stage is the core's shared code. Numbers from
+mediapipe v0.7.12: modules/pose_detection/pose_detection_cpu.pbtxt (4 layers, strides 8/16/16/16,
+896 anchors, scale 128), modules/pose_landmark/pose_detection_to_roi.pbtxt (upper body: keypoints
+2 -> 3, scale 1.5) and pose_landmark_upper_body_by_roi_cpu.pbtxt (27 landmarks = 25 + 2 auxiliary,
+input [0, 1], outputs: landmarks, pose flag).
+"""
+
+from __future__ import annotations
+
+from posezoo import hookimpl
+from posezoo.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
+from posezoo_plugins.blazepose_full import BODY_NAMES, BODY_SKELETON
+
+NUM_KEYPOINTS = 25
+UPPER_NAMES = BODY_NAMES[:NUM_KEYPOINTS]
+UPPER_SKELETON = tuple((a, b) for a, b in BODY_SKELETON if a < NUM_KEYPOINTS and b < NUM_KEYPOINTS)
+
+SPEC = ModelSpec(
+    name="blazepose-upper",
+    description="MediaPipe BlazePose upper body (v0.7.12), 25 keypoints, 128x128 detector",
+    detector=DetectorSpec(
+        input_size=(128, 128),
+        anchors=AnchorOptions(
+            input_size=(128, 128), num_layers=4, strides=(8, 16, 16, 16), min_scale=0.1484375, max_scale=0.75
+        ),
+        roi=RoiRule(mode="alignment", start=2, end=3, rotation_target_deg=90.0, scale_x=1.5, scale_y=1.5),
+        input_range=(-1.0, 1.0),
+        box_scale=(128.0, 128.0),
+        boxes_output="regressors",
+        scores_output="classificators",
+    ),
+    landmark=LandmarkSpec(
+        input_size=(256, 256),
+        num_landmarks=27,
+        num_keypoints=NUM_KEYPOINTS,
+        values_per_landmark=5,
+        input_range=(0.0, 1.0),
+        landmarks_output=0,
+        flag_output=1,
+        aux_landmarks=(25, 26),
+        tracking_roi=RoiRule(mode="alignment", start=25, end=26, rotation_target_deg=90.0, scale_x=1.5, scale_y=1.5),
+    ),
+    keypoint_names=UPPER_NAMES,
+    skeleton=UPPER_SKELETON,
+)
+
+
+@hookimpl
+def register_models(register):
+    register(SPEC)

@@ -1,0 +1,138 @@
+"""``posezoo run``: frames from a source, through the estimator, to drawings, files and a window."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from posezoo.draw import draw_poses
+from posezoo.errors import InputError
+from posezoo.sinks import Display, JsonlSink, VideoSink, image_output_path, pose_record, write_image
+from posezoo.sources import VideoSource, image_paths, read_image, sample_image_path
+
+DEFAULT_SAMPLE_OUTPUT = Path("output.png")
+
+
+@dataclass
+class RunOptions:
+    model: str = "blazepose-full"
+    inputs: list[Path] = field(default_factory=list)
+    video: str | None = None
+    savepath: Path | None = None
+    json_out: Path | None = None
+    variant: str | None = None
+    threshold: float | None = None
+    max_poses: int = 1
+    segmentation: bool = False
+    display: bool = True
+    static: bool = False
+    device: str = "auto"
+    mirror: str | None = None
+    offline: bool = False
+
+
+def _say(message: str) -> None:
+    print(f"posezoo: {message}", file=sys.stderr)
+
+
+def run_model(opts: RunOptions) -> None:
+    """Run one model over the chosen input; raises PosezooError for anything the user can fix."""
+    import posezoo
+
+    inputs = list(opts.inputs)
+    savepath = opts.savepath
+    if not inputs and opts.video is None:
+        inputs = [sample_image_path()]
+        savepath = savepath or DEFAULT_SAMPLE_OUTPUT
+        _say(f"no input given: running on the bundled sample {inputs[0].name} (COCO, CC BY 2.0)")
+    paths = image_paths(inputs) if inputs else []
+    source = VideoSource(opts.video) if opts.video is not None else None
+
+    model = posezoo.load(
+        opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline, progress=True
+    )
+    _say(f"running {opts.model} ({model.variant}) on {model.provider}")
+    json_sink = JsonlSink(opts.json_out) if opts.json_out else None
+    display = Display(f"posezoo {opts.model}", enabled=opts.display)
+    try:
+        if source is not None:
+            _run_video(model, source, opts, savepath, json_sink, display)
+        else:
+            _run_images(model, paths, opts, savepath, json_sink, display)
+    finally:
+        display.close()
+        if json_sink:
+            json_sink.close()
+
+
+def _predict(model, image, opts: RunOptions):
+    return model.predict(image, max_poses=opts.max_poses, threshold=opts.threshold, segmentation=opts.segmentation)
+
+
+def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink, display) -> None:
+    failed: list[str] = []
+    many = len(paths) > 1
+    for path in tqdm(paths, unit="image", disable=not many, file=sys.stderr):
+        try:
+            image = read_image(path)
+        except InputError as exc:
+            if not many:
+                raise
+            failed.append(str(exc))
+            tqdm.write(f"posezoo: skipped: {exc}", file=sys.stderr)
+            continue
+        poses = _predict(model, image, opts)
+        if not many:
+            _say(f"{path.name}: {len(poses)} pose(s)")
+        if json_sink:
+            json_sink.write(pose_record(str(path), 0, image, opts.model, model.variant, poses))
+        if savepath is not None or display.enabled:
+            drawn = draw_poses(image, poses, model.spec.skeleton)
+            if savepath is not None:
+                out = image_output_path(savepath, path, len(paths))
+                write_image(out, drawn)
+                if not many:
+                    _say(f"wrote {out}")
+            if display.enabled and not display.show(drawn, wait_ms=0 if not many else 1):
+                break
+    if failed:
+        raise InputError(f"{len(failed)} of {len(paths)} images could not be read (first: {failed[0]})")
+
+
+def _run_video(model, source: VideoSource, opts: RunOptions, savepath, json_sink, display) -> None:
+    tracker = None
+    if not opts.static:
+        tracker = model.tracker(max_poses=opts.max_poses, threshold=opts.threshold, segmentation=opts.segmentation)
+    sink = VideoSink(savepath, source.fps, source.size) if savepath is not None else None
+    fps = None
+    last = time.perf_counter()
+    bar = tqdm(total=source.frame_count, unit="frame", disable=source.is_camera, file=sys.stderr)
+    try:
+        for frame in source:
+            if tracker is not None:
+                poses = tracker.update(frame.image, timestamp=frame.timestamp)
+            else:
+                poses = _predict(model, frame.image, opts)
+            now = time.perf_counter()
+            fps = 1.0 / max(now - last, 1e-6) if fps is None else 0.9 * fps + 0.1 / max(now - last, 1e-6)
+            last = now
+            if json_sink:
+                json_sink.write(pose_record(frame.source, frame.index, frame.image, opts.model, model.variant, poses))
+            if sink is not None or display.enabled:
+                drawn = draw_poses(frame.image, poses, model.spec.skeleton, fps=fps)
+                if sink is not None:
+                    sink.write(drawn)
+                if display.enabled and not display.show(drawn):
+                    break
+            bar.update(1)
+    finally:
+        bar.close()
+        source.close()
+        if sink is not None:
+            sink.close()
+    if sink is not None:
+        _say(f"wrote {sink.path} ({sink.frames} frames)")
