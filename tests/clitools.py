@@ -1,0 +1,41 @@
+"""Run the real ``posezoo`` command in a subprocess, with a clean, isolated environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def posezoo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSEZOO_") or k == "POSEZOO_SHARED"}
+    env.update(
+        POSEZOO_HOME=str(tmp_path / "home"),
+        POSEZOO_REGISTRY=os.pathsep,  # no user registry unless a test gives one
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        PYTHONIOENCODING="utf-8",
+    )
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    env.update(extra)
+    return env
+
+
+def run_posezoo(*args: str, env: dict[str, str], cwd: Path | None = None, script: bool = False, timeout: float = 300):
+    """``python -m posezoo ARGS`` (or the installed console script with ``script=True``)."""
+    exe = [shutil.which("posezoo")] if script else [sys.executable, "-m", "posezoo"]
+    assert exe[0], "the posezoo console script is not installed (pip install -e .)"
+    return subprocess.run(
+        [*exe, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def one_line_error(result) -> str:
+    """The stderr of a failed run must be exactly one `posezoo: error:` line (warnings aside)."""
+    lines = [l for l in result.stderr.splitlines() if l.strip() and not l.startswith("posezoo: warning:")]
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("posezoo: error:"), result.stderr
+    return lines[0]
