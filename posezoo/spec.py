@@ -84,6 +84,7 @@ class LandmarkSpec:
     num_landmarks: int  # rows in the raw landmark tensor (body + auxiliary + unused)
     num_keypoints: int  # the ones reported (body)
     values_per_landmark: int = 5  # x, y, z, visibility, presence (3 for hands: x, y, z)
+    normalize_z: float = 1.0  # z is divided by the input width and then by this (TensorsToLandmarks)
     input_range: tuple[float, float] = (0.0, 1.0)
     landmarks_output: str | int = 0
     flag_output: str | int | None = 1

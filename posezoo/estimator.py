@@ -1,0 +1,228 @@
+"""PoseEstimator: detector -> ROI -> landmark model -> landmarks in image pixels, on onnxruntime.
+
+Mirrors MediaPipe's static-image pose graph (modules/pose_landmark/pose_landmark_cpu.pbtxt with
+static_image_mode): every image goes through the detector; each kept detection becomes a rotated ROI
+(pose_detection_to_roi) and the landmark model runs on its crop (pose_landmark_by_roi). MediaPipe
+keeps only the best detection; here every kept detection gets landmarks, up to ``max_poses``.
+
+The stages are separate methods so that a tracker can call
+``detect -> roi_from_detection -> landmarks_in_roi -> roi_from_landmarks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from posezoo.detect import Detection, DetectorStage
+from posezoo.errors import InputError, PluginError
+from posezoo.landmarks import LandmarkResult, LandmarkStage
+from posezoo.roi import Roi, roi_from_detection, roi_from_landmarks
+from posezoo.runtime import Session
+from posezoo.spec import ModelSpec
+
+
+@dataclass
+class Pose:
+    """One person.
+
+    ``landmarks`` float32 (K, 5): x_px, y_px, z_px (x's pixel scale, negative = nearer), visibility,
+    presence. ``world_landmarks`` float32 (K, 3) metres, hip-centred, or None. ``score`` the
+    detector's, ``presence`` the landmark model's pose flag. ``box`` [x0, y0, x1, y1] around the
+    landmarks. ``aux`` the auxiliary landmarks (A, 5) in pixels (for tracking) or None. ``mask``
+    (H, W) float32 segmentation probabilities or None.
+    """
+
+    landmarks: np.ndarray
+    world_landmarks: np.ndarray | None
+    score: float
+    presence: float
+    box: np.ndarray
+    names: tuple[str, ...]
+    roi: Roi
+    mask: np.ndarray | None = None
+    aux: np.ndarray | None = None
+
+
+def _shape_fits(actual: list, expected: tuple) -> bool:
+    return len(actual) == len(expected) and all(a is None or e is None or a == e for a, e in zip(actual, expected))
+
+
+def _fmt(shape) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+class PoseEstimator:
+    """Runs a :class:`ModelSpec` on its two ONNX files ``{"detector": path, "landmark": path}``."""
+
+    def __init__(self, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
+        self.spec = spec
+        self.variant = variant
+        for role in ("detector", "landmark"):
+            if role not in files:
+                raise PluginError(f"model {spec.name!r}: no {role} file given (have: {', '.join(files) or 'none'})")
+            if not Path(files[role]).is_file():
+                raise PluginError(f"model {spec.name!r}: {role} file {files[role]} does not exist")
+        self._det = Session(files["detector"], device)
+        self._lm = Session(files["landmark"], device)
+        self._det_stage = DetectorStage(spec.detector)
+        self._lm_stage = LandmarkStage(spec.landmark)
+        self._det_out = self._check_detector()
+        self._lm_out = self._check_landmark()
+        self.provider = self._lm.provider
+        self._rgb: np.ndarray | None = None
+
+    # -- construction checks ---------------------------------------------------------------------
+
+    def _output(self, sess: Session, key: str | int, what: str) -> int:
+        try:
+            return sess.output_index(key)
+        except KeyError:
+            raise PluginError(
+                f"model {sess.path.name}: no {what} output {key!r} (outputs: {', '.join(sess.output_names)})"
+            ) from None
+
+    def _expect(self, sess: Session, idx: int, expected: tuple, what: str, *, flat: bool = False) -> None:
+        actual = sess.output_shapes[idx]
+        ok = (None not in actual and prod(actual) == prod(expected)) if flat else _shape_fits(actual, expected)
+        if not ok:
+            raise PluginError(
+                f"model {sess.path.name}: {what} output {sess.output_names[idx]!r} has shape {_fmt(actual)}, "
+                f"spec {self.spec.name!r} expects {_fmt(expected)}"
+            )
+
+    def _check_input(self, sess: Session, size: tuple[int, int]) -> None:
+        expected = (1, size[0], size[1], 3)
+        if not _shape_fits(sess.input_shape, expected):
+            raise PluginError(
+                f"model {sess.path.name}: input {sess.input_name!r} has shape {_fmt(sess.input_shape)}, "
+                f"spec {self.spec.name!r} expects {_fmt(expected)}"
+            )
+
+    def _check_detector(self) -> tuple[int, int]:
+        d = self.spec.detector
+        self._check_input(self._det, d.input_size)
+        n = len(self._det_stage.anchors)
+        boxes = self._output(self._det, d.boxes_output, "boxes")
+        scores = self._output(self._det, d.scores_output, "scores")
+        self._expect(self._det, boxes, (1, n, d.num_coords), "boxes")
+        self._expect(self._det, scores, (1, n, 1), "scores")
+        return boxes, scores
+
+    def _check_landmark(self) -> dict[str, int]:
+        lm = self.spec.landmark
+        s = self._lm
+        self._check_input(s, lm.input_size)
+        out = {"landmarks": self._output(s, lm.landmarks_output, "landmarks")}
+        self._expect(s, out["landmarks"], (1, lm.num_landmarks * lm.values_per_landmark), "landmarks", flat=True)
+        if lm.flag_output is not None:
+            out["flag"] = self._output(s, lm.flag_output, "flag")
+            self._expect(s, out["flag"], (1, 1), "flag", flat=True)
+        if lm.world_output is not None:
+            out["world"] = self._output(s, lm.world_output, "world")
+            self._expect(s, out["world"], (1, lm.num_landmarks * 3), "world", flat=True)
+        if lm.heatmap_output is not None:
+            out["heatmap"] = self._output(s, lm.heatmap_output, "heatmap")
+            self._expect(s, out["heatmap"], (1, None, None, lm.num_landmarks), "heatmap")
+        if lm.segmentation_output is not None:
+            out["segmentation"] = self._output(s, lm.segmentation_output, "segmentation")
+            self._expect(s, out["segmentation"], (1, None, None, 1), "segmentation")
+        return out
+
+    # -- stages ----------------------------------------------------------------------------------
+
+    def to_rgb(self, image_bgr: np.ndarray) -> np.ndarray:
+        """BGR (or gray, or BGRA) uint8 -> RGB, into a buffer reused while the frame size holds."""
+        if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim not in (2, 3):
+            raise InputError("expected an 8-bit image array (H x W x 3, BGR)", "read images with cv2.imread")
+        channels = 1 if image_bgr.ndim == 2 else image_bgr.shape[2]
+        codes = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
+        if channels not in codes or min(image_bgr.shape[:2]) < 1:
+            raise InputError(f"unsupported image shape {image_bgr.shape}", "pass an H x W x 3 BGR image")
+        shape = image_bgr.shape[:2] + (3,)
+        if self._rgb is None or self._rgb.shape != shape:
+            self._rgb = np.empty(shape, np.uint8)
+        return cv2.cvtColor(image_bgr, codes[channels], dst=self._rgb)
+
+    def detect_rgb(self, image_rgb: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
+        """Detections (pixels, best first) on an RGB image."""
+        tensor, padding = self._det_stage.preprocess(image_rgb)
+        outs = self._det.run(tensor)
+        bi, si = self._det_out
+        size = (image_rgb.shape[1], image_rgb.shape[0])
+        return self._det_stage.postprocess(outs[bi], outs[si], padding, size, threshold)
+
+    def detect(self, image_bgr: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
+        """Detections (pixels, best first) on a BGR image; ``threshold`` overrides the spec's min_score."""
+        return self.detect_rgb(self.to_rgb(image_bgr), threshold=threshold)
+
+    def roi_from_detection(self, detection: Detection) -> Roi:
+        return roi_from_detection(detection, self.spec.detector.roi)
+
+    def roi_from_landmarks(self, result: LandmarkResult | Pose) -> Roi:
+        """Next frame's ROI from the auxiliary landmarks (or all landmarks when there are none)."""
+        lm = self.spec.landmark
+        rule = lm.tracking_roi or self.spec.detector.roi
+        points = result.aux if result.aux is not None else result.landmarks
+        return roi_from_landmarks(points, rule)
+
+    def landmarks_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, segmentation: bool = False) -> LandmarkResult:
+        """Run the landmark model on ``roi`` of an RGB image; the caller judges ``result.flag``."""
+        tensor = self._lm_stage.preprocess(image_rgb, roi)
+        outs = self._lm.run(tensor)
+        idx = self._lm_out
+        pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
+        size = (image_rgb.shape[1], image_rgb.shape[0])
+        return self._lm_stage.decode(
+            roi,
+            outs[idx["landmarks"]],
+            flag=self._lm_stage.flag(pick("flag")),
+            heatmap=pick("heatmap"),
+            world=pick("world"),
+            segmentation=pick("segmentation") if segmentation else None,
+            image_size=size,
+        )
+
+    def make_pose(self, result: LandmarkResult, score: float) -> Pose:
+        lms = result.landmarks
+        box = np.concatenate([lms[:, :2].min(axis=0), lms[:, :2].max(axis=0)]).astype(np.float32)
+        return Pose(
+            landmarks=lms.astype(np.float32, copy=False),
+            world_landmarks=result.world,
+            score=float(score),
+            presence=float(result.flag),
+            box=box,
+            names=self.spec.keypoint_names,
+            roi=result.roi,
+            mask=result.mask,
+            aux=result.aux,
+        )
+
+    def predict(
+        self,
+        image_bgr: np.ndarray,
+        *,
+        max_poses: int | None = None,
+        threshold: float | None = None,
+        segmentation: bool = False,
+    ) -> list[Pose]:
+        """Poses on a BGR image, best detection first.
+
+        Every kept detection (up to ``max_poses``) gets landmarks. ``threshold``, when given,
+        replaces both the detector's min_score and the pose-flag threshold.
+        """
+        rgb = self.to_rgb(image_bgr)
+        detections = self.detect_rgb(rgb, threshold=threshold)
+        if max_poses is not None:
+            detections = detections[: max(0, max_poses)]
+        flag_thr = self.spec.landmark.flag_threshold if threshold is None else threshold
+        poses = []
+        for det in detections:
+            result = self.landmarks_in_roi(rgb, self.roi_from_detection(det), segmentation=segmentation)
+            if result.flag >= flag_thr:
+                poses.append(self.make_pose(result, det.score))
+        return poses

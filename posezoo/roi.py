@@ -1,0 +1,147 @@
+"""Regions of interest: detection/landmarks -> rotated square ROI, and the rotated crop.
+
+Mirrors MediaPipe's ROI stages: ``AlignmentPointsRectsCalculator`` (centre = start point, side =
+2 * |end - start|), ``DetectionsToRectsCalculator`` (box mode and the rotation
+``target - atan2(-(y1 - y0), x1 - x0)``), ``RectTransformationCalculator`` (shift in the rect's own
+rotated frame, ``square_long``, scale) and the OpenCV path of ``ImageToTensorCalculator``
+(image_to_tensor_converter_opencv.cc: the rect's corners, in ``cv::boxPoints`` order, map to the
+output corners (0,H), (0,0), (W,0), (W,H); bilinear; border replicate, or zero for the detector).
+
+Everything here works in image pixels. An ROI that is square in pixels needs no image size, so the
+normalized-rect round trip MediaPipe makes is not repeated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from posezoo.spec import RoiRule
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A rotated rectangle in image pixels: centre, size and rotation (radians, clockwise on screen)."""
+
+    cx: float
+    cy: float
+    w: float
+    h: float
+    rotation: float = 0.0
+
+    def corners(self) -> np.ndarray:
+        """The four corners (4, 2) in ``cv::boxPoints`` order: bottom-left, top-left, top-right,
+        bottom-right of the unrotated rect."""
+        m = crop_to_image_matrix(self, (1, 1))
+        unit = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+        return unit @ m.T
+
+
+def normalize_radians(angle: float) -> float:
+    """Wrap an angle to [-pi, pi)."""
+    return angle - 2.0 * math.pi * math.floor((angle + math.pi) / (2.0 * math.pi))
+
+
+def _rotation(start: np.ndarray, end: np.ndarray, target: float) -> float:
+    return normalize_radians(target - math.atan2(-(float(end[1]) - float(start[1])), float(end[0]) - float(start[0])))
+
+
+def transform_roi(cx: float, cy: float, w: float, h: float, rotation: float, rule: RoiRule) -> Roi:
+    """RectTransformationCalculator: shift (in the rect's rotated frame), square_long, then scale."""
+    if rule.shift_x or rule.shift_y:
+        c, s = math.cos(rotation), math.sin(rotation)
+        dx, dy = w * rule.shift_x, h * rule.shift_y
+        cx += c * dx - s * dy
+        cy += s * dx + c * dy
+    if rule.square_long:
+        w = h = max(w, h)
+    return Roi(float(cx), float(cy), float(w * rule.scale_x), float(h * rule.scale_y), float(rotation))
+
+
+def roi_from_points(points: np.ndarray, rule: RoiRule, box: np.ndarray | None = None) -> Roi:
+    """ROI from keypoints (K, >=2) in pixels, per ``rule``.
+
+    ``alignment``: centre = points[start], side = 2 * |points[end] - points[start]|.
+    ``box``: centre and size of ``box`` [x0, y0, x1, y1] (pixels; defaults to the points' bounds).
+    Both modes rotate by ``rule.rotation_target - angle(start -> end)``.
+    """
+    pts = np.asarray(points, np.float64)[:, :2]
+    start, end = pts[rule.start], pts[rule.end]
+    rotation = _rotation(start, end, rule.rotation_target)
+    if rule.mode == "alignment":
+        side = 2.0 * math.hypot(end[0] - start[0], end[1] - start[1])
+        return transform_roi(start[0], start[1], side, side, rotation, rule)
+    if rule.mode == "box":
+        if box is None:
+            box = np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+        x0, y0, x1, y1 = (float(v) for v in box)
+        return transform_roi((x0 + x1) * 0.5, (y0 + y1) * 0.5, x1 - x0, y1 - y0, rotation, rule)
+    raise ValueError(f"unknown ROI mode {rule.mode!r} (expected 'alignment' or 'box')")
+
+
+def roi_from_detection(detection, rule: RoiRule) -> Roi:
+    """ROI from a :class:`posezoo.detect.Detection` (pixels), MediaPipe's pose_detection_to_roi."""
+    return roi_from_points(detection.keypoints, rule, detection.box)
+
+
+def roi_from_landmarks(landmarks: np.ndarray, rule: RoiRule) -> Roi:
+    """ROI for the next frame from landmarks in pixels (the auxiliary pair for BlazePose),
+    MediaPipe's pose_landmarks_to_roi."""
+    return roi_from_points(landmarks, rule)
+
+
+def crop_to_image_matrix(roi: Roi, size: tuple[int, int]) -> np.ndarray:
+    """2x3 matrix taking crop pixels (corner-based, crop of ``size`` = (height, width)) to image pixels.
+
+    Crop corner (0, 0) lands on the ROI's top-left corner and (W, H) on its bottom-right corner;
+    a normalized crop point (x, y) lands on ``R(rot) @ ((x - 0.5) * w, (y - 0.5) * h) + centre``,
+    which is MediaPipe's LandmarkProjectionCalculator.
+    """
+    out_h, out_w = size
+    c, s = math.cos(roi.rotation), math.sin(roi.rotation)
+    sx, sy = roi.w / out_w, roi.h / out_h
+    return np.array(
+        [
+            [c * sx, -s * sy, roi.cx - 0.5 * (c * roi.w - s * roi.h)],
+            [s * sx, c * sy, roi.cy - 0.5 * (s * roi.w + c * roi.h)],
+        ]
+    )
+
+
+def crop(
+    image: np.ndarray,
+    roi: Roi,
+    size: tuple[int, int],
+    *,
+    border: int = cv2.BORDER_REPLICATE,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the rotated ``roi`` out of ``image`` into an array of ``size`` = (height, width).
+
+    Returns ``(crop, M)`` where M (2x3) maps image pixels to crop pixels. Bilinear; ``border`` is
+    BORDER_REPLICATE (landmark crops) or BORDER_CONSTANT with zeros (the detector's letterbox).
+    ``out`` is reused when given (same dtype as ``image``).
+    """
+    fwd = crop_to_image_matrix(roi, size)
+    res = cv2.warpAffine(
+        image,
+        fwd,
+        (size[1], size[0]),
+        dst=out,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=border,
+        borderValue=0,
+    )
+    return res, cv2.invertAffineTransform(fwd)
+
+
+def to_tensor(pixels: np.ndarray, value_range: tuple[float, float], out: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, C) -> float32 ``out`` (1, H, W, C) spanning ``value_range`` (convertTo's scale/offset)."""
+    lo, hi = value_range
+    np.multiply(pixels, np.float32((hi - lo) / 255.0), out=out[0], casting="unsafe")
+    if lo:
+        out += np.float32(lo)
+    return out

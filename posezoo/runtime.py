@@ -1,0 +1,122 @@
+"""onnxruntime sessions: provider choice, tuned options, and a small wrapper that knows its I/O.
+
+(MediaPipe's counterpart is ``InferenceCalculator``, which picks a delegate and runs the model.)
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from posezoo.errors import InputError, PluginError
+
+# Best first. Each accelerator provider is only worth using when onnxruntime was built with it.
+_ACCELERATED = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider")
+_FORCED = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def available_device(device: str = "auto") -> list[str]:
+    """The providers to ask onnxruntime for, best first (always ending with the CPU).
+
+    ``device="auto"``: the best accelerator present (CUDA, CoreML, DirectML), else the CPU.
+    ``"cpu"`` / ``"cuda"`` force one; a missing CUDA provider raises :class:`InputError`.
+    """
+    present = ort.get_available_providers()
+    dev = device.lower()
+    if dev == "auto":
+        best = [p for p in _ACCELERATED if p in present][:1]
+        return best + ["CPUExecutionProvider"]
+    if dev not in _FORCED:
+        raise InputError(f"unknown device {device!r}", "use 'auto', 'cpu' or 'cuda'")
+    want = _FORCED[dev]
+    if want not in present:
+        raise InputError(
+            f"device {device!r} is not available: this onnxruntime has {', '.join(present)}",
+            "install onnxruntime-gpu with a matching CUDA, or use --device cpu",
+        )
+    return [want] if want == "CPUExecutionProvider" else [want, "CPUExecutionProvider"]
+
+
+@lru_cache(maxsize=1)
+def physical_cores() -> int:
+    """Physical cores this process may use (affinity-aware; falls back to the logical count)."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # macOS, Windows
+        allowed = set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        cpu = phys = core = None
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                key, _, val = line.partition(":")
+                key, val = key.strip(), val.strip()
+                if key == "processor":
+                    cpu = int(val)
+                elif key == "physical id":
+                    phys = val
+                elif key == "core id":
+                    core = val
+                elif not key and cpu is not None:
+                    if cpu in allowed:
+                        cores.add((str(phys), str(core) if core is not None else str(cpu)))
+                    cpu = phys = core = None
+            if cpu is not None and cpu in allowed:
+                cores.add((str(phys), str(core) if core is not None else str(cpu)))
+    except OSError:
+        pass
+    return max(1, len(cores) or len(allowed))
+
+
+def session_options() -> ort.SessionOptions:
+    """Tuned options: all graph optimizations, sequential execution, one intra-op thread per core."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = physical_cores()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+class Session:
+    """An InferenceSession with one image input, that maps output names / indices.
+
+    Attributes: ``path``, ``provider`` (the provider actually used), ``input_name``, ``input_shape``,
+    ``output_names``, ``output_shapes`` (lists; symbolic dims as None).
+    """
+
+    def __init__(self, path: str | Path, device: str = "auto"):
+        self.path = Path(path)
+        providers = available_device(device)
+        try:
+            self._sess = ort.InferenceSession(str(self.path), sess_options=session_options(), providers=providers)
+        except Exception as exc:  # onnxruntime raises several types; one line for the user
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PluginError(f"cannot load model {self.path.name}: {msg}") from None
+        inputs = self._sess.get_inputs()
+        if len(inputs) != 1:
+            raise PluginError(f"model {self.path.name}: expected one input, found {len(inputs)}")
+        self.input_name = inputs[0].name
+        self.input_shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
+        outs = self._sess.get_outputs()
+        self.output_names = [o.name for o in outs]
+        self.output_shapes = [[d if isinstance(d, int) else None for d in o.shape] for o in outs]
+        self.provider = self._sess.get_providers()[0]
+
+    def output_index(self, key: str | int) -> int:
+        """Index of an output given by name or index; KeyError when there is none."""
+        if isinstance(key, int) and 0 <= key < len(self.output_names):
+            return key
+        if isinstance(key, str) and key in self.output_names:
+            return self.output_names.index(key)
+        raise KeyError(key)
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run on one input tensor; returns every output, in output order."""
+        return self._sess.run(None, {self.input_name: tensor})
+
