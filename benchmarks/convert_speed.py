@@ -1,0 +1,103 @@
+"""Latency of the converted ONNX models on onnxruntime vs the original TFLite on LiteRT.
+
+Converts each of the six shipped MediaPipe models into a temporary folder, then times both runtimes
+on the same random input (2 threads each, warm-up, median of N runs) and prints a markdown table.
+Target: ORT <= 1.1x LiteRT.
+
+    python benchmarks/convert_speed.py [--models ../shared/models] [--runs 50] [--warmup 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from ai_edge_litert.interpreter import Interpreter
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from posezoo.convert import convert_file  # noqa: E402
+
+MODELS = {
+    "pose_detection": "mediapipe-assets/pose_detection.tflite",
+    "pose_detection_v0.7.12": "mediapipe-v0.7.12/pose_detection.tflite",
+    "pose_landmark_full": "mediapipe-assets/pose_landmark_full.tflite",
+    "pose_landmark_lite": "mediapipe-v0.8.9/pose_landmark_lite.tflite",
+    "palm_detection_full": "mediapipe-assets/palm_detection_full.tflite",
+    "hand_landmark_full": "mediapipe-assets/hand_landmark_full.tflite",
+}
+THREADS = 2
+
+
+def ort_session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def median_ms(run, warmup: int, runs: int) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def bench_model(tflite_path: Path, onnx_path: Path, warmup: int, runs: int) -> tuple[float, float]:
+    interpreter = Interpreter(model_path=str(tflite_path), num_threads=THREADS)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    x = np.random.default_rng(0).uniform(0.0, 1.0, detail["shape"]).astype(np.float32)
+
+    def run_litert():
+        interpreter.set_tensor(detail["index"], x)
+        interpreter.invoke()
+
+    session = ort_session(onnx_path)
+    feed = {session.get_inputs()[0].name: x}
+    ort_ms = median_ms(lambda: session.run(None, feed), warmup, runs)
+    litert_ms = median_ms(run_litert, warmup, runs)
+    return ort_ms, litert_ms
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=REPO.parent / "shared" / "models")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    args = parser.parse_args(argv)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, rel in MODELS.items():
+            tflite_path = args.models / rel
+            onnx_path = Path(tmp) / f"{name}.onnx"
+            start = time.perf_counter()
+            convert_file(tflite_path, onnx_path)
+            convert_s = time.perf_counter() - start
+            ort_ms, litert_ms = bench_model(tflite_path, onnx_path, args.warmup, args.runs)
+            rows.append((name, convert_s, ort_ms, litert_ms))
+
+    print(f"onnxruntime {ort.__version__} vs LiteRT, {THREADS} threads, median of {args.runs} runs\n")
+    print("| model | convert s | ORT ms | LiteRT ms | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name, convert_s, ort_ms, litert_ms in rows:
+        print(f"| {name} | {convert_s:.2f} | {ort_ms:.2f} | {litert_ms:.2f} | {ort_ms / litert_ms:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
