@@ -24,8 +24,10 @@ from posezoo.spec import LandmarkSpec
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, float32 out; computed in float64 so large logits do not overflow."""
-    return (1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))).astype(np.float32)
+    """Logistic function in float32; logits are clipped to +-88 (where float32's result saturates
+    anyway) so exp never overflows."""
+    x = np.clip(np.asarray(x, np.float32), -88.0, 88.0)
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 def decode_landmarks(raw: np.ndarray, spec: LandmarkSpec) -> np.ndarray:

@@ -39,3 +39,25 @@ def shared_models(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def testdata(shared: Path) -> Path:
     return shared / "testdata"
+
+
+# Pose weights converted to ONNX once per test session: role -> file under ../shared/models.
+POSE_TFLITE = {
+    "detector": "mediapipe-assets/pose_detection.tflite",
+    "full": "mediapipe-assets/pose_landmark_full.tflite",
+    "lite": "mediapipe-v0.8.9/pose_landmark_lite.tflite",
+}
+
+
+@pytest.fixture(scope="session")
+def converted_models(shared_models: Path, tmp_path_factory) -> dict[str, Path]:
+    """The BlazePose detector and lite/full landmark models, converted to ONNX with
+    posezoo.convert into a session temp folder: {"detector": path, "lite": path, "full": path}."""
+    from posezoo.convert import convert_file
+
+    out = tmp_path_factory.mktemp("converted")
+    paths = {}
+    for role, rel in POSE_TFLITE.items():
+        paths[role] = out / f"{role}.onnx"
+        convert_file(shared_models / rel, paths[role])
+    return paths
