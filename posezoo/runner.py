@@ -11,7 +11,15 @@ from tqdm import tqdm
 
 from posezoo.draw import draw_poses
 from posezoo.errors import InputError
-from posezoo.sinks import Display, JsonlSink, VideoSink, image_output_path, pose_record, write_image
+from posezoo.sinks import (
+    Display,
+    JsonlSink,
+    VideoSink,
+    check_writable,
+    image_output_path,
+    pose_record,
+    write_image,
+)
 from posezoo.sources import VideoSource, image_paths, read_image, sample_image_path
 
 DEFAULT_SAMPLE_OUTPUT = Path("output.png")
@@ -42,7 +50,11 @@ def _say(message: str) -> None:
 def run_model(opts: RunOptions) -> None:
     """Run one model over the chosen input; raises PosezooError for anything the user can fix."""
     import posezoo
+    from posezoo.zoo import get_zoo
 
+    zoo = get_zoo()  # unknown model / variant / plugin: fail before touching any input
+    zoo.model(opts.model).variant(opts.variant)
+    zoo.spec(opts.model)
     inputs = list(opts.inputs)
     savepath = opts.savepath
     if not inputs and opts.video is None:
@@ -50,6 +62,9 @@ def run_model(opts: RunOptions) -> None:
         savepath = savepath or DEFAULT_SAMPLE_OUTPUT
         _say(f"no input given: running on the bundled sample {inputs[0].name} (COCO, CC BY 2.0)")
     paths = image_paths(inputs) if inputs else []
+    for out in (savepath, opts.json_out):
+        if out is not None:
+            check_writable(Path(out))
     source = VideoSource(opts.video) if opts.video is not None else None
 
     model = posezoo.load(

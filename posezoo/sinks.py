@@ -20,16 +20,17 @@ from posezoo.errors import InputError
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
-def _check_parent(path: Path) -> None:
+def check_writable(path: Path) -> None:
+    """Fail early, before any work, when ``path`` cannot be created (its folder is missing)."""
     parent = path.parent
     if not parent.exists():
-        raise InputError(f"cannot write {path}: folder {parent} does not exist", "create it or choose another -s path")
+        raise InputError(f"cannot write {path}: folder {parent} does not exist", "create it or choose another path")
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
     """Encode by extension and write atomically."""
     path = Path(path)
-    _check_parent(path)
+    check_writable(path)
     ext = path.suffix.lower() or ".png"
     try:
         ok, buf = cv2.imencode(ext, image)
@@ -64,7 +65,7 @@ class VideoSink:
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]):
         self.path = Path(path)
-        _check_parent(self.path)
+        check_writable(self.path)
         ext = self.path.suffix.lower()
         if ext not in VIDEO_CODECS:
             raise InputError(f"cannot write video {self.path}: unknown type {ext!r}", f"use one of {', '.join(VIDEO_CODECS)}")
@@ -91,7 +92,7 @@ class JsonlSink:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        _check_parent(self.path)
+        check_writable(self.path)
         try:
             self.fh = open(self.path, "w", encoding="utf-8")
         except OSError as exc:

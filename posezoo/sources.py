@@ -7,6 +7,7 @@ and a fix.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -76,6 +77,17 @@ def iter_images(paths: list[Path]) -> Iterator[Frame]:
         yield Frame(read_image(path), str(path), 0, 0.0)
 
 
+@contextmanager
+def _quiet_opencv():
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
 class VideoSource:
     """A video file or a camera (``"0"`` = the first webcam), iterated as frames."""
 
@@ -85,11 +97,12 @@ class VideoSource:
         if not self.is_camera and not Path(self.spec).exists():
             raise InputError(f"video {self.spec} does not exist", "check the path given to -v")
         target: int | str = int(self.spec) if self.is_camera else self.spec
-        self.cap = cv2.VideoCapture(target)
-        ok = self.cap.isOpened()
-        first = None
-        if ok:
-            ok, first = self.cap.read()
+        with _quiet_opencv():  # OpenCV logs its own multi-line warnings for a missing camera
+            self.cap = cv2.VideoCapture(target)
+            ok = self.cap.isOpened()
+            first = None
+            if ok:
+                ok, first = self.cap.read()
         if not ok or first is None:
             self.cap.release()
             if self.is_camera:
