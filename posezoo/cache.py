@@ -1,0 +1,389 @@
+"""The model cache: where verified weight files and their converted ONNX models live.
+
+Location: ``$POSEZOO_HOME`` if set, else the platform cache folder (``~/.cache/posezoo`` on Linux).
+
+Layout (one folder per kind of file, so no registry file name can collide with anything else)::
+
+    <home>/
+      files/<name>               verified upstream bytes, named as in the registry; the same layout as a
+                                 mirror folder (``Cache.export`` copies these)
+      manifests/<name>.json      {"name", "digest", "size", "url" (where it came from), "fetched" (UTC),
+                                 "onnx": null | {"converter_version", "converted"}}
+      onnx/<name>.onnx           the converted model of a TFLite file
+      partial/<name>.part        an interrupted download, resumable with an HTTP Range request
+      partial/<name>.part.json   {"url", "digest"} of that download: a part is resumed only from the same
+                                 URL for the same digest, so bytes of two files never mix
+      locks/<name>.lock          per-file lock: one process at a time fetches, converts or removes a file
+
+A file is *cached* when ``files/<name>`` exists, its manifest names the registry's digest and the
+file has the manifest's size (a cheap check; :meth:`Cache.verify` re-hashes). A file shared by several
+variants or models is stored once. Temporary files start with ``.`` (never a registry name) and sit in
+the folder of their final file, so ``os.replace`` is atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from filelock import FileLock
+
+from posezoo.errors import FetchError
+
+if TYPE_CHECKING:
+    from posezoo.registry import FileEntry, ModelEntry, Registry
+
+HOME_ENV = "POSEZOO_HOME"
+READ_CHUNK = 1 << 20
+
+
+def cache_home() -> Path:
+    """``$POSEZOO_HOME``, else ``platformdirs.user_cache_dir("posezoo")``."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("posezoo"))
+
+
+# --------------------------------------------------------------------------------------------- digests
+
+
+def new_hasher(algorithm: str, size: int | None = None) -> Any:
+    """A hashlib object for a registry digest algorithm.
+
+    ``git-blob-sha1`` is git's object id: SHA-1 over ``b"blob <size>\\0"`` followed by the bytes, so
+    the size must be known before the first byte.
+    """
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    if algorithm == "git-blob-sha1":
+        if size is None:
+            raise ValueError("a git-blob-sha1 digest needs the size up front")
+        return hashlib.sha1(b"blob %d\0" % size)
+    raise FetchError(f"unsupported digest algorithm {algorithm!r}", "use sha256 or git-blob-sha1")
+
+
+def iter_file(path: Path, start: int = 0) -> Iterator[bytes]:
+    """The bytes of a file from ``start`` on, in chunks."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        yield from iter(lambda: f.read(READ_CHUNK), b"")
+
+
+def hash_into(hasher: Any, path: Path) -> Any:
+    """Feed the bytes of ``path`` to ``hasher``; returns it."""
+    for chunk in iter_file(path):
+        hasher.update(chunk)
+    return hasher
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """The ``<algorithm>:<hex>`` digest of a file."""
+    return f"{algorithm}:{hash_into(new_hasher(algorithm, path.stat().st_size), path).hexdigest()}"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _unlink(*paths: Path) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
+def write_atomically(dest: Path, write) -> None:
+    """Call ``write(fileobj)`` on a hidden temporary file beside ``dest``, then rename it to ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, dest)
+    except BaseException:
+        _unlink(Path(tmp))
+        raise
+
+
+def _write_json(path: Path, data: dict) -> None:
+    write_atomically(path, lambda f: f.write(json.dumps(data, indent=2).encode() + b"\n"))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --------------------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class CacheRecord:
+    """One file of the cache, as ``posezoo cache list`` shows it."""
+
+    name: str
+    size: int  # bytes on disk
+    digest: str  # from the manifest ("" without one)
+    url: str  # where it was fetched from ("" without a manifest)
+    models: tuple[str, ...]  # registry models that use it
+    verified: bool  # manifest present, size matches, digest is the registry's (when the registry knows it)
+    converted: bool  # a converted .onnx is present
+    converter_version: str | None = None
+    fetched: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    """A cached file that failed :meth:`Cache.verify` (and was removed)."""
+
+    name: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.problem}"
+
+
+# --------------------------------------------------------------------------------------------- cache
+
+
+def _registry(registry: Registry | None) -> Registry:
+    if registry is not None:
+        return registry
+    from posezoo.zoo import get_zoo
+
+    return get_zoo().registry
+
+
+class Cache:
+    """The cache folder (see the module docstring for its layout)."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else cache_home()
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r})"
+
+    # ---- paths
+
+    @property
+    def files_dir(self) -> Path:
+        return self.root / "files"
+
+    def path(self, entry: FileEntry) -> Path:
+        """Where the verified file lives (it may not exist)."""
+        return self.files_dir / entry.name
+
+    def onnx_path(self, entry: FileEntry) -> Path:
+        """Where its converted .onnx lives; a file of format onnx is its own."""
+        return self.path(entry) if entry.format == "onnx" else self._onnx(entry.name)
+
+    def _onnx(self, name: str) -> Path:
+        return self.root / "onnx" / f"{name}.onnx"
+
+    def _manifest(self, name: str) -> Path:
+        return self.root / "manifests" / f"{name}.json"
+
+    def part_path(self, entry: FileEntry) -> Path:
+        """The partial download of ``entry`` (its sidecar is ``<part>.json``)."""
+        return self.root / "partial" / f"{entry.name}.part"
+
+    def _part_sidecar(self, entry: FileEntry) -> Path:
+        return self.root / "partial" / f"{entry.name}.part.json"
+
+    def lock(self, entry: FileEntry | str) -> FileLock:
+        """The per-file lock (``with cache.lock(entry): ...``)."""
+        name = entry if isinstance(entry, str) else entry.name
+        folder = self.root / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(folder / f"{name}.lock"))
+
+    # ---- state
+
+    def manifest(self, name: str) -> dict | None:
+        """The manifest of a cached file, or None."""
+        return _read_json(self._manifest(name))
+
+    def _has_valid_file(self, name: str, manifest: dict | None) -> bool:
+        try:
+            return manifest is not None and self.files_dir.joinpath(name).stat().st_size == manifest.get("size")
+        except OSError:
+            return False
+
+    def is_cached(self, entry: FileEntry) -> bool:
+        """The verified file is present: its manifest names the entry's digest and the size matches."""
+        m = self.manifest(entry.name)
+        return m is not None and m.get("digest") == entry.digest and self._has_valid_file(entry.name, m)
+
+    def is_converted(self, entry: FileEntry, converter_version: str) -> bool:
+        """The file is cached and its .onnx was written by this converter version."""
+        if not self.is_cached(entry):
+            return False
+        onnx = (self.manifest(entry.name) or {}).get("onnx") or {}
+        return onnx.get("converter_version") == converter_version and self.onnx_path(entry).is_file()
+
+    # ---- writing (callers hold the file's lock)
+
+    def open_partial(self, entry: FileEntry, url: str) -> int:
+        """Prepare the partial download of ``entry`` from ``url``; returns how many bytes to resume from.
+
+        A part left by a download of another URL or digest is discarded.
+        """
+        part, sidecar = self.part_path(entry), self._part_sidecar(entry)
+        wanted = {"url": url, "digest": entry.digest}
+        if _read_json(sidecar) == wanted and part.is_file():
+            return part.stat().st_size
+        self.drop_partial(entry)
+        _write_json(sidecar, wanted)
+        part.touch()
+        return 0
+
+    def drop_partial(self, entry: FileEntry) -> None:
+        _unlink(self.part_path(entry), self._part_sidecar(entry))
+
+    def install(self, entry: FileEntry, url: str) -> Path:
+        """Move the verified partial download into place and write its manifest."""
+        final = self.path(entry)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _unlink(self._manifest(entry.name), self._onnx(entry.name))
+        size = self.part_path(entry).stat().st_size
+        os.replace(self.part_path(entry), final)
+        try:
+            _write_json(
+                self._manifest(entry.name),
+                {"name": entry.name, "digest": entry.digest, "size": size, "url": url, "fetched": _now(), "onnx": None},
+            )
+        except BaseException:
+            _unlink(final)
+            raise
+        finally:
+            _unlink(self._part_sidecar(entry))
+        return final
+
+    def record_conversion(self, entry: FileEntry, converter_version: str) -> None:
+        """Note in the manifest which converter version wrote the .onnx."""
+        m = self.manifest(entry.name) or {}
+        m["onnx"] = {"converter_version": converter_version, "converted": _now()}
+        _write_json(self._manifest(entry.name), m)
+
+    def _remove(self, name: str) -> None:
+        """Remove a file with its manifest, its .onnx and any partial download of it."""
+        partial = self.root / "partial"
+        _unlink(
+            self.files_dir / name,
+            self._manifest(name),
+            self._onnx(name),
+            partial / f"{name}.part",
+            partial / f"{name}.part.json",
+        )
+
+    # ---- commands
+
+    def _names(self) -> list[str]:
+        """Names of the files present (hidden temporaries excluded)."""
+        if not self.files_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.files_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    def entries(self, registry: Registry | None = None) -> list[CacheRecord]:
+        """Every cached file, for ``posezoo cache list`` (``registry`` defaults to the zoo's)."""
+        reg = _registry(registry)
+        users: dict[str, list[str]] = {}
+        for model in reg.models.values():
+            for f in model.files():
+                users.setdefault(f.name, []).append(model.name)
+        return [self._record(name, reg, tuple(users.get(name, ()))) for name in self._names()]
+
+    def _record(self, name: str, reg: Registry, models: tuple[str, ...]) -> CacheRecord:
+        m = self.manifest(name)
+        known = reg.files.get(name)
+        verified = self._has_valid_file(name, m) and (known is None or known.digest == m.get("digest"))
+        onnx = (m or {}).get("onnx") or {}
+        return CacheRecord(
+            name=name,
+            size=(self.files_dir / name).stat().st_size,
+            digest=(m or {}).get("digest", ""),
+            url=(m or {}).get("url", ""),
+            models=models,
+            verified=verified,
+            converted=bool(onnx) and self._onnx(name).is_file(),
+            converter_version=onnx.get("converter_version"),
+            fetched=(m or {}).get("fetched"),
+        )
+
+    def verify(self) -> list[VerifyProblem]:
+        """Re-hash every cached file against its manifest; remove the bad ones (with their .onnx)."""
+        problems = []
+        for name in self._names():
+            with self.lock(name):
+                problem = self._check(name)
+                if problem is not None:
+                    self._remove(name)
+                    problems.append(VerifyProblem(name, problem))
+        return problems
+
+    def _check(self, name: str) -> str | None:
+        m = self.manifest(name)
+        if m is None or not isinstance(m.get("digest"), str) or ":" not in m["digest"]:
+            return "no valid manifest: cannot tell whether it is intact"
+        path = self.files_dir / name
+        if path.stat().st_size != m.get("size"):
+            return f"size is {path.stat().st_size} bytes, expected {m.get('size')}"
+        try:
+            actual = file_digest(path, m["digest"].split(":", 1)[0])
+        except FetchError as exc:
+            return exc.message
+        return None if actual == m["digest"] else f"digest mismatch: expected {m['digest']}, got {actual}"
+
+    def clear(self, model: ModelEntry | None = None, registry: Registry | None = None) -> list[str]:
+        """Remove everything, or the files of one model (a file another model uses stays).
+
+        Returns the names of the files removed. Lock files stay: another process may hold one.
+        """
+        if model is None:
+            removed = self._names()
+            for sub in ("files", "manifests", "onnx", "partial"):
+                shutil.rmtree(self.root / sub, ignore_errors=True)
+            return removed
+        others = {
+            f.name for m in _registry(registry).models.values() if m.name != model.name for f in m.files()
+        }
+        removed = []
+        for f in model.files():
+            if f.name in others:
+                continue
+            with self.lock(f):
+                if self.path(f).exists():
+                    removed.append(f.name)
+                self._remove(f.name)
+        return removed
+
+    def export(self, dest: Path | str) -> list[Path]:
+        """Write a mirror: ``dest/<registry file name>`` for each verified file. Returns the paths written."""
+        dest = Path(dest)
+        written = []
+        for name in self._names():
+            if not self._has_valid_file(name, self.manifest(name)):
+                continue
+            src = self.files_dir / name
+            write_atomically(dest / name, lambda f, src=src: _copy_into(src, f))
+            written.append(dest / name)
+        return written
+
+
+def _copy_into(src: Path, f) -> None:
+    with open(src, "rb") as s:
+        shutil.copyfileobj(s, f, READ_CHUNK)

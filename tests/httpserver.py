@@ -1,0 +1,181 @@
+"""Test helpers for fetching: a mirror folder built from ../shared and a loopback HTTP server.
+
+``build_mirror`` links the shared weights under their registry names (matching SHA256SUMS to registry
+digests). ``MirrorServer`` serves such a folder on 127.0.0.1 with Range support, records every request,
+and injects faults on demand::
+
+    server.inject("pose_detection.tflite", "cut", "500")  # the next two GETs of that file misbehave
+
+Faults: ``wrong`` (one byte flipped), ``cut`` (the body stops half-way), ``404``, ``500``,
+``no-length`` (no Content-Length: the body ends when the connection closes). ``server.delay`` slows
+every response (seconds per 64 KiB), ``server.honour_range = False`` answers Range requests with 200.
+
+The fixtures ``home`` (POSEZOO_HOME in tmp_path), ``mirror_dir`` and ``server`` are imported by the test
+modules that use them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from posezoo.registry import build_registry
+
+CHUNK = 1 << 16
+
+
+def build_mirror(shared_models: Path, dest: Path) -> dict[str, Path]:
+    """Symlink each registry file present in ``shared_models`` as ``dest/<registry name>``."""
+    by_digest = {}
+    for line in (shared_models / "SHA256SUMS").read_text().splitlines():
+        if line.strip():
+            digest, rel = line.split(maxsplit=1)
+            by_digest[f"sha256:{digest}"] = shared_models / rel.strip()
+    dest.mkdir(parents=True, exist_ok=True)
+    linked = {}
+    for name, entry in build_registry(user_files=[]).files.items():
+        src = by_digest.get(entry.digest)
+        if src is not None:
+            (dest / name).symlink_to(src)
+            linked[name] = dest / name
+    return linked
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str
+    range: str | None
+
+
+class MirrorServer:
+    """A ThreadingHTTPServer on 127.0.0.1 (port 0) serving ``folder``; use as a context manager."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.requests: list[Request] = []
+        self.delay = 0.0
+        self.honour_range = True
+        self._faults: dict[str, deque[str]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> MirrorServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def inject(self, name: str, *faults: str) -> None:
+        """Misbehave on the next ``len(faults)`` requests of ``name``, one fault each."""
+        with self._lock:
+            self._faults[name].extend(faults)
+
+    def gets(self, name: str) -> list[Request]:
+        """The requests seen for ``name``."""
+        return [r for r in self.requests if r.name == name]
+
+    def _take(self, name: str, rng: str | None) -> str | None:
+        with self._lock:
+            self.requests.append(Request(name, rng))
+            queue = self._faults[name]
+            return queue.popleft() if queue else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "posezoo-test"
+
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        owner: MirrorServer = self.server.owner  # type: ignore[attr-defined]
+        name = unquote(urlsplit(self.path).path.lstrip("/"))
+        rng = self.headers.get("Range")
+        fault = owner._take(name, rng)
+        path = owner.folder / name
+        if fault in ("404", "500") or "/" in name or not path.is_file():
+            self.send_error(500 if fault == "500" else 404)
+            return
+        data = path.read_bytes()
+        if fault == "wrong":
+            data = _flip(data, len(data) // 2)
+        start = _range_start(rng) if rng and owner.honour_range else None
+        if start is not None and start >= len(data):
+            self.send_error(416)
+            return
+        self.send_response(200 if start is None else 206)
+        if start is not None:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        body = data[start or 0 :]
+        if fault != "no-length":
+            self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self._send(body[: len(body) // 2] if fault == "cut" else body, owner.delay)
+
+    def _send(self, body: bytes, delay: float) -> None:
+        try:
+            for i in range(0, len(body), CHUNK):
+                self.wfile.write(body[i : i + CHUNK])
+                if delay:
+                    time.sleep(delay)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+def _range_start(header: str) -> int | None:
+    """N of ``bytes=N-`` (the only form posezoo sends)."""
+    spec = header.strip().removeprefix("bytes=")
+    first, _, last = spec.partition("-")
+    return int(first) if first.isdigit() and not last else None
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh POSEZOO_HOME; no mirror, online, fast retries."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("POSEZOO_HOME", str(path))
+    monkeypatch.delenv("POSEZOO_MIRROR", raising=False)
+    monkeypatch.delenv("POSEZOO_OFFLINE", raising=False)
+    monkeypatch.setenv("POSEZOO_FETCH_BACKOFF", "0.01")
+    monkeypatch.delenv("POSEZOO_FETCH_RETRIES", raising=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mirror_dir(shared_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mirror folder: the shared weights under their registry names."""
+    folder = tmp_path_factory.mktemp("mirror")
+    build_mirror(shared_models, folder)
+    return folder
+
+
+@pytest.fixture()
+def server(mirror_dir: Path):
+    """A loopback HTTP server for ``mirror_dir``."""
+    with MirrorServer(mirror_dir) as srv:
+        yield srv
