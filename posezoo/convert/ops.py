@@ -136,28 +136,52 @@ def add(b: GraphBuilder, op: Operator) -> None:
 
 
 def prelu(b: GraphBuilder, op: Operator) -> None:
-    b.constant(op.inputs[1], "PRELU alpha")
+    """Per-channel PRELU on an NCHW tensor becomes x + (1 - alpha) * relu(-x): two 1x1 depthwise Convs
+    (the first with a fused Relu, the second with the Add fused in), which onnxruntime runs in its
+    blocked NCHWc layout; its own PRelu kernel is slow and breaks that layout."""
+    alpha = b.constant(op.inputs[1], "PRELU alpha").astype(np.float32)
+    shape = b.shape(op.inputs[0])
+    name = b.tensor_name(op.outputs[0])
+    if len(shape) == 4 and b.is_nchw(op.inputs[0]) and alpha.size == shape[3] and alpha.shape[-1] == shape[3]:
+        channels = shape[3]
+        x = b.nchw(op.inputs[0])
+        minus_one = b.initializer(np.full((channels, 1, 1, 1), -1.0, np.float32), name + "_negate")
+        negative = b.node("Relu", [b.node("Conv", [x, minus_one], name + "_negate", group=channels)], name + "_negative")
+        slope = b.initializer((1.0 - alpha).reshape(channels, 1, 1, 1), name + "_slope")
+        scaled = b.node("Conv", [negative, slope], name + "_scaled", group=channels)
+        b.set(op.outputs[0], b.node("Add", [scaled, x], name), True)
+        return
     names, nchw = _elementwise_inputs(b, op.inputs[:2])
-    b.set(op.outputs[0], b.node("PRelu", names, b.tensor_name(op.outputs[0])), nchw)
+    b.set(op.outputs[0], b.node("PRelu", names, name), nchw)
 
 
 def pad(b: GraphBuilder, op: Operator) -> None:
-    """Zero PAD; a spatial-only pad on a 4-D tensor stays pending so a following Conv absorbs it."""
+    """Zero PAD. On a 4-D tensor: spatial pads stay pending so a following Conv absorbs them; a channel
+    pad becomes a 1x1 Conv with 0/1 weights (exact), which keeps onnxruntime in its NCHWc layout."""
     paddings = b.constant(op.inputs[1], "PAD paddings").astype(np.int64).reshape(-1, 2)
-    rank = len(b.shape(op.inputs[0]))
-    if paddings.shape[0] != rank or (paddings < 0).any():
-        raise b.fail(f"PAD paddings {paddings.tolist()} do not fit a rank-{rank} tensor", "the file is inconsistent")
-    if rank == 4 and not paddings[[0, 3]].any():
-        x = b.nchw(op.inputs[0])  # applies an earlier pending pad, if any
-        (top, bottom), (left, right) = paddings[1], paddings[2]
-        b.set(op.outputs[0], x, True, pads=(int(top), int(left), int(bottom), int(right)))
-        return
-    nchw = rank == 4
-    x = b.layout_input(op.inputs[0], nchw)
-    if nchw:
-        paddings = paddings[list(NHWC_TO_NCHW)]
-    pads = b.shared_constant(np.concatenate([paddings[:, 0], paddings[:, 1]]), np.int64)
-    b.set(op.outputs[0], b.node("Pad", [x, pads], b.tensor_name(op.outputs[0])), nchw)
+    shape = b.shape(op.inputs[0])
+    if paddings.shape[0] != len(shape) or (paddings < 0).any():
+        raise b.fail(f"PAD paddings {paddings.tolist()} do not fit a rank-{len(shape)} tensor", "the file is inconsistent")
+    name = b.tensor_name(op.outputs[0])
+    (top, bottom), (left, right) = paddings[1:3] if len(shape) == 4 else ((0, 0), (0, 0))
+    spatial = (int(top), int(left), int(bottom), int(right))
+    if len(shape) == 4 and not paddings[0].any() and not paddings[3].any():
+        b.set(op.outputs[0], b.nchw(op.inputs[0]), True, pads=spatial)  # nchw(): earlier pending pads applied
+    elif len(shape) == 4 and not paddings[0].any():
+        channels, (before, after) = shape[3], paddings[3]
+        embed = np.zeros((before + channels + after, channels, 1, 1), np.float32)
+        embed[before + np.arange(channels), np.arange(channels)] = 1.0
+        x, pending = b.nchw_unpadded(op.inputs[0])
+        pads = [p + q for p, q in zip(pending[:2] + pending[2:], spatial)]
+        y = b.node("Conv", [x, b.initializer(embed, name + "_embed")], name, kernel_shape=[1, 1], pads=pads)
+        b.set(op.outputs[0], y, True)
+    else:
+        nchw = len(shape) == 4
+        x = b.layout_input(op.inputs[0], nchw)
+        if nchw:
+            paddings = paddings[list(NHWC_TO_NCHW)]
+        pads = b.shared_constant(np.concatenate([paddings[:, 0], paddings[:, 1]]), np.int64)
+        b.set(op.outputs[0], b.node("Pad", [x, pads], name), nchw)
 
 
 def reshape(b: GraphBuilder, op: Operator) -> None:
