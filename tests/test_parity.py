@@ -7,11 +7,13 @@ those landmarks. z and world landmarks are held to looser bars of their own.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from posezoo.errors import InputError, PluginError
@@ -104,8 +106,6 @@ def test_spec_mismatch_is_a_plugin_error(converted_models):
         PoseEstimator(SPEC, swapped, device="cpu")
     with pytest.raises(PluginError, match="no landmark file"):
         PoseEstimator(SPEC, {"detector": converted_models["detector"]}, device="cpu")
-    import dataclasses
-
     renamed = dataclasses.replace(SPEC, landmark=dataclasses.replace(SPEC.landmark, heatmap_output="heatmap"))
     files = {"detector": converted_models["detector"], "landmark": converted_models["lite"]}
     with pytest.raises(PluginError, match=r"lite\.onnx: no heatmap output 'heatmap'"):
@@ -120,8 +120,6 @@ def test_runtime_devices(converted_models):
     assert available_device("auto")[-1] == "CPUExecutionProvider"
     with pytest.raises(InputError, match="unknown device"):
         available_device("tpu")
-    import onnxruntime as ort
-
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(InputError, match="'cuda' is not available"):
             available_device("cuda")

@@ -46,7 +46,7 @@ def test_box_mode_square_long_and_shift():
     assert roi.rotation == pytest.approx(0.0)
     assert (roi.w, roi.h) == (200.0, 200.0)  # square on the long side (100), then x2
     assert (roi.cx, roi.cy) == pytest.approx((150.0, 125.0 - 25.0))  # shifted up by half its height
-    # shift happens in the rect's rotated frame: rotated a quarter turn, "up" points to -x... +x
+    # the shift happens in the rect's own frame: turned a quarter clockwise, its "up" is the image's +x
     roi = roi_from_detection(_det((150, 140), (190, 140), box=(100, 100, 200, 150)), rule)
     assert roi.rotation == pytest.approx(math.pi / 2)
     assert (roi.cx, roi.cy) == pytest.approx((150.0 + 25.0, 125.0))
