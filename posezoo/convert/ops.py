@@ -129,10 +129,18 @@ def max_pool_2d(b: GraphBuilder, op: Operator) -> None:
 
 
 def add(b: GraphBuilder, op: Operator) -> None:
+    """ADD with its fused activation. On NCHW tensors a clipping activation (RELU6) goes after an
+    identity 1x1 depthwise Conv: onnxruntime fuses Conv+Clip in its NCHWc layout, whereas a bare
+    Add -> Clip would make it leave that layout and come back (two reorders per ADD)."""
     names, nchw = _elementwise_inputs(b, op.inputs[:2])
     name = b.tensor_name(op.outputs[0])
+    fused = op.options.get("FusedActivationFunction", 0)
     y = b.node("Add", names, name)
-    b.set(op.outputs[0], _activation(b, y, op.options.get("FusedActivationFunction", 0), name), nchw)
+    if nchw and fused not in (_ACT_NONE, _ACT_RELU):
+        channels = b.shape(op.outputs[0])[3]
+        identity = b.shared_constant(np.ones((channels, 1, 1, 1)), np.float32)
+        y = b.node("Conv", [y, identity], name, group=channels)
+    b.set(op.outputs[0], _activation(b, y, fused, name), nchw)
 
 
 def prelu(b: GraphBuilder, op: Operator) -> None:
