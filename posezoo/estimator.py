@@ -57,7 +57,12 @@ def _fmt(shape) -> str:
 
 
 class PoseEstimator:
-    """Runs a :class:`ModelSpec` on its two ONNX files ``{"detector": path, "landmark": path}``."""
+    """Runs a :class:`ModelSpec` on its two ONNX files ``{"detector": path, "landmark": path}``.
+
+    The models are checked against the spec on construction (:class:`PluginError` naming the file
+    and what differs). Input buffers (RGB frame, detector and landmark tensors) are reused from call
+    to call, so one estimator serves one thread; ``to_rgb``'s result is valid until the next call.
+    """
 
     def __init__(self, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
         self.spec = spec
@@ -88,7 +93,7 @@ class PoseEstimator:
 
     def _expect(self, sess: Session, idx: int, expected: tuple, what: str, *, flat: bool = False) -> None:
         actual = sess.output_shapes[idx]
-        ok = (None not in actual and prod(actual) == prod(expected)) if flat else _shape_fits(actual, expected)
+        ok = (None in actual or prod(actual) == prod(expected)) if flat else _shape_fits(actual, expected)
         if not ok:
             raise PluginError(
                 f"model {sess.path.name}: {what} output {sess.output_names[idx]!r} has shape {_fmt(actual)}, "
@@ -226,3 +231,20 @@ class PoseEstimator:
             if result.flag >= flag_thr:
                 poses.append(self.make_pose(result, det.score))
         return poses
+
+    def tracker(
+        self,
+        *,
+        max_poses: int = 1,
+        threshold: float | None = None,
+        segmentation: bool = False,
+        smooth: bool = True,
+        **options,
+    ):
+        """A video :class:`posezoo.track.Tracker` on this estimator: ``.update(frame_bgr, timestamp=s)``
+        -> poses, ``.reset()``. The detector runs only when no pose is held; landmarks are smoothed."""
+        from posezoo.track import Tracker
+
+        return Tracker(
+            self, max_poses=max_poses, threshold=threshold, segmentation=segmentation, smooth=smooth, **options
+        )
