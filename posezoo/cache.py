@@ -242,14 +242,20 @@ class Cache:
 
         A part left by a download of another URL or digest is discarded.
         """
-        part, sidecar = self.part_path(entry), self._part_sidecar(entry)
+        sidecar = self._part_sidecar(entry)
         wanted = {"url": url, "digest": entry.digest}
-        if _read_json(sidecar) == wanted and part.is_file():
-            return part.stat().st_size
+        if _read_json(sidecar) == wanted:
+            return self.part_size(entry)
         self.drop_partial(entry)
         _write_json(sidecar, wanted)
-        part.touch()
         return 0
+
+    def part_size(self, entry: FileEntry) -> int:
+        """Bytes in the partial download of ``entry`` (0 without one)."""
+        try:
+            return self.part_path(entry).stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def drop_partial(self, entry: FileEntry) -> None:
         _unlink(self.part_path(entry), self._part_sidecar(entry))
@@ -329,7 +335,7 @@ class Cache:
         problems = []
         for name in self._names():
             with self.lock(name):
-                problem = self._check(name)
+                problem = self._check(name) if (self.files_dir / name).is_file() else None
                 if problem is not None:
                     self._remove(name)
                     problems.append(VerifyProblem(name, problem))

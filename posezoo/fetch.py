@@ -51,7 +51,7 @@ RETRIES_ENV = "POSEZOO_FETCH_RETRIES"
 BACKOFF_ENV = "POSEZOO_FETCH_BACKOFF"
 TIMEOUT = (10, 60)  # seconds: connect, read (between two bytes)
 CHUNK = 1 << 16
-MIRROR_FIX = "use --mirror DIR (or POSEZOO_MIRROR)"
+MIRROR_FIX = "use --mirror DIR / POSEZOO_MIRROR"
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -313,7 +313,7 @@ class _Fetcher:
 
     def _copy(self, entry: FileEntry, src: Path) -> None:
         """Copy from a mirror folder (resuming a partial copy of the same file)."""
-        url = src.resolve().as_uri()
+        url = src.absolute().as_uri()
         offset = self.cache.open_partial(entry, url)
         total = src.stat().st_size
         hasher = self._hasher(entry, offset, total)
@@ -328,6 +328,8 @@ class _Fetcher:
                 return
             except _Transient as exc:
                 if attempt == self.tries:
+                    if not self.cache.part_size(entry):
+                        self.cache.drop_partial(entry)  # nothing worth resuming
                     raise exc.error from None
                 time.sleep(self.backoff * 2 ** (attempt - 1))
 
@@ -339,7 +341,7 @@ class _Fetcher:
             try:
                 self._write(entry, resp.iter_content(CHUNK), hasher, offset, total)
             except requests.RequestException as exc:
-                got = self.cache.part_path(entry).stat().st_size
+                got = self.cache.part_size(entry)
                 raise _Transient(_interrupted(entry, url, got, total, exc)) from None
         self._finish(entry, url, hasher)
 
@@ -390,9 +392,8 @@ class _Fetcher:
             file=sys.stderr,
             disable=not (self.progress and sys.stderr.isatty()),
         )
-        with bar, open(self.cache.part_path(entry), "r+b") as f:
-            f.seek(offset)
-            f.truncate()
+        with bar, open(self.cache.part_path(entry), "ab") as f:
+            f.truncate(offset)
             for chunk in chunks:
                 f.write(chunk)
                 if hasher is not None:

@@ -7,7 +7,8 @@ and injects faults on demand::
     server.inject("pose_detection.tflite", "cut", "500")  # the next two GETs of that file misbehave
 
 Faults: ``wrong`` (one byte flipped), ``cut`` (the body stops half-way), ``404``, ``500``,
-``no-length`` (no Content-Length: the body ends when the connection closes). ``server.delay`` slows
+``no-length`` (no Content-Length: the body ends when the connection closes), ``stall`` (no answer for
+``STALL`` seconds, then the connection closes). ``server.delay`` slows
 every response (seconds per 64 KiB), ``server.honour_range = False`` answers Range requests with 200.
 
 The fixtures ``home`` (POSEZOO_HOME in tmp_path), ``mirror_dir`` and ``server`` are imported by the test
@@ -29,6 +30,7 @@ import pytest
 from posezoo.registry import build_registry
 
 CHUNK = 1 << 16
+STALL = 0.5
 
 
 def build_mirror(shared_models: Path, dest: Path) -> dict[str, Path]:
@@ -109,6 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
         name = unquote(urlsplit(self.path).path.lstrip("/"))
         rng = self.headers.get("Range")
         fault = owner._take(name, rng)
+        if fault == "stall":
+            time.sleep(STALL)
+            return
         path = owner.folder / name
         if fault in ("404", "500") or "/" in name or not path.is_file():
             self.send_error(500 if fault == "500" else 404)

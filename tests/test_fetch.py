@@ -66,6 +66,15 @@ def test_fetch_variants_from_http_mirror(home, server, shared_models):
     assert len(server.requests) == 3  # cached: no request
 
 
+def test_all_variants(home, server):
+    with pytest.raises(FetchError, match="HTTP 404"):  # heavy is not on the mirror
+        fetch_model(FULL, all_variants=True, mirror=server.url, convert=False, progress=False)
+    two = replace(FULL, variants={k: v for k, v in FULL.variants.items() if k != "heavy"})
+    paths = fetch_model(two, all_variants=True, mirror=server.url, convert=False, progress=False)
+    assert paths == {"detector": Cache().path(DETECTOR), "landmark": Cache().path(LANDMARK_FULL)}
+    assert all(Cache().is_cached(f) for f in two.files())
+
+
 def test_mirror_from_environment(home, server, monkeypatch):
     monkeypatch.setenv("POSEZOO_MIRROR", server.url)
     assert fetch_file(DETECTOR, progress=False).is_file()
@@ -132,6 +141,15 @@ def test_part_of_another_url_is_not_resumed(home, server):
     assert cache.is_cached(DETECTOR)
 
 
+def test_part_longer_than_the_file_starts_over(home, server):
+    cache = Cache()
+    cache.open_partial(DETECTOR, f"{server.url}/{DETECTOR.name}")
+    cache.part_path(DETECTOR).write_bytes(b"x" * (DETECTOR.size + 10))
+    fetch_file(DETECTOR, mirror=server.url, progress=False)
+    assert [r.range for r in server.gets(DETECTOR.name)] == [f"bytes={DETECTOR.size + 10}-", None]  # 416, then all
+    assert cache.is_cached(DETECTOR)
+
+
 def test_404_names_url_and_status(home, server):
     with pytest.raises(FetchError) as err:
         fetch_file(HEAVY, mirror=server.url, progress=False)
@@ -162,6 +180,15 @@ def test_unreachable_network(home):
     msg = str(err.value)
     assert "network is unreachable" in msg and "connection refused" in msg
     assert "--mirror" in msg and "--offline" in msg
+
+
+def test_timeout_is_reported_as_unreachable(home, server, monkeypatch):
+    monkeypatch.setattr(fetch, "TIMEOUT", (1, 0.1))
+    server.inject(DETECTOR.name, "stall", "stall")
+    monkeypatch.setenv("POSEZOO_FETCH_RETRIES", "2")
+    with pytest.raises(FetchError, match="network is unreachable .*timed out"):
+        fetch_file(DETECTOR, mirror=server.url, progress=False)
+    assert len(server.gets(DETECTOR.name)) == 2 and leftovers(Cache()) == []
 
 
 def _fail_after_first_chunk(monkeypatch, exc: BaseException):
