@@ -1,7 +1,7 @@
 """Latency of the converted ONNX models on onnxruntime vs the original TFLite on LiteRT.
 
 Converts each of the six shipped MediaPipe models into a temporary folder, then times both runtimes
-on the same random input (2 threads each, warm-up, median of N runs) and prints a markdown table.
+on the same random input (2 threads each, warm-up, then N alternating runs of each; medians) and prints a markdown table.
 Target: ORT <= 1.1x LiteRT.
 
     python benchmarks/convert_speed.py [--models ../shared/models] [--runs 50] [--warmup 10]
@@ -45,15 +45,18 @@ def ort_session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def median_ms(run, warmup: int, runs: int) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
+def median_ms(runs_by_name: dict, warmup: int, runs: int) -> dict[str, float]:
+    """Median latency of each callable; runs alternate between them so background load hits all alike."""
+    for run in runs_by_name.values():
+        for _ in range(warmup):
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs_by_name}
     for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        for name, run in runs_by_name.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def bench_model(tflite_path: Path, onnx_path: Path, warmup: int, runs: int) -> tuple[float, float]:
@@ -68,9 +71,8 @@ def bench_model(tflite_path: Path, onnx_path: Path, warmup: int, runs: int) -> t
 
     session = ort_session(onnx_path)
     feed = {session.get_inputs()[0].name: x}
-    ort_ms = median_ms(lambda: session.run(None, feed), warmup, runs)
-    litert_ms = median_ms(run_litert, warmup, runs)
-    return ort_ms, litert_ms
+    ms = median_ms({"ort": lambda: session.run(None, feed), "litert": run_litert}, warmup, runs)
+    return ms["ort"], ms["litert"]
 
 
 def main(argv: list[str] | None = None) -> int:
