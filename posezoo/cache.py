@@ -199,10 +199,13 @@ class Cache:
 
     def part_path(self, entry: FileEntry) -> Path:
         """The partial download of ``entry`` (its sidecar is ``<part>.json``)."""
-        return self.root / "partial" / f"{entry.name}.part"
+        return self._part(entry.name)
 
-    def _part_sidecar(self, entry: FileEntry) -> Path:
-        return self.root / "partial" / f"{entry.name}.part.json"
+    def _part(self, name: str) -> Path:
+        return self.root / "partial" / f"{name}.part"
+
+    def _part_sidecar(self, name: str) -> Path:
+        return self.root / "partial" / f"{name}.part.json"
 
     def lock(self, entry: FileEntry | str) -> FileLock:
         """The per-file lock (``with cache.lock(entry): ...``)."""
@@ -242,7 +245,7 @@ class Cache:
 
         A part left by a download of another URL or digest is discarded.
         """
-        sidecar = self._part_sidecar(entry)
+        sidecar = self._part_sidecar(entry.name)
         wanted = {"url": url, "digest": entry.digest}
         if _read_json(sidecar) == wanted:
             return self.part_size(entry)
@@ -258,7 +261,7 @@ class Cache:
             return 0
 
     def drop_partial(self, entry: FileEntry) -> None:
-        _unlink(self.part_path(entry), self._part_sidecar(entry))
+        _unlink(self.part_path(entry), self._part_sidecar(entry.name))
 
     def install(self, entry: FileEntry, url: str) -> Path:
         """Move the verified partial download into place and write its manifest."""
@@ -276,7 +279,7 @@ class Cache:
             _unlink(final)
             raise
         finally:
-            _unlink(self._part_sidecar(entry))
+            _unlink(self._part_sidecar(entry.name))
         return final
 
     def record_conversion(self, entry: FileEntry, converter_version: str) -> None:
@@ -287,14 +290,8 @@ class Cache:
 
     def _remove(self, name: str) -> None:
         """Remove a file with its manifest, its .onnx and any partial download of it."""
-        partial = self.root / "partial"
-        _unlink(
-            self.files_dir / name,
-            self._manifest(name),
-            self._onnx(name),
-            partial / f"{name}.part",
-            partial / f"{name}.part.json",
-        )
+        _unlink(self.files_dir / name, self._manifest(name), self._onnx(name))
+        _unlink(self._part(name), self._part_sidecar(name))
 
     # ---- commands
 

@@ -128,15 +128,15 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
-def _env_number(name: str, default: float, kind: type) -> Any:
+def _env_number(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = kind(raw)
+        value = float(raw)
     except ValueError:
-        value = -1
-    if value < 0:
+        value = -1.0
+    if not 0 <= value < float("inf"):
         raise FetchError(f"${name} is {raw!r}, not a non-negative number", f"unset {name} or fix its value")
     return value
 
@@ -255,8 +255,8 @@ class _Fetcher:
         self.mirror = (mirror if mirror is not None else os.environ.get(MIRROR_ENV, "")).strip() or None
         self.offline = _env_flag(OFFLINE_ENV) if offline is None else offline
         self.progress = progress
-        self.tries = max(1, int(_env_number(RETRIES_ENV, 3, int)))
-        self.backoff = float(_env_number(BACKOFF_ENV, 0.5, float))
+        self.tries = max(1, int(_env_number(RETRIES_ENV, 3)))
+        self.backoff = _env_number(BACKOFF_ENV, 0.5)
         self._session: requests.Session | None = None
 
     def __enter__(self) -> _Fetcher:
@@ -315,10 +315,7 @@ class _Fetcher:
         """Copy from a mirror folder (resuming a partial copy of the same file)."""
         url = src.absolute().as_uri()
         offset = self.cache.open_partial(entry, url)
-        total = src.stat().st_size
-        hasher = self._hasher(entry, offset, total)
-        self._write(entry, iter_file(src, offset), hasher, offset, total)
-        self._finish(entry, url, hasher)
+        self._store(entry, url, iter_file(src, offset), offset, src.stat().st_size)
 
     def _download(self, entry: FileEntry, url: str) -> None:
         """Download with retries; each try resumes what the previous ones wrote."""
@@ -335,15 +332,13 @@ class _Fetcher:
 
     def _download_once(self, entry: FileEntry, url: str) -> None:
         resp, offset = self._open(entry, url)
+        total = entry.size or _total_size(resp, offset)
         with resp:
-            total = entry.size or _total_size(resp, offset)
-            hasher = self._hasher(entry, offset, total)
             try:
-                self._write(entry, resp.iter_content(CHUNK), hasher, offset, total)
+                self._store(entry, url, resp.iter_content(CHUNK), offset, total)
             except requests.RequestException as exc:
                 got = self.cache.part_size(entry)
                 raise _Transient(_interrupted(entry, url, got, total, exc)) from None
-        self._finish(entry, url, hasher)
 
     def _open(self, entry: FileEntry, url: str) -> tuple[requests.Response, int]:
         """GET ``url``, asking for the rest of a partial download; returns (response, offset of its body)."""
@@ -371,6 +366,12 @@ class _Fetcher:
         return resp, offset if resp.status_code == 206 else 0
 
     # ---- writing and verifying
+
+    def _store(self, entry: FileEntry, url: str, chunks: Iterable[bytes], offset: int, total: int | None) -> None:
+        """Write the rest of the file into the part, verify it, move it into the cache."""
+        hasher = self._hasher(entry, offset, total)
+        self._write(entry, chunks, hasher, offset, total)
+        self._finish(entry, url, hasher)
 
     def _hasher(self, entry: FileEntry, offset: int, total: int | None) -> Any:
         """A hasher fed with the ``offset`` bytes already in the part; None when the size is unknown

@@ -51,7 +51,8 @@ def test_file_digest(mirror_dir, shared_models):
     path = mirror_dir / DETECTOR.name
     data = path.read_bytes()
     assert file_digest(path, "sha256") == DETECTOR.digest
-    assert file_digest(path, "git-blob-sha1") == "git-blob-sha1:" + hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    assert file_digest(path, "git-blob-sha1") == f"git-blob-sha1:{blob}"
 
 
 def test_entries(filled):

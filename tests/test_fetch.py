@@ -355,5 +355,5 @@ def test_new_converter_version_converts_again(home, mirror_dir, monkeypatch):
 def test_ensure_onnx_needs_the_file(home):
     with pytest.raises(FetchError, match="not in the cache"):
         ensure_onnx(DETECTOR)
-    onnx_entry = FileEntry(name="m.onnx", url="https://example.invalid/m.onnx", digest="sha256:" + "0" * 64, format="onnx")
+    onnx_entry = FileEntry("m.onnx", "https://example.invalid/m.onnx", "sha256:" + "0" * 64, "onnx")
     assert Cache().onnx_path(onnx_entry) == Cache().path(onnx_entry)
