@@ -1,0 +1,155 @@
+"""The example third-party plugin (docs/examples/posezoo-hands), pip-installed and run for real.
+
+The package is installed into the test interpreter (editable), then the ``posezoo`` CLI runs in a
+subprocess with an isolated cache, fetching the hand weights from a mirror folder built from
+../shared/models (files matched to the registry by their SHA-256, as SHA256SUMS lists them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clitools import posezoo_env, run_posezoo
+from conftest import REPO
+
+HANDS_PKG = REPO / "docs" / "examples" / "posezoo-hands"
+HAND_PHOTO = "images/aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # the right-hand player's hand
+# Where that hand is (pixels of the 950x641 photo): x from the thumb to the wrist, y wrist to fingertips.
+HAND_REGION = (780.0, 320.0, 870.0, 420.0)
+
+
+def registry_files() -> dict[str, str]:
+    """digest -> file name, for every file of the built-in registry and the hands package's."""
+    out = {}
+    for path in (REPO / "registry.yaml", HANDS_PKG / "posezoo_hands" / "registry.yaml"):
+        for model in yaml.safe_load(path.read_text())["models"].values():
+            for variant in model["variants"].values():
+                for f in variant["files"].values():
+                    out[f["digest"]] = f["name"]
+    return out
+
+
+def build_mirror(shared_models: Path, dest: Path) -> Path:
+    """A mirror folder: each file of SHA256SUMS whose digest a registry names, under that name.
+
+    The digest is checked here as well, so a damaged shared file fails loudly rather than later.
+    """
+    names = registry_files()
+    dest.mkdir(parents=True, exist_ok=True)
+    for line in (shared_models / "SHA256SUMS").read_text().splitlines():
+        if not line.strip():
+            continue
+        digest, rel = line.split(maxsplit=1)
+        name = names.get(f"sha256:{digest}")
+        if name is None or (dest / name).is_file():
+            continue
+        src = shared_models / rel.strip().lstrip("*")
+        assert hashlib.sha256(src.read_bytes()).hexdigest() == digest, f"{src} does not match SHA256SUMS"
+        shutil.copyfile(src, dest / name)
+    return dest
+
+
+def install_hands() -> None:
+    """pip install -e docs/examples/posezoo-hands into this interpreter (idempotent).
+
+    An isolated build needs setuptools from the index (CI has PyPI); without an index, a build in this
+    environment (setuptools + wheel installed) is tried.
+    """
+    base = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q", "-e"]
+    first = subprocess.run([*base, str(HANDS_PKG)], capture_output=True, text=True, timeout=300)
+    if first.returncode == 0:
+        return
+    second = subprocess.run(
+        [*base[:-1], "--no-build-isolation", "-e", str(HANDS_PKG)], capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, f"pip install failed:\n{first.stderr}\n{second.stderr}"
+
+
+@pytest.fixture(scope="session")
+def hands_installed() -> Path:
+    install_hands()
+    return HANDS_PKG
+
+
+@pytest.fixture(scope="session")
+def mirror(shared_models: Path, tmp_path_factory) -> Path:
+    return build_mirror(shared_models, tmp_path_factory.mktemp("mirror"))
+
+
+def test_mirror_holds_the_hand_files(mirror):
+    assert {"palm_detection_full.tflite", "hand_landmark_full.tflite", "pose_detection.tflite"} <= {
+        p.name for p in mirror.iterdir()
+    }
+
+
+def test_registry_doc_example_is_the_package_registry():
+    """docs/registry.md shows the hands package's registry file; keep the two identical."""
+    text = (REPO / "docs" / "registry.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    package = (HANDS_PKG / "posezoo_hands" / "registry.yaml").read_text()
+    assert yaml.safe_load(example) == yaml.safe_load(package)
+
+
+@pytest.mark.slow
+def test_installed_plugin_lists_and_finds_a_hand(hands_installed, mirror, testdata, tmp_path):
+    env = posezoo_env(tmp_path)
+
+    listed = run_posezoo("list", env=env, script=True)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert "mediapipe-hands" in rows and rows["mediapipe-hands"].split()[2] == "mediapipe-hands"
+    assert "warning" not in listed.stderr
+
+    plugins = run_posezoo("plugins", env=env)
+    assert "entry point of posezoo-hands" in plugins.stdout
+
+    out = tmp_path / "out.jsonl"
+    drawn = tmp_path / "hand.png"
+    photo = testdata / HAND_PHOTO
+    result = run_posezoo(
+        "run", "mediapipe-hands", "-i", photo, "--json", out, "-s", drawn, "--mirror", mirror, "--no-display",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert drawn.is_file()
+    record = json.loads(out.read_text().splitlines()[0])
+    assert record["model"] == "mediapipe-hands" and record["variant"] == "full"
+    assert len(record["poses"]) == 1
+    hand = record["poses"][0]
+    assert hand["score"] >= 0.5 and hand["presence"] >= 0.5
+    assert len(hand["landmarks"]) == 21 and all(len(row) == 5 for row in hand["landmarks"])
+    assert len(hand["world_landmarks"]) == 21
+    x0, y0, x1, y1 = HAND_REGION
+    for x, y, *_ in hand["landmarks"]:
+        assert x0 <= x <= x1 and y0 <= y <= y1, (x, y)
+    wrist, middle_tip = hand["landmarks"][0], hand["landmarks"][12]
+    assert middle_tip[1] > wrist[1] + 30  # the hand hangs down: fingertips below the wrist
+
+    # the verified files are in the isolated cache now: offline works without the mirror
+    offline = run_posezoo("run", "mediapipe-hands", "-i", photo, "--offline", "--no-display", env=env, cwd=tmp_path)
+    assert offline.returncode == 0, offline.stderr
+    assert "1 pose(s)" in offline.stderr
+
+
+@pytest.mark.slow
+def test_python_api_runs_the_plugin(hands_installed, mirror, testdata, tmp_path, monkeypatch):
+    """posezoo.load() on the installed plugin (in a subprocess: this process's zoo was loaded earlier)."""
+    code = (
+        "import cv2, posezoo, sys\n"
+        f"m = posezoo.load('mediapipe-hands', mirror={str(mirror)!r})\n"
+        f"poses = m.predict(cv2.imread({str(testdata / HAND_PHOTO)!r}))\n"
+        "print(len(poses) >= 1, poses[0].landmarks.shape, poses[0].names[0], poses[0].names[20])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=posezoo_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "(21,", "5)", "wrist", "pinky_tip"]
