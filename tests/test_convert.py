@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 
 import cv2
+import flatbuffers
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -18,6 +19,7 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from posezoo.convert import CONVERTER_VERSION, SUPPORTED_OPS, convert_bytes, convert_file
+from posezoo.convert.tflite_reader import _densify
 from posezoo.errors import ConvertError
 
 # name: (file under models/, input range)
@@ -219,3 +221,75 @@ def test_missing_file(tmp_path):
     with pytest.raises(ConvertError) as info:
         convert_file(tmp_path / "nope.tflite", tmp_path / "nope.onnx")
     _assert_one_line(info.value, "nope.tflite")
+
+
+def _sparsity(order: list[int], block_map: list[int], dims: list[tuple]) -> tflite.SparsityParameters:
+    """A SparsityParameters table; ``dims``: ("dense", size) or ("csr", segments, indices) per level."""
+    builder = flatbuffers.Builder(0)
+
+    def vector(values, width, prepend, start=builder.StartVector):
+        start(width, len(values), width)
+        for v in reversed(values):
+            prepend(v)
+        return builder.EndVector()
+
+    def index_vector(values):  # segments as Int32Vector, indices as Uint8Vector: both union types
+        if max(values) > 255:
+            data = vector(values, 4, builder.PrependInt32)
+            tflite.Int32VectorStart(builder)
+            tflite.Int32VectorAddValues(builder, data)
+            return tflite.SparseIndexVector.Int32Vector, tflite.Int32VectorEnd(builder)
+        data = vector(values, 1, builder.PrependUint8)
+        tflite.Uint8VectorStart(builder)
+        tflite.Uint8VectorAddValues(builder, data)
+        return tflite.SparseIndexVector.Uint8Vector, tflite.Uint8VectorEnd(builder)
+
+    metas = []
+    for dim in dims:
+        if dim[0] == "csr":
+            (seg_type, segments), (idx_type, indices) = index_vector(dim[1]), index_vector(dim[2])
+        tflite.DimensionMetadataStart(builder)
+        if dim[0] == "dense":
+            tflite.DimensionMetadataAddDenseSize(builder, dim[1])
+        else:
+            tflite.DimensionMetadataAddFormat(builder, tflite.DimensionType.SPARSE_CSR)
+            tflite.DimensionMetadataAddArraySegmentsType(builder, seg_type)
+            tflite.DimensionMetadataAddArraySegments(builder, segments)
+            tflite.DimensionMetadataAddArrayIndicesType(builder, idx_type)
+            tflite.DimensionMetadataAddArrayIndices(builder, indices)
+        metas.append(tflite.DimensionMetadataEnd(builder))
+    order_vec = vector(order, 4, builder.PrependInt32)
+    block_vec = vector(block_map, 4, builder.PrependInt32)
+    meta_vec = vector(metas, 4, builder.PrependUOffsetTRelative)
+    tflite.SparsityParametersStart(builder)
+    tflite.SparsityParametersAddTraversalOrder(builder, order_vec)
+    tflite.SparsityParametersAddBlockMap(builder, block_vec)
+    tflite.SparsityParametersAddDimMetadata(builder, meta_vec)
+    builder.Finish(tflite.SparsityParametersEnd(builder))
+    return tflite.SparsityParameters.GetRootAs(bytes(builder.Output()), 0)
+
+
+def test_densify_block_sparse():
+    """2x2 blocks of a 4x4 matrix, block rows dense, block columns CSR: blocks (0,0), (0,1), (1,1)."""
+    sparsity = _sparsity([0, 1, 2, 3], [0, 1], [("dense", 2), ("csr", [0, 2, 3], [0, 1, 1]), ("dense", 2), ("dense", 2)])
+    dense = _densify(np.arange(1, 13, dtype=np.float32), (4, 4), sparsity)
+    expected = np.zeros((4, 4), np.float32)
+    expected[0:2, 0:2] = [[1, 2], [3, 4]]
+    expected[0:2, 2:4] = [[5, 6], [7, 8]]
+    expected[2:4, 2:4] = [[9, 10], [11, 12]]
+    np.testing.assert_array_equal(dense, expected)
+
+
+def test_densify_column_major_csr():
+    """Traversal order [1, 0]: columns dense, rows CSR (compressed sparse columns); wide indices."""
+    sparsity = _sparsity([1, 0], [], [("dense", 3), ("csr", [0, 1, 1, 3], [2, 0, 300])])
+    dense = _densify(np.array([7, 8, 9], np.float32), (301, 3), sparsity)
+    expected = np.zeros((301, 3), np.float32)
+    expected[2, 0], expected[0, 2], expected[300, 2] = 7, 8, 9
+    np.testing.assert_array_equal(dense, expected)
+
+
+def test_densify_rejects_bad_metadata():
+    sparsity = _sparsity([0, 1], [], [("dense", 2), ("csr", [0, 1, 2], [0, 9])])
+    with pytest.raises(ValueError):
+        _densify(np.array([1, 2], np.float32), (2, 4), sparsity)
