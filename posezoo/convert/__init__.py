@@ -40,8 +40,12 @@ def convert_bytes(data: bytes, *, model_name: str | None = None) -> bytes:
     graph = read_graph(bytes(data), label)
     _check_supported(graph, label)
     builder = GraphBuilder(graph, label)
-    for op in graph.operators:
-        HANDLERS[op.code](builder, op)
+    for number, op in enumerate(graph.operators):
+        try:
+            HANDLERS[op.code](builder, op)
+        except (ValueError, IndexError, KeyError) as exc:  # shapes/values that contradict each other
+            raise ConvertError(f"cannot convert {label}: operator #{number} {op.code} is malformed ({type(exc).__name__})",
+                               "the file is inconsistent; download the model again") from None
     model = builder.finish(Path(label).stem, CONVERTER_VERSION)
     try:
         onnx.checker.check_model(model)

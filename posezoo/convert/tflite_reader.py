@@ -81,7 +81,8 @@ def read_graph(data: bytes, label: str) -> Graph:
     except ConvertError:
         raise
     except Exception as exc:  # the flatbuffer reader throws anything on corrupt offsets
-        raise ConvertError(f"cannot convert {label}: malformed or truncated TFLite file ({type(exc).__name__})",
+        kind = type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__name__}"
+        raise ConvertError(f"cannot convert {label}: malformed or truncated TFLite file ({kind})",
                            "download the model again") from None
 
 
