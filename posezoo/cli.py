@@ -98,6 +98,34 @@ def run(
     run_model(opts)
 
 
+@app.command()
+def bench(
+    model: str = typer.Argument("blazepose-full", help="Model name (see `posezoo list`)."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Model variant (see `posezoo info MODEL`)."),
+    image: Optional[Path] = typer.Option(
+        None, "-i", "--input", help="Bench on a 640x480 pan-and-zoom clip over this image (default: the bundled sample)."
+    ),
+    video: Optional[Path] = typer.Option(None, "-v", "--video", help="Bench on this video file (looped when short)."),
+    frames: int = typer.Option(200, "--frames", min=1, help="Frames timed per mode (after the warm-up)."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Frames run before timing starts."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    mirror: Optional[str] = MirrorOpt,
+    offline: bool = OfflineOpt,
+) -> None:
+    """Time MODEL's video pipeline per stage, static and tracking, against its bare onnxruntime models."""
+    import posezoo
+    from posezoo.bench import open_input, run_bench
+
+    if image is not None and video is not None:
+        raise typer.BadParameter("give either -i or -v, not both")
+    _zoo().model(model).variant(variant)
+    frames_in = open_input(image, video)
+    estimator = posezoo.load(model, variant, device=device, mirror=mirror, offline=offline, progress=True)
+    report = run_bench(estimator, frames_in, frames=frames, warmup=warmup, model_name=model)
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
+
+
 # --------------------------------------------------------------------------------------------- zoo
 
 
