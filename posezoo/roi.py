@@ -65,8 +65,9 @@ def roi_from_points(points: np.ndarray, rule: RoiRule, box: np.ndarray | None = 
     """ROI from keypoints (K, >=2) in pixels, per ``rule``.
 
     ``alignment``: centre = points[start], side = 2 * |points[end] - points[start]|.
-    ``box``: centre and size of ``box`` [x0, y0, x1, y1] (pixels; defaults to the points' bounds).
-    Both modes rotate by ``rule.rotation_target - angle(start -> end)``.
+    ``box``: centre and size of ``box`` [x0, y0, x1, y1] (pixels). Without a box, the points' bounds
+    in the ROI's own rotated frame (MediaPipe's HandLandmarksToRectCalculator; with no rotation, the
+    axis-aligned bounds). Both modes rotate by ``rule.rotation_target - angle(start -> end)``.
     """
     pts = np.asarray(points, np.float64)[:, :2]
     start, end = pts[rule.start], pts[rule.end]
@@ -76,10 +77,23 @@ def roi_from_points(points: np.ndarray, rule: RoiRule, box: np.ndarray | None = 
         return transform_roi(start[0], start[1], side, side, rotation, rule)
     if rule.mode == "box":
         if box is None:
-            box = np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+            return _rotated_bounds_roi(pts, rotation, rule)
         x0, y0, x1, y1 = (float(v) for v in box)
         return transform_roi((x0 + x1) * 0.5, (y0 + y1) * 0.5, x1 - x0, y1 - y0, rotation, rule)
     raise ValueError(f"unknown ROI mode {rule.mode!r} (expected 'alignment' or 'box')")
+
+
+def _rotated_bounds_roi(pts: np.ndarray, rotation: float, rule: RoiRule) -> Roi:
+    """The bounding rect of ``pts`` whose sides follow ``rotation``, then ``rule``'s transformation."""
+    c, s = math.cos(rotation), math.sin(rotation)
+    centre = (pts.min(axis=0) + pts.max(axis=0)) * 0.5
+    d = pts - centre
+    px = d[:, 0] * c + d[:, 1] * s  # the points in the rect's frame (rotated by -rotation)
+    py = -d[:, 0] * s + d[:, 1] * c
+    mx, my = (px.min() + px.max()) * 0.5, (py.min() + py.max()) * 0.5
+    cx = centre[0] + mx * c - my * s
+    cy = centre[1] + mx * s + my * c
+    return transform_roi(cx, cy, float(np.ptp(px)), float(np.ptp(py)), rotation, rule)
 
 
 def roi_from_detection(detection, rule: RoiRule) -> Roi:

@@ -56,6 +56,25 @@ def test_box_mode_square_long_and_shift():
     assert (roi.w, roi.h) == (100.0, 50.0)
 
 
+def test_box_mode_from_points_bounds_them_in_the_rotated_frame():
+    """Box mode without a box (hand tracking): the bounds follow the rect's rotation."""
+    rule = RoiRule(mode="box", start=0, end=1, scale_x=1.0, scale_y=1.0, square_long=False)
+    # a 40 x 10 bar along the image diagonal; start -> end runs along it, so the rect turns with it
+    along = np.array([1.0, 1.0]) / math.sqrt(2.0)
+    across = np.array([-1.0, 1.0]) / math.sqrt(2.0)
+    centre = np.array([100.0, 50.0])
+    pts = np.array([centre + a * along + b * across for a in (-20, 20) for b in (-5, 5)])
+    pts = np.vstack([centre - 20 * along, centre + 20 * along, pts])  # rows 0, 1: start, end
+    roi = roi_from_points(pts, rule)
+    assert roi.rotation == pytest.approx(math.radians(90 + 45))
+    assert (roi.cx, roi.cy) == pytest.approx(tuple(centre))
+    assert (roi.w, roi.h) == pytest.approx((10.0, 40.0))  # along start -> end: 40 (not a 35 x 35 box)
+    # upright points: the same as the axis-aligned bounds
+    upright = roi_from_points(np.array([[10.0, 40.0], [10.0, 0.0], [0.0, 20.0], [30.0, 20.0]]), rule)
+    assert upright.rotation == pytest.approx(0.0)
+    assert (upright.cx, upright.cy, upright.w, upright.h) == pytest.approx((15.0, 20.0, 30.0, 40.0))
+
+
 def test_roi_from_landmarks_uses_the_rule_rows():
     lms = np.zeros((35, 5), np.float32)
     lms[33, :2] = (50, 60)
