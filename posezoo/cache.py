@@ -222,7 +222,7 @@ class Cache:
 
     def _has_valid_file(self, name: str, manifest: dict | None) -> bool:
         try:
-            return manifest is not None and self.files_dir.joinpath(name).stat().st_size == manifest.get("size")
+            return bool(manifest) and self.files_dir.joinpath(name).stat().st_size == manifest.get("size")
         except OSError:
             return False
 
@@ -311,20 +311,19 @@ class Cache:
         return [self._record(name, reg, tuple(users.get(name, ()))) for name in self._names()]
 
     def _record(self, name: str, reg: Registry, models: tuple[str, ...]) -> CacheRecord:
-        m = self.manifest(name)
+        m = self.manifest(name) or {}
         known = reg.files.get(name)
-        verified = self._has_valid_file(name, m) and (known is None or known.digest == m.get("digest"))
-        onnx = (m or {}).get("onnx") or {}
+        onnx = m.get("onnx") or {}
         return CacheRecord(
             name=name,
             size=(self.files_dir / name).stat().st_size,
-            digest=(m or {}).get("digest", ""),
-            url=(m or {}).get("url", ""),
+            digest=m.get("digest", ""),
+            url=m.get("url", ""),
             models=models,
-            verified=verified,
+            verified=self._has_valid_file(name, m) and (known is None or known.digest == m.get("digest")),
             converted=bool(onnx) and self._onnx(name).is_file(),
             converter_version=onnx.get("converter_version"),
-            fetched=(m or {}).get("fetched"),
+            fetched=m.get("fetched"),
         )
 
     def verify(self) -> list[VerifyProblem]:
