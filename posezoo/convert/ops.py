@@ -40,6 +40,8 @@ def _window_pads(b: GraphBuilder, op: Operator, kernel: tuple[int, int], dilatio
     """ONNX pads [top, left, bottom, right] for a TFLite SAME/VALID window; checks the output size."""
     opts = op.options
     padding = opts.get("Padding", _SAME)
+    if padding not in (_SAME, _VALID):
+        raise b.fail(f"{op.code} padding {padding} is unknown", "the file is inconsistent")
     strides = (opts.get("StrideH", 1), opts.get("StrideW", 1))
     in_hw = b.shape(op.inputs[0])[1:3]
     out_hw = b.shape(op.outputs[0])[1:3]
@@ -119,6 +121,7 @@ def _conv(b: GraphBuilder, op: Operator, weights: np.ndarray, group: int) -> Non
 
 
 def max_pool_2d(b: GraphBuilder, op: Operator) -> None:
+    """MaxPool ignores its pads, like TFLite's SAME max pooling."""
     opts = op.options
     kernel = (opts.get("FilterHeight", 1), opts.get("FilterWidth", 1))
     pads = _window_pads(b, op, kernel, (1, 1))
@@ -180,7 +183,7 @@ def pad(b: GraphBuilder, op: Operator) -> None:
         embed = np.zeros((before + channels + after, channels, 1, 1), np.float32)
         embed[before + np.arange(channels), np.arange(channels)] = 1.0
         x, pending = b.nchw_unpadded(op.inputs[0])
-        pads = [p + q for p, q in zip(pending[:2] + pending[2:], spatial)]
+        pads = [p + q for p, q in zip(pending, spatial)]
         y = b.node("Conv", [x, b.initializer(embed, name + "_embed")], name, kernel_shape=[1, 1], pads=pads)
         b.set(op.outputs[0], y, True)
     else:
@@ -202,6 +205,7 @@ def reshape(b: GraphBuilder, op: Operator) -> None:
 
 
 def concatenation(b: GraphBuilder, op: Operator) -> None:
+    """Concat in NCHW when the inputs are (the NHWC axis mapped), else in the TFLite layout."""
     rank = len(b.shape(op.outputs[0]))
     axis = op.options.get("Axis", 0) % rank
     names, nchw = _elementwise_inputs(b, op.inputs)
@@ -219,6 +223,8 @@ def resize_bilinear(b: GraphBuilder, op: Operator) -> None:
         raise b.fail("RESIZE_BILINEAR with both align_corners and half_pixel_centers", "the file is inconsistent")
     mode = "align_corners" if align else "half_pixel" if half else "asymmetric"
     n, h, w, c = b.shape(op.outputs[0])
+    if op.inputs[1] in b.constants and b.constants[op.inputs[1]].reshape(-1).tolist() != [h, w]:
+        raise b.fail(f"RESIZE_BILINEAR size does not match its output shape {[n, h, w, c]}", "the file is inconsistent")
     sizes = b.shared_constant([n, c, h, w], np.int64)
     y = b.node("Resize", [b.nchw(op.inputs[0]), "", "", sizes], b.tensor_name(op.outputs[0]),
                mode="linear", coordinate_transformation_mode=mode)
@@ -227,12 +233,16 @@ def resize_bilinear(b: GraphBuilder, op: Operator) -> None:
 
 def depth_to_space(b: GraphBuilder, op: Operator) -> None:
     """TFLite DEPTH_TO_SPACE on NHWC splits channels as (row, col, c): ONNX DCR mode on NCHW."""
-    y = b.node("DepthToSpace", [b.nchw(op.inputs[0])], b.tensor_name(op.outputs[0]),
-               blocksize=op.options.get("BlockSize", 2), mode="DCR")
+    block = op.options.get("BlockSize", 2)
+    n, h, w, c = b.shape(op.inputs[0])
+    if block < 1 or c % (block * block) or b.shape(op.outputs[0]) != (n, h * block, w * block, c // (block * block)):
+        raise b.fail(f"DEPTH_TO_SPACE block size {block} does not fit its shapes", "the file is inconsistent")
+    y = b.node("DepthToSpace", [b.nchw(op.inputs[0])], b.tensor_name(op.outputs[0]), blocksize=block, mode="DCR")
     b.set(op.outputs[0], y, True)
 
 
 def mean(b: GraphBuilder, op: Operator) -> None:
+    """MEAN stays NCHW when the kept axes come out in NHWC order (e.g. a spatial mean to [N, C])."""
     rank = len(b.shape(op.inputs[0]))
     axes = sorted({int(a) % rank for a in b.constant(op.inputs[1], "MEAN axes").reshape(-1)})
     keep = bool(op.options.get("KeepDims", False))
@@ -246,6 +256,7 @@ def mean(b: GraphBuilder, op: Operator) -> None:
 
 
 def fully_connected(b: GraphBuilder, op: Operator) -> None:
+    """Gemm on the input flattened (NHWC order) to [rows, in]; reshaped to the output shape if needed."""
     opts = op.options
     if opts.get("WeightsFormat", 0) != 0:
         raise b.fail("FULLY_CONNECTED with shuffled weights is not supported")
