@@ -1,0 +1,184 @@
+"""``posezoo bench`` and the clip tools behind it; a real written clip through ``posezoo run -v``
+(tracking by default, ``--static`` detecting every frame). No absolute times are asserted."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from clitools import build_mirror, one_line_error, posezoo_env, run_posezoo
+from posezoo.bench import STAGES, open_input, pan_zoom_frames, run_bench, write_clip
+from posezoo.errors import InputError
+from posezoo.estimator import PoseEstimator
+from posezoo.runtime import Session
+from posezoo_plugins.blazepose_full import SPEC
+
+COCO = "coco_000000000785.jpg"
+
+
+@pytest.fixture(scope="module")
+def estimator(converted_models):
+    files = {"detector": converted_models["detector"], "landmark": converted_models["lite"]}
+    return PoseEstimator(SPEC, files, variant="lite", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo(testdata):
+    return cv2.imread(str(testdata / "images" / COCO))
+
+
+@pytest.fixture(scope="module")
+def clip(photo, tmp_path_factory):
+    """A 640x480 pan-and-zoom clip over the photo: 12 frames, frame 6 cut to black."""
+    path = tmp_path_factory.mktemp("clip") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for i, frame in enumerate(pan_zoom_frames(photo, 12, reuse=False, period=60)):
+        writer.write(np.zeros_like(frame) if i == 6 else frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def home(shared_models, tmp_path_factory):
+    """A POSEZOO_HOME with blazepose-full (full) fetched through the CLI from a local mirror."""
+    root = tmp_path_factory.mktemp("bench")
+    build_mirror(shared_models, root / "mirror")
+    env = posezoo_env(root)
+    result = run_posezoo("fetch", "blazepose-full", "--variant", "full", "--mirror", root / "mirror", env=env)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+@pytest.fixture
+def env(home, tmp_path):
+    return posezoo_env(home, POSEZOO_OFFLINE="1", XDG_CONFIG_HOME=str(tmp_path / "config"))
+
+
+# ------------------------------------------------------------------------------------ frames
+
+
+def test_pan_zoom_frames_move_and_reuse_one_buffer(photo):
+    frames = list(pan_zoom_frames(photo, 4, reuse=False, period=8))
+    assert all(f.shape == (480, 640, 3) and f.dtype == np.uint8 for f in frames)
+    assert all(np.abs(a.astype(int) - b).mean() > 1.0 for a, b in zip(frames, frames[1:]))
+    gen = pan_zoom_frames(photo, 3)
+    assert next(gen) is next(gen)  # reused buffer: no per-frame allocation
+
+
+def test_write_clip_round_trips(photo, tmp_path):
+    path = write_clip(tmp_path / "c.avi", photo, 5)
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 5
+    with pytest.raises(InputError):
+        write_clip(tmp_path / "missing-folder" / "c.avi", photo, 2)
+
+
+def test_open_input_checks_before_any_model_loads(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        open_input(image=tmp_path / "nope.jpg")
+    with pytest.raises(InputError, match="does not exist"):
+        open_input(video=tmp_path / "nope.mp4")
+    with pytest.raises(InputError):
+        open_input(image=tmp_path / "a.jpg", video=tmp_path / "b.mp4")
+    assert open_input().size == (640, 480)
+
+
+# ------------------------------------------------------------------------------------ bench
+
+
+def test_bench_reports_stages_ratios_and_runs(estimator):
+    report = run_bench(estimator, frames=15, warmup=3)
+    static, tracking = report.modes["static"], report.modes["tracking"]
+    for mode in (static, tracking):
+        assert set(mode.stages_ms) == set(STAGES)
+        assert all(v >= 0 for v in mode.stages_ms.values())
+        # the measured stages add up to the pipeline time (means)
+        inner = sum(mode.stages_ms[s] for s in ("preprocess", "detector", "landmark", "decode", "other"))
+        assert inner == pytest.approx(mode.pipeline_mean_ms, rel=1e-6)
+        assert mode.ort_landmark_ms > 0 and np.isfinite(mode.ratio) and mode.ratio > 0
+        assert mode.poses == 1.0
+    assert static.detector_runs == 15 and static.stages_ms["detector"] > 0 and static.ort_detector_ms > 0
+    assert tracking.detector_runs == 0 and tracking.stages_ms["detector"] == 0  # held after the warm-up
+    assert tracking.landmark_runs == 15
+    # relative only: a tracked frame skips the detector, so it is cheaper than a static one
+    assert tracking.pipeline_ms < static.pipeline_ms
+    table = report.table()
+    assert "| static |" in table and "| tracking |" in table
+    assert json.loads(json.dumps(report.to_dict()))["modes"]["tracking"]["detector_runs"] == 0
+
+
+def test_bench_leaves_the_estimator_as_it_was(estimator, photo):
+    run_bench(estimator, open_input(photo), frames=2, warmup=1, modes=("tracking",))
+    assert isinstance(estimator._lm, Session) and isinstance(estimator._det, Session)
+    assert "to_rgb" not in vars(estimator)
+    assert "preprocess" not in vars(estimator._lm_stage) and "decode" not in vars(estimator._lm_stage)
+    assert len(estimator.predict(photo)) == 1
+
+
+def test_bench_on_a_video_loops_it(estimator, clip):
+    report = run_bench(estimator, open_input(video=clip), frames=20, warmup=0, modes=("tracking",), draw=False)
+    tracking = report.modes["tracking"]
+    assert report.frame_size == (640, 480) and tracking.frames == 20
+    assert tracking.stages_ms["draw"] < 0.01  # not drawn: only the clock reads
+    # 20 frames of a 12-frame clip with a black frame at 6: the detector runs at 0, 6, 7, then the
+    # loop restarts at 12 (same person, tracked on), black again at 18, 19
+    assert tracking.detector_runs == 5
+
+
+def test_cli_bench_json(env, tmp_path):
+    result = run_posezoo("bench", "blazepose-full", "--frames", "3", "--warmup", "1", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["model"] == "blazepose-full" and data["variant"] == "full"
+    assert set(data["modes"]) == {"static", "tracking"}
+    assert data["modes"]["static"]["detector_runs"] == 3
+    for mode in data["modes"].values():
+        assert mode["ratio"] > 0 and mode["ort_landmark_ms"] > 0
+
+
+def test_cli_bench_table_on_a_video(env, tmp_path, clip):
+    result = run_posezoo("bench", "blazepose-full", "-v", clip, "--frames", "2", "--warmup", "0", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "| tracking |" in result.stdout and "ORT lm" in result.stdout
+
+
+def test_cli_bench_errors_are_one_line(env, tmp_path):
+    result = run_posezoo("bench", "blazepose-full", "-v", tmp_path / "missing.mp4", env=env, cwd=tmp_path)
+    assert result.returncode == 5 and "does not exist" in one_line_error(result)
+    result = run_posezoo("bench", "no-such-model", env=env, cwd=tmp_path)
+    assert result.returncode == 2 and "no-such-model" in one_line_error(result)
+    result = run_posezoo("bench", "blazepose-full", "-i", "a.jpg", "-v", "b.mp4", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    result = run_posezoo("bench", "blazepose-full", "--frames", "0", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+
+
+# ------------------------------------------------------------------------------------ posezoo run -v
+
+
+def _run_video(env, tmp_path, clip, *extra):
+    out = tmp_path / "out.jsonl"
+    result = run_posezoo("run", "blazepose-full", "-v", clip, "--no-display", "--json", out, *extra, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_run_video_tracks_and_static_detects_every_frame(env, tmp_path, clip):
+    tracked = _run_video(env, tmp_path, clip)
+    static = _run_video(env, tmp_path, clip, "--static")
+    assert [r["frame"] for r in tracked] == list(range(12)) == [r["frame"] for r in static]
+    assert [len(r["poses"]) for r in tracked] == [1] * 6 + [0] + [1] * 5
+    assert [len(r["poses"]) for r in static] == [1] * 6 + [0] + [1] * 5
+    # tracking and detection find the same person: landmarks agree to a few percent of its size
+    for t, s in zip(tracked, static):
+        if t["poses"]:
+            a = np.array(t["poses"][0]["landmarks"])[:, :2]
+            b = np.array(s["poses"][0]["landmarks"])[:, :2]
+            size = np.ptp(b, axis=0).max()
+            assert np.median(np.linalg.norm(a - b, axis=1)) < 0.05 * size
