@@ -156,7 +156,7 @@ class PoseEstimator:
     def detect_rgb(self, image_rgb: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
         """Detections (pixels, best first) on an RGB image."""
         tensor, padding = self._det_stage.preprocess(image_rgb)
-        outs = self._det.run(tensor)
+        outs = self._det.run_reused(tensor)  # overwritten next run: postprocess copies what it keeps
         bi, si = self._det_out
         size = (image_rgb.shape[1], image_rgb.shape[0])
         return self._det_stage.postprocess(outs[bi], outs[si], padding, size, threshold)
@@ -178,7 +178,7 @@ class PoseEstimator:
     def landmarks_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, segmentation: bool = False) -> LandmarkResult:
         """Run the landmark model on ``roi`` of an RGB image; the caller judges ``result.flag``."""
         tensor = self._lm_stage.preprocess(image_rgb, roi)
-        outs = self._lm.run(tensor)
+        outs = self._lm.run_reused(tensor)  # overwritten next run: decode copies what it keeps
         idx = self._lm_out
         pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
         size = (image_rgb.shape[1], image_rgb.shape[0])

@@ -114,6 +114,8 @@ class Session:
         self.output_names = [o.name for o in outs]
         self.output_shapes = [[d if isinstance(d, int) else None for d in o.shape] for o in outs]
         self.provider = self._sess.get_providers()[0]
+        self._binding = None  # IOBinding of run_reused, made on first use
+        self._reused: list[np.ndarray] | None = None
 
     def output_index(self, key: str | int) -> int:
         """Index of an output given by name or index; KeyError when there is none."""
@@ -127,3 +129,23 @@ class Session:
         """Run on one input tensor; returns every output, in output order."""
         return self._sess.run(None, {self.input_name: tensor})
 
+
+    def run_reused(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Like :meth:`run`, but the outputs are written into arrays allocated once (IOBinding) and
+        **overwritten by the next call**: callers copy what they keep. A video loop then allocates no
+        output tensors per frame. Falls back to :meth:`run` when an output is not a float32 tensor
+        of static shape."""
+        if self._binding is None:
+            outs = self._sess.get_outputs()
+            if any(None in shape for shape in self.output_shapes) or any(o.type != "tensor(float)" for o in outs):
+                self._binding = False
+            else:
+                self._reused = [np.empty(shape, np.float32) for shape in self.output_shapes]
+                self._binding = self._sess.io_binding()
+                for out, buf in zip(outs, self._reused):
+                    self._binding.bind_output(out.name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
+        if self._binding is False:
+            return self.run(tensor)
+        self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(tensor, np.float32))
+        self._sess.run_with_iobinding(self._binding)
+        return self._reused
