@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -182,3 +183,61 @@ def test_run_video_tracks_and_static_detects_every_frame(env, tmp_path, clip):
             b = np.array(s["poses"][0]["landmarks"])[:, :2]
             size = np.ptp(b, axis=0).max()
             assert np.median(np.linalg.norm(a - b, axis=1)) < 0.05 * size
+
+
+# ------------------------------------------------------------------------------------ hot path
+
+
+def test_run_reused_matches_run_and_allocates_its_outputs_once(converted_models):
+    session = Session(converted_models["lite"], "cpu")
+    rng = np.random.default_rng(1)
+    a, b = (rng.uniform(0, 1, (1, 256, 256, 3)).astype(np.float32) for _ in range(2))
+    first = session.run_reused(a)
+    ids = [id(x) for x in first]
+    for got, want in zip(first, session.run(a)):
+        np.testing.assert_array_equal(got, want)
+    second = session.run_reused(b)
+    assert [id(x) for x in second] == ids  # the same arrays, overwritten
+    for got, want in zip(second, session.run(b)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_run_reused_falls_back_for_dynamic_outputs(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "dynamic",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "dyn.onnx")
+    session = Session(tmp_path / "dyn.onnx", "cpu")
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    out = session.run_reused(x)
+    np.testing.assert_array_equal(out[0], x)
+    assert session.run_reused(x[:1])[0].shape == (1, 4)
+
+
+def test_memory_stays_flat_over_a_written_clip_run(estimator, clip):
+    """The video pipeline of `posezoo run -v` (source -> tracker) over a written clip, looped 20
+    times: RSS after the first loop and after the last differ by little."""
+    from posezoo.sources import VideoSource
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") / 2**20)
+
+    tracker = estimator.tracker()
+    marks = []
+    for _ in range(20):
+        source = VideoSource(str(clip))
+        for frame in source:
+            tracker.update(frame.image, timestamp=frame.timestamp)
+        source.close()
+        tracker.reset()
+        marks.append(rss_mb())
+    assert marks[-1] - marks[0] < 15.0, marks
