@@ -1,7 +1,7 @@
 """Latency of the converted ONNX models on onnxruntime vs the original TFLite on LiteRT.
 
 Converts each of the six shipped MediaPipe models into a temporary folder, then times both runtimes
-on the same random input (2 threads each, warm-up, then N alternating runs of each; medians) and prints a markdown table.
+on the same random input (2 threads each; warm-up, then N runs of each in alternating blocks; medians) and prints a markdown table.
 Target: ORT <= 1.1x LiteRT.
 
     python benchmarks/convert_speed.py [--models ../shared/models] [--runs 50] [--warmup 10]
@@ -10,6 +10,7 @@ Target: ORT <= 1.1x LiteRT.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -45,17 +46,22 @@ def ort_session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def median_ms(runs_by_name: dict, warmup: int, runs: int) -> dict[str, float]:
-    """Median latency of each callable; runs alternate between them so background load hits all alike."""
-    for run in runs_by_name.values():
-        for _ in range(warmup):
-            run()
+def median_ms(runs_by_name: dict, warmup: int, runs: int, rounds: int = 5) -> dict[str, float]:
+    """Median latency of each callable, timed in alternating blocks so background load hits all alike.
+
+    Each block starts after a pause (onnxruntime's worker threads keep spinning for a while after a
+    run and would otherwise steal a core from the next runtime) and a few warm-up runs.
+    """
     times: dict[str, list[float]] = {name: [] for name in runs_by_name}
-    for _ in range(runs):
+    for _ in range(rounds):
         for name, run in runs_by_name.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+            time.sleep(0.05)
+            for _ in range(max(1, warmup // rounds)):
+                run()
+            for _ in range(max(1, runs // rounds)):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, rel in MODELS.items():
@@ -93,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             ort_ms, litert_ms = bench_model(tflite_path, onnx_path, args.warmup, args.runs)
             rows.append((name, convert_s, ort_ms, litert_ms))
 
-    print(f"onnxruntime {ort.__version__} vs LiteRT, {THREADS} threads, median of {args.runs} runs\n")
+    print(f"onnxruntime {ort.__version__} vs LiteRT, {THREADS} threads, median of {args.runs} runs; "
+          f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
     print("| model | convert s | ORT ms | LiteRT ms | ratio |")
     print("|---|---:|---:|---:|---:|")
     for name, convert_s, ort_ms, litert_ms in rows:
