@@ -359,10 +359,11 @@ def bench_mode(
                     run_lm = _bare_runner(estimator._lm, inst.lm.last_input)
                 if run_det is None and inst.det.last_input is not None:
                     run_det = _bare_runner(estimator._det, inst.det.last_input)
-                if run_lm is not None:
-                    ort_lm.append(run_lm())
+                # the pipeline's order: the detector (static), then the landmark model
                 if run_det is not None and mode == "static":
                     ort_det.append(run_det())
+                if run_lm is not None:
+                    ort_lm.append(run_lm())
         if tracker is not None:
             det_runs += tracker.detector_runs
             lm_runs += tracker.landmark_runs
