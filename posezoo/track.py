@@ -123,6 +123,11 @@ class OneEuroFilter:
         return self._x.apply(value, self._alpha(cutoff)).copy()
 
 
+def bare_rule(rule: RoiRule) -> RoiRule:
+    """``rule`` without shift, scale and square_long: the rect MediaPipe measures the object with."""
+    return replace(rule, scale_x=1.0, scale_y=1.0, shift_x=0.0, shift_y=0.0, square_long=False)
+
+
 def object_scale(points: np.ndarray, rule: RoiRule | None) -> float:
     """MediaPipe's object scale in pixels: mean of the width and height of the unscaled alignment
     rect of ``points`` (the auxiliary pair) under ``rule``, or of their bounding box without one."""
@@ -130,8 +135,10 @@ def object_scale(points: np.ndarray, rule: RoiRule | None) -> float:
     if rule is None:
         w, h = np.ptp(pts[:, 0]), np.ptp(pts[:, 1])
         return float(w + h) * 0.5
-    bare = replace(rule, scale_x=1.0, scale_y=1.0, shift_x=0.0, shift_y=0.0, square_long=False)
-    roi = roi_from_points(pts, bare)
+    if rule.mode == "alignment":  # the common case, without building a Roi: side = 2 |end - start|
+        d = pts[rule.end] - pts[rule.start]
+        return 2.0 * math.hypot(d[0], d[1])
+    roi = roi_from_points(pts, bare_rule(rule))
     return (roi.w + roi.h) * 0.5
 
 
@@ -145,7 +152,7 @@ class PoseSmoother:
 
     def __init__(self, spec: SmoothingSpec, scale_rule: RoiRule | None, frequency: float = DEFAULT_FPS):
         self.spec = spec
-        self.scale_rule = scale_rule
+        self.scale_rule = None if scale_rule is None else bare_rule(scale_rule)
         self.landmarks = OneEuroFilter(*spec.landmarks, frequency=frequency)
         self.world = OneEuroFilter(*spec.world, frequency=frequency)
         self.aux = OneEuroFilter(*spec.aux, frequency=frequency)
