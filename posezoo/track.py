@@ -22,8 +22,10 @@ Two choices differ from MediaPipe's single-person graph:
   held, when any track was lost this frame, and otherwise every ``redetect_every`` frames while
   fewer than ``max_poses`` are held (to pick up people who walk in). A detection whose ROI overlaps
   a held track's ROI (IoU of their bounding squares > ``overlap``) is the same person and is
-  skipped; two tracks that converge on one person are merged (the one with the higher flag stays).
-  With ``max_poses == 1`` this reduces to MediaPipe's rule.
+  skipped; when two tracks converge on one person the older one stays. Poses come in track order
+  (people held from earlier frames first, in the same order every frame; new ones after them, best
+  detection first), so ``poses[i]`` stays the same person while tracked. With ``max_poses == 1``
+  this reduces to MediaPipe's rule.
 """
 
 from __future__ import annotations
@@ -267,7 +269,7 @@ class Tracker:
         return PoseSmoother(self.estimator.spec.smoothing, self._scale_rule, frequency=self.fps)
 
     def update(self, frame_bgr: np.ndarray, timestamp: float | None = None) -> list:
-        """Poses on the next video frame (BGR), best first."""
+        """Poses on the next video frame (BGR), in track order (see the module docstring)."""
         est = self.estimator
         rgb = est.to_rgb(frame_bgr)
         if timestamp is None:
@@ -301,18 +303,18 @@ class Tracker:
 
         poses = []
         tracks: list[_Track] = []
-        for track, result in sorted(kept, key=lambda tr: -tr[1].flag):
+        for track, result in kept:  # held tracks first, in their order; then new ones, best first
             if track.smoother is not None:
                 lms, world, aux = track.smoother.apply(result.landmarks, result.world, result.aux, timestamp)
                 result.landmarks, result.world, result.aux = lms, world, aux
             pose = est.make_pose(result, track.score)
             next_roi = est.roi_from_landmarks(pose)
-            if not (min(next_roi.w, next_roi.h) >= MIN_ROI_SIDE and math.isfinite(next_roi.cx + next_roi.cy)):
-                continue  # degenerate: let the detector find this person again
             if any(_square_iou(next_roi, t.roi) > self.overlap for t in tracks):
-                continue  # converged on a person already held
-            track.roi = next_roi
-            tracks.append(track)
+                continue  # converged on a person already held (by an older track): drop it
             poses.append(pose)
+            if min(next_roi.w, next_roi.h) >= MIN_ROI_SIDE and math.isfinite(next_roi.cx + next_roi.cy):
+                track.roi = next_roi
+                tracks.append(track)
+            # else: a degenerate ROI cannot hold the pose; the detector finds this person again
         self._tracks = tracks
         return poses

@@ -247,10 +247,13 @@ def test_smoothing_reduces_jitter_on_a_still_image_with_noise(estimator, photo):
 def test_two_people_are_tracked_and_redetection_is_periodic_only_while_short(estimator, testdata):
     image = cv2.imread(str(testdata / "images" / AIC))
     two = estimator.tracker(max_poses=2)
+    order = []
     for i in range(20):
         poses = two.update(image)
         assert len(poses) == 2
+        order.append(poses[0].roi.cx < poses[1].roi.cx)
     assert two.detector_runs == 1  # both held: never again
+    assert len(set(order)) == 1  # poses[i] is the same person on every frame
     a, b = poses
     assert abs(a.roi.cx - b.roi.cx) > 0.25 * max(a.roi.w, b.roi.w)  # two different people
     three = estimator.tracker(max_poses=3, redetect_every=5)
