@@ -112,12 +112,26 @@ def _conv(b: GraphBuilder, op: Operator, weights: np.ndarray, group: int) -> Non
     top, left, bottom, right = pending
     pads = [pads[0] + top, pads[1] + left, pads[2] + bottom, pads[3] + right]
     name = b.tensor_name(op.outputs[0])
-    inputs = [x, b.initializer(weights.astype(np.float32), name + "_weights")]
+    window = dict(kernel_shape=[kh, kw], strides=[op.options.get("StrideH", 1), op.options.get("StrideW", 1)],
+                  dilations=list(dilation), pads=pads)
+    bias = []
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        inputs.append(b.initializer(b.constant(op.inputs[2], f"{op.code} bias").astype(np.float32), name + "_bias"))
-    y = b.node("Conv", inputs, name, kernel_shape=[kh, kw], strides=[op.options.get("StrideH", 1), op.options.get("StrideW", 1)],
-               dilations=list(dilation), pads=pads, group=group)
+        bias = [b.initializer(b.constant(op.inputs[2], f"{op.code} bias").astype(np.float32), name + "_bias")]
+    if out_channels == 1 and group == 1 and in_per_group > 1 and kh * kw > 1:
+        y = _single_channel_conv(b, x, weights, bias, window, name)
+    else:
+        y = b.node("Conv", [x, b.initializer(weights.astype(np.float32), name + "_weights")] + bias, name, group=group, **window)
     b.set(op.outputs[0], _activation(b, y, op.options.get("FusedActivationFunction", 0), name), True)
+
+
+def _single_channel_conv(b: GraphBuilder, x: str, weights: np.ndarray, bias: list[str], window: dict, name: str) -> str:
+    """A KxK Conv to one output channel as a depthwise KxK Conv plus a 1x1 channel sum: onnxruntime's
+    blocked layout pads output channels to its block size (8/16), so one channel would cost 8-16x."""
+    channels = weights.shape[1]
+    depthwise = b.initializer(weights.reshape(channels, 1, *weights.shape[2:]).astype(np.float32), name + "_weights")
+    per_channel = b.node("Conv", [x, depthwise], name + "_per_channel", group=channels, **window)
+    ones = b.shared_constant(np.ones((1, channels, 1, 1)), np.float32)
+    return b.node("Conv", [per_channel, ones] + bias, name, kernel_shape=[1, 1])
 
 
 def max_pool_2d(b: GraphBuilder, op: Operator) -> None:
