@@ -30,7 +30,7 @@ from posezoo.errors import ConvertError
 
 __all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "convert_bytes", "convert_file"]
 
-CONVERTER_VERSION = "2"
+CONVERTER_VERSION = "3"
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
 
 
