@@ -26,6 +26,9 @@ Two choices differ from MediaPipe's single-person graph:
   (people held from earlier frames first, in the same order every frame; new ones after them, best
   detection first), so ``poses[i]`` stays the same person while tracked. With ``max_poses == 1``
   this reduces to MediaPipe's rule.
+* When the detector runs, its detections are tried best first until the free slots are filled,
+  with one spare try: MediaPipe tries only the best one, so a false best detection costs it the
+  frame.
 """
 
 from __future__ import annotations
@@ -291,12 +294,14 @@ class Tracker:
         if lost or not kept or due:
             self.detector_runs += 1
             self._last_detect = frame
+            tries = self.max_poses - len(kept) + 1  # one spare try when a detection's flag fails
             for det in est.detect_rgb(rgb, threshold=self.threshold):
-                if len(kept) >= self.max_poses:
+                if len(kept) >= self.max_poses or tries <= 0:
                     break
                 roi = est.roi_from_detection(det)
                 if any(_square_iou(roi, t.roi) > self.overlap for t, _ in kept):
                     continue
+                tries -= 1
                 result = self._landmarks(rgb, roi)
                 if result.flag >= self.flag_threshold:
                     kept.append((_Track(roi, det.score, self._new_smoother()), result))

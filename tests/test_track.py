@@ -305,3 +305,53 @@ def test_memory_stays_flat_over_10000_frames(lite, photo):
     assert found > 9_000  # the person was tracked through the clip
     assert 10 <= tracker.detector_runs <= 40  # first frame + around each of the 10 cuts
 
+
+
+class _FakeEstimator:
+    """Stage methods with scripted outputs: detections at given x positions, each with a pose flag.
+    (Only for the detection-order rule; the tracking tests above run the real models.)"""
+
+    def __init__(self, flags: list[float]):
+        from posezoo.detect import Detection
+
+        self.spec = SPEC
+        self.flags = {}
+        self.dets = []
+        for i, flag in enumerate(flags):
+            x = 100.0 + 300.0 * i
+            self.dets.append(Detection(np.array([x - 20, 80, x + 20, 120], np.float32),
+                                       np.array([[x, 300], [x, 200], [0, 0], [0, 0]], np.float32), 0.9 - 0.1 * i))  # fmt: skip
+            self.flags[x] = flag
+
+    def to_rgb(self, frame):
+        return frame
+
+    def detect_rgb(self, rgb, threshold=None):
+        return list(self.dets)
+
+    def roi_from_detection(self, det):
+        from posezoo.roi import roi_from_detection
+
+        return roi_from_detection(det, SPEC.detector.roi)
+
+    def landmarks_in_roi(self, rgb, roi, segmentation=False):
+        from posezoo.landmarks import LandmarkResult
+
+        lms = np.zeros((33, 5), np.float32)
+        lms[:, 0], lms[:, 1], lms[:, 3:] = roi.cx, roi.cy, 1.0
+        aux = np.array([[roi.cx, roi.cy, 0, 1, 1], [roi.cx, roi.cy - roi.w / 2.5, 0, 1, 1]], np.float32)
+        flag = self.flags[min(self.flags, key=lambda x: abs(x - roi.cx))]
+        return LandmarkResult(lms, aux, None, flag, None, roi)
+
+    make_pose = PoseEstimator.make_pose
+    roi_from_landmarks = PoseEstimator.roi_from_landmarks
+
+
+def test_a_false_best_detection_gets_one_spare_try():
+    tracker = Tracker(_FakeEstimator([0.1, 0.9, 0.9]))
+    poses = tracker.update(np.zeros((480, 1000, 3), np.uint8))
+    assert len(poses) == 1 and poses[0].roi.cx == pytest.approx(400.0)  # the second detection
+    assert tracker.landmark_runs == 2
+    tracker = Tracker(_FakeEstimator([0.1, 0.1, 0.9]))
+    assert tracker.update(np.zeros((480, 1000, 3), np.uint8)) == []  # only one spare try
+    assert tracker.landmark_runs == 2
