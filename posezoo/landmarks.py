@@ -74,12 +74,13 @@ def refine_from_heatmap(landmarks: np.ndarray, heatmap: np.ndarray, kernel: int,
     offs = np.arange(-half, half + 1)
     rows = row[:, None] + offs  # (N, k)
     cols = col[:, None] + offs
-    valid = ((rows >= 0) & (rows < hm_h))[:, :, None] & ((cols >= 0) & (cols < hm_w))[:, None, :]
-    valid &= ok[:, None, None]
-    r_idx = np.clip(rows, 0, hm_h - 1)[:, :, None]
-    c_idx = np.clip(cols, 0, hm_w - 1)[:, None, :]
-    ch = np.arange(n)[:, None, None]
-    conf = np.where(valid, sigmoid(hm[r_idx, c_idx, ch]), 0.0)  # (N, k, k)
+    row_ok = (rows >= 0) & (rows < hm_h) & ok[:, None]
+    col_ok = (cols >= 0) & (cols < hm_w)
+    # one flat gather of the (N, k, k) windows (clipped indices; outside cells zeroed below)
+    flat = (np.clip(rows, 0, hm_h - 1)[:, :, None] * hm_w + np.clip(cols, 0, hm_w - 1)[:, None, :]) * n
+    flat += np.arange(n)[:, None, None]
+    conf = sigmoid(hm.reshape(-1).take(flat))  # (N, k, k)
+    conf *= row_ok[:, :, None] & col_ok[:, None, :]
     total = conf.sum(axis=(1, 2))
     refine = (conf.max(axis=(1, 2)) >= min_confidence) & (total > 0)
     if refine.any():
