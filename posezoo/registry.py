@@ -244,6 +244,36 @@ def parse_file_entry(where: str, data: Any) -> FileEntry:
     )
 
 
+def _parse_variant(where: str, vname: Any, vdata: Any, seen: dict[str, FileEntry]) -> Variant:
+    vwhere = f"{where}, variant {vname!r}"
+    if not isinstance(vname, str) or not MODEL_NAME_RE.match(vname):
+        raise _fail(vwhere, "variant names are lower-case letters, digits, '.', '_' and '-'")
+    _check_keys(vwhere, vdata, VARIANT_KEYS, "a variant")
+    files_data = vdata["files"]
+    if not isinstance(files_data, dict) or not files_data:
+        raise _fail(vwhere, "key 'files' must be a mapping of role -> file")
+    files: dict[str, FileEntry] = {}
+    for role, fdata in files_data.items():
+        fwhere = f"{vwhere}, file {role!r}"
+        if role not in FILE_ROLES:
+            raise _fail(fwhere, f"unknown file role {role!r}", f"roles: {', '.join(FILE_ROLES)}")
+        entry = parse_file_entry(fwhere, fdata)
+        other = seen.get(entry.name)
+        if other is not None and other != entry:
+            raise _fail(
+                fwhere,
+                f"duplicate file name {entry.name!r} for a different file",
+                "file names must be unique in the whole registry; rename one",
+            )
+        seen[entry.name] = entry
+        files[role] = entry
+    missing_roles = [r for r in FILE_ROLES if r not in files]
+    if missing_roles:
+        raise _fail(vwhere, f"missing file role {missing_roles[0]!r}")
+    description = _string(vwhere, "description", vdata["description"]) if "description" in vdata else ""
+    return Variant(name=vname, files=files, description=description)
+
+
 def parse_model(origin: str, name: Any, data: Any) -> ModelEntry:
     where = f"{origin}: model {name!r}"
     if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
@@ -252,39 +282,8 @@ def parse_model(origin: str, name: Any, data: Any) -> ModelEntry:
     variants_data = data["variants"]
     if not isinstance(variants_data, dict) or not variants_data:
         raise _fail(where, "key 'variants' must be a non-empty mapping")
-    variants: dict[str, Variant] = {}
-    seen: dict[str, FileEntry] = {}
-    for vname, vdata in variants_data.items():
-        vwhere = f"{where}, variant {vname!r}"
-        if not isinstance(vname, str) or not MODEL_NAME_RE.match(vname):
-            raise _fail(vwhere, "variant names are lower-case letters, digits, '.', '_' and '-'")
-        _check_keys(vwhere, vdata, VARIANT_KEYS, "a variant")
-        files_data = vdata["files"]
-        if not isinstance(files_data, dict) or not files_data:
-            raise _fail(vwhere, "key 'files' must be a mapping of role -> file")
-        files: dict[str, FileEntry] = {}
-        for role, fdata in files_data.items():
-            fwhere = f"{vwhere}, file {role!r}"
-            if role not in FILE_ROLES:
-                raise _fail(fwhere, f"unknown file role {role!r}", f"roles: {', '.join(FILE_ROLES)}")
-            entry = parse_file_entry(fwhere, fdata)
-            other = seen.get(entry.name)
-            if other is not None and other != entry:
-                raise _fail(
-                    fwhere,
-                    f"duplicate file name {entry.name!r} for a different file",
-                    "file names must be unique in the whole registry; rename one",
-                )
-            seen[entry.name] = entry
-            files[role] = entry
-        missing_roles = [r for r in FILE_ROLES if r not in files]
-        if missing_roles:
-            raise _fail(vwhere, f"missing file role {missing_roles[0]!r}")
-        variants[vname] = Variant(
-            name=vname,
-            files=files,
-            description=_string(vwhere, "description", vdata["description"]) if "description" in vdata else "",
-        )
+    seen: dict[str, FileEntry] = {}  # file name -> entry, across the model's variants
+    variants = {vname: _parse_variant(where, vname, vdata, seen) for vname, vdata in variants_data.items()}
     default = _string(where, "default_variant", data["default_variant"])
     if default not in variants:
         raise _fail(where, f"key 'default_variant': {default!r} is not one of its variants")
