@@ -61,3 +61,25 @@ def converted_models(shared_models: Path, tmp_path_factory) -> dict[str, Path]:
         paths[role] = out / f"{role}.onnx"
         convert_file(shared_models / rel, paths[role])
     return paths
+
+
+@pytest.fixture(scope="session")
+def make_estimator(converted_models):
+    """Factory: ``make_estimator("full" | "lite")`` -> a new CPU PoseEstimator for blazepose-full on
+    the converted weights (one per call: an estimator reuses its buffers, one thread at a time)."""
+    from posezoo.estimator import PoseEstimator
+    from posezoo_plugins.blazepose_full import SPEC
+
+    def make(variant: str):
+        files = {"detector": converted_models["detector"], "landmark": converted_models[variant]}
+        return PoseEstimator(SPEC, files, variant=variant, device="cpu")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def coco_photo(testdata: Path):
+    """The COCO skier (one person), BGR."""
+    import cv2
+
+    return cv2.imread(str(testdata / "images" / "coco_000000000785.jpg"))

@@ -13,22 +13,18 @@ import pytest
 from clitools import build_mirror, one_line_error, posezoo_env, run_posezoo
 from posezoo.bench import STAGES, open_input, pan_zoom_frames, run_bench, write_clip
 from posezoo.errors import InputError
-from posezoo.estimator import PoseEstimator
 from posezoo.runtime import Session
-from posezoo_plugins.blazepose_full import SPEC
 
-COCO = "coco_000000000785.jpg"
 
 
 @pytest.fixture(scope="module")
-def estimator(converted_models):
-    files = {"detector": converted_models["detector"], "landmark": converted_models["lite"]}
-    return PoseEstimator(SPEC, files, variant="lite", device="cpu")
+def estimator(make_estimator):
+    return make_estimator("lite")
 
 
 @pytest.fixture(scope="module")
-def photo(testdata):
-    return cv2.imread(str(testdata / "images" / COCO))
+def photo(coco_photo):
+    return coco_photo
 
 
 @pytest.fixture(scope="module")

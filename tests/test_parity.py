@@ -30,9 +30,8 @@ def reference(testdata: Path) -> dict:
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
-def estimator(request, converted_models) -> PoseEstimator:
-    files = {"detector": converted_models["detector"], "landmark": converted_models[request.param]}
-    return PoseEstimator(SPEC, files, variant=request.param, device="cpu")
+def estimator(request, make_estimator) -> PoseEstimator:
+    return make_estimator(request.param)
 
 
 def test_parity_with_mediapipe(estimator: PoseEstimator, reference: dict, testdata: Path):

@@ -18,25 +18,22 @@ from posezoo.spec import SmoothingSpec
 from posezoo.track import LowPassFilter, OneEuroFilter, PoseSmoother, Tracker, object_scale
 from posezoo_plugins.blazepose_full import ROI, SPEC
 
-COCO = "coco_000000000785.jpg"  # one skier
 AIC = "aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # two people
 
 
 @pytest.fixture(scope="module")
-def estimator(converted_models):
-    files = {"detector": converted_models["detector"], "landmark": converted_models["full"]}
-    return PoseEstimator(SPEC, files, variant="full", device="cpu")
+def estimator(make_estimator):
+    return make_estimator("full")
 
 
 @pytest.fixture(scope="module")
-def lite(converted_models):
-    files = {"detector": converted_models["detector"], "landmark": converted_models["lite"]}
-    return PoseEstimator(SPEC, files, variant="lite", device="cpu")
+def lite(make_estimator):
+    return make_estimator("lite")
 
 
 @pytest.fixture(scope="module")
-def photo(testdata):
-    return cv2.imread(str(testdata / "images" / COCO))
+def photo(coco_photo):
+    return coco_photo
 
 
 def shifted(image: np.ndarray, dx: float, dy: float = 0.0) -> np.ndarray:
