@@ -16,7 +16,6 @@ from posezoo.errors import InputError
 from posezoo.runtime import Session
 
 
-
 @pytest.fixture(scope="module")
 def estimator(make_estimator):
     return make_estimator("lite")
