@@ -4,7 +4,8 @@ MediaPipe publishes its models only as TFLite; posezoo runs them on onnxruntime,
 itself. The converter keeps the TFLite signature (input/output names, NHWC shapes, float32) and lays
 the graph out the way onnxruntime runs fastest: NCHW inside, one Transpose after the input and before
 each 4-D output, OIHW weights, constants folded (no DENSIFY/DEQUANTIZE at run time), fused
-activations as Relu/Clip nodes after the Conv, SAME padding and zero PADs turned into Conv pads.
+activations as Relu/Clip nodes after the Conv, SAME padding and zero PADs turned into Conv pads; then
+:mod:`posezoo.convert.optimize` rewrites patterns onnxruntime runs slowly into exact equivalents.
 
 Public API::
 
@@ -25,12 +26,13 @@ import onnx
 
 from posezoo.convert.builder import GraphBuilder
 from posezoo.convert.ops import HANDLERS
+from posezoo.convert.optimize import optimize
 from posezoo.convert.tflite_reader import Graph, read_graph
 from posezoo.errors import ConvertError
 
 __all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "convert_bytes", "convert_file"]
 
-CONVERTER_VERSION = "3"
+CONVERTER_VERSION = "4"
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
 
 
@@ -46,7 +48,7 @@ def convert_bytes(data: bytes, *, model_name: str | None = None) -> bytes:
         except (ValueError, IndexError, KeyError) as exc:  # shapes/values that contradict each other
             raise ConvertError(f"cannot convert {label}: operator #{number} {op.code} is malformed ({type(exc).__name__})",
                                "the file is inconsistent; download the model again") from None
-    model = builder.finish(Path(label).stem, CONVERTER_VERSION)
+    model = optimize(builder.finish(Path(label).stem, CONVERTER_VERSION))
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
