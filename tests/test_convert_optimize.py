@@ -94,17 +94,17 @@ def test_depth_to_space_left_alone_when_it_does_not_fold(stride, pads):
     assert "DepthToSpace" in _ops(rewritten)
 
 
-def _resize_conv(cin: int, cout: int, mode: str) -> onnx.ModelProto:
-    """x -> bilinear 2x Resize -> 1x1 Conv -> Clip(0, 6) -> Add(skip)."""
+def _resize_conv(cin: int, cout: int, mode: str, size=(10, 14)) -> onnx.ModelProto:
+    """x (5x7) -> bilinear Resize to ``size`` -> 1x1 Conv -> Clip(0, 6) -> Add(skip)."""
     nodes = [
         helper.make_node("Resize", ["x", "", "", "sizes"], ["up"], mode="linear", coordinate_transformation_mode=mode),
         helper.make_node("Conv", ["up", "w", "b"], ["c"], kernel_shape=[1, 1]),
         helper.make_node("Clip", ["c", "lo", "hi"], ["a"]),
         helper.make_node("Add", ["a", "skip"], ["out"]),
     ]
-    weights = {"sizes": np.array([1, cin, 10, 14], np.int64), "w": _w(cout, cin, 1, 1), "b": _w(cout),
+    weights = {"sizes": np.array([1, cin, *size], np.int64), "w": _w(cout, cin, 1, 1), "b": _w(cout),
                "lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}
-    return _model(nodes, {"x": [1, cin, 5, 7], "skip": [1, cout, 10, 14]}, ["out"], weights)
+    return _model(nodes, {"x": [1, cin, 5, 7], "skip": [1, cout, *size]}, ["out"], weights)
 
 
 @pytest.mark.parametrize("mode", ["half_pixel", "align_corners", "asymmetric"])
@@ -120,9 +120,11 @@ def test_resize_moves_after_the_pointwise_conv(mode):
     assert ops.count("Conv") == 2  # the Clip now follows an identity depthwise Conv
 
 
-def test_resize_stays_when_the_conv_widens():
-    model = _resize_conv(4, 12, "half_pixel")
-    rewritten = _optimized_matches(model, {"x": _w(1, 4, 5, 7), "skip": _w(1, 12, 10, 14)})
+@pytest.mark.parametrize("cin, cout, size", [(4, 12, (10, 14)), (12, 4, (3, 4))])
+def test_resize_stays_when_the_conv_would_not_get_cheaper(cin, cout, size):
+    """More output channels than input, or a downsample: the Resize stays first."""
+    model = _resize_conv(cin, cout, "half_pixel", size)
+    rewritten = _optimized_matches(model, {"x": _w(1, cin, 5, 7), "skip": _w(1, cout, *size)})
     assert _ops(rewritten)[0] == "Resize"
 
 

@@ -52,6 +52,9 @@ class _Graph:
         self.nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in model.graph.node]
         self.arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
         self.outputs = {v.name for v in model.graph.output}
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+        self.shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+                       for v in list(inferred.value_info) + list(inferred.input) + list(inferred.output)}
         self._taken = {o for n in self.nodes for o in n.output} | set(self.arrays) | {v.name for v in model.graph.input}
 
     # -- lookups ---------------------------------------------------------------------------------
@@ -214,11 +217,12 @@ def commute_resize(g: _Graph) -> None:
                 or resize.output[0] in g.outputs or g.attr(resize, "mode") != b"linear"
                 or len(resize.input) != 4 or resize.input[3] not in g.arrays or any(resize.input[1:3])):
             continue
-        conv = users[0]
+        conv, sizes = users[0], g.arrays[resize.input[3]].copy()
         out_channels, in_channels = g.weight(conv, 1).shape[:2]
-        if out_channels > in_channels:
+        before = g.shapes.get(resize.input[0], [])
+        upsamples = len(before) == len(sizes) == 4 and None not in before and (sizes[2:] >= np.array(before[2:])).all()
+        if out_channels > in_channels or not upsamples:  # then the Conv would not get cheaper
             continue
-        sizes = g.arrays[resize.input[3]].copy()
         sizes[1] = out_channels
         small, result = resize.output[0], conv.output[0]
         conv.input[0], conv.output[0] = resize.input[0], small
@@ -274,7 +278,7 @@ def _channelwise(g: _Graph, node: onnx.NodeProto) -> bool:
         return not any(i in g.arrays for i in node.input)
     if node.op_type == "Resize":
         return len(node.input) == 4 and node.input[3] in g.arrays and not any(node.input[1:3])
-    return node.op_type in _CHANNELWISE or g.is_depthwise(node)
+    return (node.op_type in _CHANNELWISE and len(node.output) == 1) or g.is_depthwise(node)
 
 
 def _channel_regions(g: _Graph) -> list[set[str]]:
