@@ -66,13 +66,7 @@ class GraphBuilder:
         return ConvertError(f"cannot convert {self.label}: {message}", fix)
 
     def unique(self, base: str) -> str:
-        base = base or "t"
-        name, n = base, 0
-        while name in self._taken:
-            n += 1
-            name = f"{base}_{n}"
-        self._taken.add(name)
-        return name
+        return unique_name(base or "t", self._taken)
 
     def shape(self, index: int) -> tuple[int, ...]:
         return self.graph.tensors[index].shape
@@ -208,6 +202,16 @@ class GraphBuilder:
 
     def _value_info(self, index: int) -> onnx.ValueInfoProto:
         return helper.make_tensor_value_info(self.tensor_name(index), TensorProto.FLOAT, list(self.shape(index)))
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``... whichever is not in ``taken`` first; added to ``taken``."""
+    name, n = base, 0
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
 
 
 def _is_noop_permutation(shape, perm) -> bool:

@@ -30,6 +30,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from posezoo.convert.builder import unique_name
+
 BLOCK = 16  # channels padded to this (onnxruntime's NCHWc block with AVX-512; two blocks with AVX2)
 _CHANNELWISE = ("Add", "Clip", "MaxPool", "Relu", "Resize")
 
@@ -112,12 +114,7 @@ class _Graph:
     # -- edits -----------------------------------------------------------------------------------
 
     def fresh_name(self, base: str) -> str:
-        name, n = base, 0
-        while name in self._taken:
-            n += 1
-            name = f"{base}_{n}"
-        self._taken.add(name)
-        return name
+        return unique_name(base, self._taken)
 
     def constant(self, array: np.ndarray, base: str) -> str:
         name = self.fresh_name(base)
