@@ -18,8 +18,8 @@ graphs inside fast kernels. Each computes the same function (results agree to fl
     a connected region of tensors with fewer channels than one block (the pose landmark models'
     8-channel segmentation head) gets zero channels up to 16, so it stays in NCHWc instead of being
     reordered around every Conv. The producing Convs get zero output rows, the consuming Convs zero
-    input columns; the added channels stay zero (finite, and ignored by those Convs) through depthwise
-    Convs, Add, Relu, Clip, MaxPool and Resize.
+    input columns. Through depthwise Convs, Add, Relu, Clip, MaxPool and Resize the added channels stay
+    finite (zero, for the Relu6 clips these models use), and the consuming Convs ignore them.
 
 :func:`optimize` applies all three to a finished ModelProto, deterministically.
 """
@@ -270,7 +270,7 @@ def widen_narrow_channels(g: _Graph, block: int = BLOCK) -> None:
 
 
 def _channelwise(g: _Graph, node: onnx.NodeProto) -> bool:
-    """Output channel c depends on input channel c only, and zero channels stay zero."""
+    """Output channel c depends on input channel c only (and finite values stay finite)."""
     if node.op_type == "Add":
         return not any(i in g.arrays for i in node.input)
     if node.op_type == "Resize":
