@@ -23,25 +23,26 @@ the folder of their final file, so ``os.replace`` is atomic.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import tempfile
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from posezoo.atomic import write_atomically
 from posezoo.errors import FetchError
+from posezoo.hashes import READ_CHUNK, file_digest
 
 if TYPE_CHECKING:
     from posezoo.registry import FileEntry, ModelEntry, Registry
 
 HOME_ENV = "POSEZOO_HOME"
-READ_CHUNK = 1 << 20
 
 
 def cache_home() -> Path:
@@ -54,43 +55,6 @@ def cache_home() -> Path:
     return Path(user_cache_dir("posezoo"))
 
 
-# --------------------------------------------------------------------------------------------- digests
-
-
-def new_hasher(algorithm: str, size: int | None = None) -> Any:
-    """A hashlib object for a registry digest algorithm.
-
-    ``git-blob-sha1`` is git's object id: SHA-1 over ``b"blob <size>\\0"`` followed by the bytes, so
-    the size must be known before the first byte.
-    """
-    if algorithm == "sha256":
-        return hashlib.sha256()
-    if algorithm == "git-blob-sha1":
-        if size is None:
-            raise ValueError("a git-blob-sha1 digest needs the size up front")
-        return hashlib.sha1(b"blob %d\0" % size)
-    raise FetchError(f"unsupported digest algorithm {algorithm!r}", "use sha256 or git-blob-sha1")
-
-
-def iter_file(path: Path, start: int = 0) -> Iterator[bytes]:
-    """The bytes of a file from ``start`` on, in chunks."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        yield from iter(lambda: f.read(READ_CHUNK), b"")
-
-
-def hash_into(hasher: Any, path: Path) -> Any:
-    """Feed the bytes of ``path`` to ``hasher``; returns it."""
-    for chunk in iter_file(path):
-        hasher.update(chunk)
-    return hasher
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    """The ``<algorithm>:<hex>`` digest of a file."""
-    return f"{algorithm}:{hash_into(new_hasher(algorithm, path.stat().st_size), path).hexdigest()}"
-
-
 # --------------------------------------------------------------------------------------------- helpers
 
 
@@ -101,19 +65,6 @@ def _now() -> str:
 def _unlink(*paths: Path) -> None:
     for p in paths:
         p.unlink(missing_ok=True)
-
-
-def write_atomically(dest: Path, write) -> None:
-    """Call ``write(fileobj)`` on a hidden temporary file beside ``dest``, then rename it to ``dest``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, dest)
-    except BaseException:
-        _unlink(Path(tmp))
-        raise
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -160,14 +111,6 @@ class VerifyProblem:
 # --------------------------------------------------------------------------------------------- cache
 
 
-def _registry(registry: Registry | None) -> Registry:
-    if registry is not None:
-        return registry
-    from posezoo.zoo import get_zoo
-
-    return get_zoo().registry
-
-
 class Cache:
     """The cache folder (see the module docstring for its layout)."""
 
@@ -206,6 +149,27 @@ class Cache:
 
     def _part_sidecar(self, name: str) -> Path:
         return self.root / "partial" / f"{name}.part.json"
+
+    @contextmanager
+    def hold(self, entry: FileEntry, doing: str, progress: bool = True) -> Iterator[None]:
+        """Hold the file's lock, saying on stderr when another process has it (``doing``: "fetching")."""
+        lock = self.lock(entry)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if progress:
+                print(f"posezoo: waiting for another process {doing} {entry.name}", file=sys.stderr)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def require(self, entry: FileEntry) -> Path:
+        """The cached file's path; a FetchError saying how to get it when it is not cached."""
+        if not self.is_cached(entry):
+            raise FetchError(f"{entry.name} is not in the cache", "fetch its model first: `posezoo fetch MODEL`")
+        return self.path(entry)
 
     def lock(self, entry: FileEntry | str) -> FileLock:
         """The per-file lock (``with cache.lock(entry): ...``)."""
@@ -301,9 +265,9 @@ class Cache:
             return []
         return sorted(p.name for p in self.files_dir.iterdir() if p.is_file() and not p.name.startswith("."))
 
-    def entries(self, registry: Registry | None = None) -> list[CacheRecord]:
-        """Every cached file, for ``posezoo cache list`` (``registry`` defaults to the zoo's)."""
-        reg = _registry(registry)
+    def entries(self, registry: Registry) -> list[CacheRecord]:
+        """Every cached file, for ``posezoo cache list``; ``registry`` names the models using each."""
+        reg = registry
         users: dict[str, list[str]] = {}
         for model in reg.models.values():
             for f in model.files():
@@ -351,7 +315,8 @@ class Cache:
         return None if actual == m["digest"] else f"digest mismatch: expected {m['digest']}, got {actual}"
 
     def clear(self, model: ModelEntry | None = None, registry: Registry | None = None) -> list[str]:
-        """Remove everything, or the files of one model (a file another model uses stays).
+        """Remove everything, or the files of one model; a file another model of ``registry`` uses
+        stays.
 
         Returns the names of the files removed. Lock files stay: another process may hold one.
         """
@@ -360,9 +325,8 @@ class Cache:
             for sub in ("files", "manifests", "onnx", "partial"):
                 shutil.rmtree(self.root / sub, ignore_errors=True)
             return removed
-        others = {
-            f.name for m in _registry(registry).models.values() if m.name != model.name for f in m.files()
-        }
+        models = registry.models.values() if registry is not None else ()
+        others = {f.name for m in models if m.name != model.name for f in m.files()}
         removed = []
         for f in model.files():
             if f.name in others:

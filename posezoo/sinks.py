@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from posezoo.atomic import write_bytes
 from posezoo.errors import InputError
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -38,13 +38,9 @@ def write_image(path: Path, image: np.ndarray) -> None:
         ok = False
     if not ok:
         raise InputError(f"cannot write {path}: unknown image type {ext!r}", "use .png or .jpg")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
+        write_bytes(path, buf.tobytes())
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from httpserver import home, mirror_dir  # noqa: F401  (pytest fixtures)
-from posezoo.cache import Cache, cache_home, file_digest
+from posezoo.cache import Cache, cache_home
+from posezoo.hashes import file_digest
 from posezoo.fetch import fetch_model
 from posezoo.registry import Registry, Variant, build_registry
 
@@ -24,7 +25,7 @@ LANDMARK_FULL = REGISTRY.files["pose_landmark_full.tflite"]
 def filled(home, mirror_dir) -> Cache:
     """A cache holding blazepose-full's lite and full variants (not converted)."""
     for variant in ("lite", "full"):
-        fetch_model(FULL, variant, mirror=str(mirror_dir), convert=False, progress=False)
+        fetch_model(FULL, variant, mirror=str(mirror_dir), progress=False)
     return Cache()
 
 
