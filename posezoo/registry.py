@@ -27,8 +27,8 @@ import yaml
 from posezoo.errors import RegistryError, UnknownModelError
 
 SCHEMA_VERSION = 1
-FILE_ROLES = ("detector", "landmark")
-FORMATS = ("tflite", "onnx")
+FORMATS = ("tflite", "onnx", "tfjs")  # tfjs: a TF.js graph model's model.json, its weights in `shards`
+ROLE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 DIGEST_RE = {
     "sha256": re.compile(r"^[0-9a-f]{64}$"),
     "git-blob-sha1": re.compile(r"^[0-9a-f]{40}$"),
@@ -55,7 +55,9 @@ FILE_KEYS = {
     "format": True,
     "licence": False,
     "source": False,
+    "shards": False,
 }
+SHARD_KEYS = {k: v for k, v in FILE_KEYS.items() if k not in ("format", "shards")}
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,11 @@ class FileEntry:
     size: int | None = None
     licence: str | None = None
     source: str | None = None
+    shards: tuple["FileEntry", ...] = ()  # the weight files a tfjs model.json names, in its order
+
+    def with_shards(self) -> tuple["FileEntry", ...]:
+        """This file and its shards: everything to fetch and verify for it."""
+        return (self, *self.shards)
 
     @property
     def algorithm(self) -> str:
@@ -81,9 +88,15 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Variant:
+    """A variant of a model: its files by role (the roles its family reads, e.g. detector, landmark)."""
+
     name: str
     files: dict[str, FileEntry]
     description: str = ""
+
+    def all_files(self) -> list[FileEntry]:
+        """Every file to fetch for this variant (shards included), each once."""
+        return list({f.name: f for e in self.files.values() for f in e.with_shards()}.values())
 
 
 @dataclass(frozen=True)
@@ -110,10 +123,10 @@ class ModelEntry:
         return self.variants[name]
 
     def files(self) -> list[FileEntry]:
-        """Every distinct file of every variant, in registry order."""
+        """Every distinct file of every variant (shards included), in registry order."""
         seen: dict[str, FileEntry] = {}
         for v in self.variants.values():
-            for f in v.files.values():
+            for f in v.all_files():
                 seen.setdefault(f.name, f)
         return list(seen.values())
 
@@ -210,8 +223,8 @@ def _url(where: str, key: str, value: Any) -> str:
     return value
 
 
-def parse_file_entry(where: str, data: Any) -> FileEntry:
-    _check_keys(where, data, FILE_KEYS, "a file")
+def parse_file_entry(where: str, data: Any, *, shard: bool = False) -> FileEntry:
+    _check_keys(where, data, SHARD_KEYS if shard else FILE_KEYS, "a file")
     name = _string(where, "name", data["name"])
     if "/" in name or "\\" in name or ".." in name or not NAME_RE.match(name):
         raise _fail(
@@ -227,12 +240,13 @@ def parse_file_entry(where: str, data: Any) -> FileEntry:
             f"key 'digest': {data['digest']!r} is not a valid digest",
             "write sha256:<64 hex digits> or git-blob-sha1:<40 hex digits>",
         )
-    fmt = _string(where, "format", data["format"])
-    if fmt not in FORMATS:
+    fmt = "weights" if shard else _string(where, "format", data["format"])
+    if not shard and fmt not in FORMATS:
         raise _fail(where, f"key 'format': {fmt!r} is not supported", f"use one of: {', '.join(FORMATS)}")
     size = data.get("size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise _fail(where, f"key 'size': {size!r} is not a positive number of bytes")
+    shards = _parse_shards(where, fmt, data.get("shards")) if not shard else ()
     return FileEntry(
         name=name,
         url=_url(where, "url", data["url"]),
@@ -241,7 +255,19 @@ def parse_file_entry(where: str, data: Any) -> FileEntry:
         size=size,
         licence=_string(where, "licence", data["licence"]) if "licence" in data else None,
         source=_url(where, "source", data["source"]) if "source" in data else None,
+        shards=shards,
     )
+
+
+def _parse_shards(where: str, fmt: str, data: Any) -> tuple[FileEntry, ...]:
+    """The ``shards`` of a tfjs file (required there, refused elsewhere)."""
+    if fmt != "tfjs":
+        if data is not None:
+            raise _fail(where, f"key 'shards' is only for format tfjs, not {fmt}")
+        return ()
+    if not isinstance(data, list) or not data:
+        raise _fail(where, "a tfjs model needs key 'shards': the list of its weight files (.bin)")
+    return tuple(parse_file_entry(f"{where}, shard {i + 1}", item, shard=True) for i, item in enumerate(data))
 
 
 def _parse_variant(where: str, vname: Any, vdata: Any, seen: dict[str, FileEntry]) -> Variant:
@@ -255,21 +281,19 @@ def _parse_variant(where: str, vname: Any, vdata: Any, seen: dict[str, FileEntry
     files: dict[str, FileEntry] = {}
     for role, fdata in files_data.items():
         fwhere = f"{vwhere}, file {role!r}"
-        if role not in FILE_ROLES:
-            raise _fail(fwhere, f"unknown file role {role!r}", f"roles: {', '.join(FILE_ROLES)}")
+        if not isinstance(role, str) or not ROLE_RE.match(role):
+            raise _fail(fwhere, f"file role {role!r} is not a name", "roles are lower-case names such as detector, landmark, model")
         entry = parse_file_entry(fwhere, fdata)
-        other = seen.get(entry.name)
-        if other is not None and other != entry:
-            raise _fail(
-                fwhere,
-                f"duplicate file name {entry.name!r} for a different file",
-                "file names must be unique in the whole registry; rename one",
-            )
-        seen[entry.name] = entry
+        for f in entry.with_shards():
+            other = seen.get(f.name)
+            if other is not None and other != f:
+                raise _fail(
+                    fwhere,
+                    f"duplicate file name {f.name!r} for a different file",
+                    "file names must be unique in the whole registry; rename one",
+                )
+            seen[f.name] = f
         files[role] = entry
-    missing_roles = [r for r in FILE_ROLES if r not in files]
-    if missing_roles:
-        raise _fail(vwhere, f"missing file role {missing_roles[0]!r}")
     description = _string(vwhere, "description", vdata["description"]) if "description" in vdata else ""
     return Variant(name=vname, files=files, description=description)
 

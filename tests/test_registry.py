@@ -62,8 +62,10 @@ def test_builtin_registry_has_both_blazepose_models_with_shared_models_digests(s
         "pose_detection.tflite",
         "pose_landmark_lite_v0.8.9.tflite",
         "pose_landmark_full.tflite",
+        "pose_landmark_heavy.tflite",
         "pose_detection_128_v0.7.12.tflite",
     }
+    assert all(f.size for f in reg.files.values()), "every registry file states its size"
     assert len({v.files["detector"].name for v in full.variants.values()}) == 1
     for rel, digest in sums.items():
         data = (shared_models / rel).read_bytes()
