@@ -41,12 +41,11 @@ def load(
 ) -> "PoseEstimator":
     """Fetch (verified, converted) weights on first use and return a ready estimator."""
     from posezoo.estimator import PoseEstimator
-    from posezoo.fetch import fetch_model
-    from posezoo.zoo import get_zoo
+    from posezoo.zoo import get_zoo, model_files
 
     zoo = get_zoo()
     entry = zoo.model(name)
     spec = zoo.spec(name)
     variant_name = entry.variant(variant).name
-    files = fetch_model(entry, variant_name, mirror=mirror, offline=offline, progress=progress)
+    files = model_files(entry, variant_name, mirror=mirror, offline=offline, progress=progress)
     return PoseEstimator(spec, files, variant=variant_name, device=device)

@@ -258,12 +258,12 @@ def fetch(
     offline: bool = OfflineOpt,
 ) -> None:
     """Download, verify and convert a model's files into the cache."""
-    from posezoo.fetch import fetch_model
+    from posezoo.zoo import model_files
 
     zoo = _zoo()
     entry = zoo.model(model)
     entry.variant(variant)
-    paths = fetch_model(entry, variant, all_variants=all_variants, mirror=mirror, offline=offline)
+    paths = model_files(entry, variant, all_variants=all_variants, mirror=mirror, offline=offline)
     for role, path in paths.items():
         typer.echo(f"{role}: {path}")
 
@@ -281,8 +281,7 @@ def cache_list() -> None:
     """List cached files: model, file, size, verified."""
     from posezoo.cache import Cache
 
-    _zoo()
-    records = Cache().entries()
+    records = Cache().entries(_zoo().registry)
     if not records:
         typer.echo("the cache is empty")
         return
@@ -314,7 +313,7 @@ def cache_clear(model: Optional[str] = typer.Argument(None, help="Only this mode
 
     zoo = _zoo()
     entry = zoo.model(model) if model else None
-    Cache().clear(entry)
+    Cache().clear(entry, zoo.registry)
     typer.echo(f"cleared {'files of ' + model if model else 'the cache'}")
 
 

@@ -1,10 +1,8 @@
-"""Fetch registry weight files into the cache: download, verify, convert.
+"""Fetch registry weight files into the cache: download and verify (conversion is posezoo.convert's).
 
 - :func:`fetch_file` gets one verified file: from the cache, a mirror, or its registry URL.
-- :func:`fetch_model` gets the files of a variant (or of every variant) and converts TFLite files to
-  ONNX, returning ``{role: path}`` that onnxruntime can load.
-- :func:`ensure_onnx` converts a cached TFLite file when its .onnx is missing or was written by another
-  converter version.
+- :func:`fetch_model` gets the files of a variant (or of every variant), shards of TF.js models
+  included, returning ``{role: path}`` of the verified upstream files.
 
 Sources. A file comes from its registry URL (https only), or from a mirror (``mirror=`` or
 ``$POSEZOO_MIRROR``): an http(s) URL or a local folder (a path or ``file://`` URL) holding files under
@@ -30,19 +28,18 @@ import errno
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 from urllib.parse import quote, urlsplit
 from urllib.request import url2pathname
 
-import filelock
 import requests
 from tqdm import tqdm
 
 from posezoo import __version__
-from posezoo.cache import Cache, file_digest, hash_into, iter_file, new_hasher
+from posezoo.cache import Cache
 from posezoo.errors import FetchError
+from posezoo.hashes import file_digest, hash_into, iter_file, new_hasher
 from posezoo.registry import FileEntry, ModelEntry
 
 MIRROR_ENV = "POSEZOO_MIRROR"
@@ -78,47 +75,20 @@ def fetch_model(
     cache: Cache | None = None,
     mirror: str | None = None,
     offline: bool | None = None,
-    convert: bool = True,
     progress: bool = True,
 ) -> dict[str, Path]:
-    """Fetch (and convert) a variant's files; returns ``{role: path}`` for that variant.
+    """Fetch and verify a variant's files (shards included); returns ``{role: path}`` for that variant.
 
     ``variant`` defaults to the model's default variant. With ``all_variants`` every variant's files are
-    fetched, and the mapping is still the one of ``variant``. With ``convert`` (the default) a TFLite
-    file maps to its converted .onnx; without, every role maps to the verified upstream file.
+    fetched, and the mapping is still the one of ``variant``. The paths are the verified upstream
+    files; :func:`posezoo.convert.ensure_onnx` turns them into ONNX models.
     """
     chosen = model.variant(variant)
     variants = model.variants.values() if all_variants else [chosen]
     with _Fetcher(cache, mirror, offline, progress) as fetcher:
-        for entry in _distinct(f for v in variants for f in v.files.values()):
+        for entry in _distinct(f for v in variants for f in v.all_files()):
             fetcher.fetch(entry, model.name)
-            if convert:
-                ensure_onnx(entry, fetcher.cache)
-    path = fetcher.cache.onnx_path if convert else fetcher.cache.path
-    return {role: path(entry) for role, entry in chosen.files.items()}
-
-
-def ensure_onnx(entry: FileEntry, cache: Cache | None = None) -> Path:
-    """The .onnx of a cached file: converted now if missing or written by another converter version.
-
-    A file of format onnx is returned as it is. Conversion failures raise ``ConvertError``.
-    """
-    cache = cache or Cache()
-    if entry.format == "onnx":
-        _require_cached(cache, entry)
-        return cache.path(entry)
-    from posezoo.convert import CONVERTER_VERSION, convert_file
-
-    dst = cache.onnx_path(entry)
-    if cache.is_converted(entry, CONVERTER_VERSION):
-        return dst
-    with _locked(cache, entry, "converting"):
-        _require_cached(cache, entry)
-        if not cache.is_converted(entry, CONVERTER_VERSION):
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            convert_file(cache.path(entry), dst, model_name=entry.name)
-            cache.record_conversion(entry, CONVERTER_VERSION)
-    return dst
+    return {role: fetcher.cache.path(entry) for role, entry in chosen.files.items()}
 
 
 # --------------------------------------------------------------------------------------------- settings
@@ -143,27 +113,6 @@ def _env_number(name: str, default: float) -> float:
 
 def _distinct(entries: Iterable[FileEntry]) -> list[FileEntry]:
     return list({e.name: e for e in entries}.values())
-
-
-def _require_cached(cache: Cache, entry: FileEntry) -> None:
-    if not cache.is_cached(entry):
-        raise FetchError(f"{entry.name} is not in the cache", "fetch its model first: `posezoo fetch MODEL`")
-
-
-@contextmanager
-def _locked(cache: Cache, entry: FileEntry, doing: str, progress: bool = True) -> Iterator[None]:
-    """Hold the file's lock, saying so when another process has it."""
-    lock = cache.lock(entry)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        if progress:
-            print(f"posezoo: waiting for another process {doing} {entry.name}", file=sys.stderr)
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -279,7 +228,7 @@ class _Fetcher:
         """The cached file, fetched and verified first when it is not there."""
         if self.cache.is_cached(entry):
             return self.cache.path(entry)
-        with _locked(self.cache, entry, "fetching", self.progress):
+        with self.cache.hold(entry, "fetching", self.progress):
             if not self.cache.is_cached(entry):  # another process may have fetched it meanwhile
                 source = self._source(entry, model)
                 try:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
+from posezoo.cache import Cache
+from posezoo.convert import ensure_onnx
 from posezoo.errors import PluginError
+from posezoo.fetch import fetch_model
 from posezoo.plugins import LoadedPlugins, load_plugins
 from posezoo.registry import ModelEntry, Registry, build_registry
 from posezoo.spec import ModelSpec
@@ -57,3 +61,25 @@ def warn_plugins(zoo: Zoo, stream=None) -> None:
     """Print each plugin warning as one line (stderr)."""
     for line in zoo.warnings:
         print(f"posezoo: warning: {line}", file=stream or sys.stderr)
+
+
+def model_files(
+    entry: ModelEntry,
+    variant: str | None = None,
+    *,
+    all_variants: bool = False,
+    cache: Cache | None = None,
+    mirror: str | None = None,
+    offline: bool | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Fetch, verify and convert a variant's files: ``{role: ONNX model path}``.
+
+    With ``all_variants`` every variant is fetched and converted; the mapping is ``variant``'s.
+    """
+    cache = cache or Cache()
+    fetch_model(entry, variant, all_variants=all_variants, cache=cache, mirror=mirror, offline=offline, progress=progress)
+    variants = entry.variants.values() if all_variants else [entry.variant(variant)]
+    for f in {f.name: f for v in variants for f in v.files.values()}.values():
+        ensure_onnx(f, cache, progress=progress)
+    return {role: cache.onnx_path(f) for role, f in entry.variant(variant).files.items()}

@@ -18,15 +18,17 @@ from httpserver import home, mirror_dir, server  # noqa: F401  (pytest fixtures)
 from posezoo import fetch
 from posezoo.cache import Cache
 from posezoo.errors import FetchError
-from posezoo.fetch import ensure_onnx, fetch_file, fetch_model
-from posezoo.registry import FileEntry, build_registry
+from posezoo.convert import ensure_onnx
+from posezoo.fetch import fetch_file, fetch_model
+from posezoo.registry import FileEntry, Variant, build_registry
+from posezoo.zoo import model_files
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY = build_registry(user_files=[])
 FULL = REGISTRY.model("blazepose-full")
 DETECTOR = REGISTRY.files["pose_detection.tflite"]
 LANDMARK_FULL = REGISTRY.files["pose_landmark_full.tflite"]
-HEAVY = REGISTRY.files["pose_landmark_heavy.tflite"]  # not in ../shared: the mirror answers 404
+HEAVY = REGISTRY.files["pose_landmark_heavy.tflite"]
 DETECTOR_128 = REGISTRY.files["pose_detection_128_v0.7.12.tflite"]
 
 
@@ -45,8 +47,8 @@ def leftovers(cache: Cache) -> list[str]:
 
 
 def test_fetch_variants_from_http_mirror(home, server, shared_models):
-    lite = fetch_model(FULL, "lite", mirror=server.url, convert=False, progress=False)
-    full = fetch_model(FULL, mirror=server.url, convert=False, progress=False)  # default variant: full
+    lite = fetch_model(FULL, "lite", mirror=server.url, progress=False)
+    full = fetch_model(FULL, mirror=server.url, progress=False)  # default variant: full
     cache = Cache()
     assert lite["detector"] == full["detector"] == cache.path(DETECTOR)  # shared file, stored once
     assert full["landmark"] == cache.path(LANDMARK_FULL)
@@ -62,17 +64,19 @@ def test_fetch_variants_from_http_mirror(home, server, shared_models):
     assert leftovers(cache) == []
     assert len(server.requests) == 3  # the detector was downloaded once
 
-    fetch_model(FULL, all_variants=False, mirror=server.url, convert=False, progress=False)
+    fetch_model(FULL, all_variants=False, mirror=server.url, progress=False)
     assert len(server.requests) == 3  # cached: no request
 
 
 def test_all_variants(home, server):
-    with pytest.raises(FetchError, match="HTTP 404"):  # heavy is not on the mirror
-        fetch_model(FULL, all_variants=True, mirror=server.url, convert=False, progress=False)
-    two = replace(FULL, variants={k: v for k, v in FULL.variants.items() if k != "heavy"})
-    paths = fetch_model(two, all_variants=True, mirror=server.url, convert=False, progress=False)
+    absent = replace(HEAVY, name="not_on_the_mirror.tflite")
+    broken = Variant("broken", {"detector": DETECTOR, "landmark": absent})
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch_model(replace(FULL, variants={**FULL.variants, "broken": broken}), all_variants=True,
+                    mirror=server.url, progress=False)
+    paths = fetch_model(FULL, all_variants=True, mirror=server.url, progress=False)
     assert paths == {"detector": Cache().path(DETECTOR), "landmark": Cache().path(LANDMARK_FULL)}
-    assert all(Cache().is_cached(f) for f in two.files())
+    assert all(Cache().is_cached(f) for f in FULL.files())
 
 
 def test_mirror_from_environment(home, server, monkeypatch):
@@ -151,9 +155,10 @@ def test_part_longer_than_the_file_starts_over(home, server):
 
 
 def test_404_names_url_and_status(home, server):
+    absent = replace(HEAVY, name="not_on_the_mirror.tflite")
     with pytest.raises(FetchError) as err:
-        fetch_file(HEAVY, mirror=server.url, progress=False)
-    assert f"{server.url}/{HEAVY.name} answered HTTP 404" in str(err.value)
+        fetch_file(absent, mirror=server.url, progress=False)
+    assert f"{server.url}/{absent.name} answered HTTP 404" in str(err.value)
     assert len(server.requests) == 1  # 4xx is not retried
     assert leftovers(Cache()) == []
 
@@ -235,7 +240,7 @@ import sys
 from posezoo.fetch import fetch_model
 from posezoo.registry import build_registry
 model = build_registry(user_files=[]).model("blazepose-full")
-fetch_model(model, mirror=sys.argv[1], convert=False, progress=False)
+fetch_model(model, mirror=sys.argv[1], progress=False)
 """
 
 
@@ -259,7 +264,7 @@ def test_two_processes_fetch_the_same_model(home, server):
 
 def test_offline_with_empty_cache_names_the_file(home, server, monkeypatch):
     with pytest.raises(FetchError) as err:
-        fetch_model(FULL, offline=True, convert=False, progress=False)
+        fetch_model(FULL, offline=True, progress=False)
     msg = str(err.value)
     assert "pose_detection.tflite (model blazepose-full) is not in the cache" in msg
     assert "`posezoo fetch blazepose-full`" in msg and "--mirror DIR" in msg
@@ -270,19 +275,19 @@ def test_offline_with_empty_cache_names_the_file(home, server, monkeypatch):
 
 
 def test_offline_from_a_mirror_folder(home, mirror_dir):
-    paths = fetch_model(FULL, "lite", offline=True, mirror=str(mirror_dir), convert=False, progress=False)
+    paths = fetch_model(FULL, "lite", offline=True, mirror=str(mirror_dir), progress=False)
     assert all(Cache().is_cached(f) for f in FULL.variant("lite").files.values())
     assert paths["landmark"].read_bytes() == (mirror_dir / "pose_landmark_lite_v0.8.9.tflite").read_bytes()
 
 
 def test_export_then_fetch_from_the_export(home, server, tmp_path, monkeypatch):
-    fetch_model(FULL, "lite", mirror=server.url, convert=False, progress=False)
+    fetch_model(FULL, "lite", mirror=server.url, progress=False)
     exported = Cache().export(tmp_path / "export")
     assert sorted(p.name for p in exported) == ["pose_detection.tflite", "pose_landmark_lite_v0.8.9.tflite"]
     for mirror in (str(tmp_path / "export"), (tmp_path / "export").as_uri()):
         fresh = tmp_path / f"fresh{len(mirror)}"
         monkeypatch.setenv("POSEZOO_HOME", str(fresh))
-        fetch_model(FULL, "lite", mirror=mirror, offline=True, convert=False, progress=False)
+        fetch_model(FULL, "lite", mirror=mirror, offline=True, progress=False)
         assert Cache().is_cached(DETECTOR) and Cache().root == fresh
 
 
@@ -320,8 +325,8 @@ def test_git_blob_sha1_digest(home, server, mirror_dir, known_size, fault):
 # --------------------------------------------------------------------------------------------- conversion
 
 
-def test_fetch_model_converts_once(home, server):
-    paths = fetch_model(FULL, "lite", mirror=server.url, progress=False)
+def test_model_files_converts_once(home, server):
+    paths = model_files(FULL, "lite", mirror=server.url, progress=False)
     cache = Cache()
     assert paths == {role: cache.onnx_path(f) for role, f in FULL.variant("lite").files.items()}
     assert all(p.suffix == ".onnx" and p.stat().st_size > 0 for p in paths.values())
@@ -329,7 +334,7 @@ def test_fetch_model_converts_once(home, server):
     stamps = {p: p.stat().st_mtime_ns for p in paths.values()}
     requests_before = len(server.requests)
 
-    assert fetch_model(FULL, "lite", mirror=server.url, progress=False) == paths
+    assert model_files(FULL, "lite", mirror=server.url, progress=False) == paths
     assert len(server.requests) == requests_before
     assert {p: p.stat().st_mtime_ns for p in paths.values()} == stamps
 
@@ -343,8 +348,8 @@ def test_new_converter_version_converts_again(home, mirror_dir, monkeypatch):
 
     monkeypatch.setattr(posezoo.convert, "convert_file", fake_convert)
     monkeypatch.setattr(posezoo.convert, "CONVERTER_VERSION", "test-a")
-    fetch_model(FULL, "lite", mirror=str(mirror_dir), progress=False)
-    fetch_model(FULL, "lite", mirror=str(mirror_dir), progress=False)
+    model_files(FULL, "lite", mirror=str(mirror_dir), progress=False)
+    model_files(FULL, "lite", mirror=str(mirror_dir), progress=False)
     assert len(calls) == 2  # detector and landmark, once each
     monkeypatch.setattr(posezoo.convert, "CONVERTER_VERSION", "test-b")
     assert ensure_onnx(DETECTOR).read_bytes() == b"onnx"

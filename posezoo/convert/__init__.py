@@ -9,6 +9,7 @@ activations as Relu/Clip nodes after the Conv, SAME padding and zero PADs turned
 
 Public API::
 
+    ensure_onnx(entry, cache)                    # the .onnx of a cached registry file, converted once
     convert_file(src, dst, *, model_name=None)   # .tflite -> .onnx, written atomically
     convert_bytes(data, *, model_name=None)      # -> serialized ONNX ModelProto
     CONVERTER_VERSION                            # bump when the output changes
@@ -18,19 +19,20 @@ Every failure is a :class:`posezoo.errors.ConvertError` with a one-line message.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import onnx
 
+from posezoo.atomic import write_bytes
 from posezoo.convert.builder import GraphBuilder
 from posezoo.convert.ops import HANDLERS
 from posezoo.convert.optimize import optimize
 from posezoo.convert.tflite_reader import Graph, read_graph
+from posezoo.cache import Cache
 from posezoo.errors import ConvertError
+from posezoo.registry import FileEntry
 
-__all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "convert_bytes", "convert_file"]
+__all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "convert_bytes", "convert_file", "ensure_onnx"]
 
 CONVERTER_VERSION = "4"
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
@@ -67,7 +69,11 @@ def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = N
         raise ConvertError(f"cannot read {src}: {exc.strerror or type(exc).__name__}",
                            "check the path, or delete the cached file so it is downloaded again") from None
     onnx_bytes = convert_bytes(data, model_name=model_name or src.name)
-    _write_atomically(dst, onnx_bytes)
+    try:
+        write_bytes(dst, onnx_bytes)
+    except OSError as exc:
+        raise ConvertError(f"cannot write {dst}: {exc.strerror or type(exc).__name__}",
+                           "check that the folder is writable and the disk is not full") from None
 
 
 def _check_supported(graph: Graph, label: str) -> None:
@@ -78,17 +84,25 @@ def _check_supported(graph: Graph, label: str) -> None:
                            "supported: " + ", ".join(SUPPORTED_OPS))
 
 
-def _write_atomically(dst: Path, data: bytes) -> None:
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, dst)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise ConvertError(f"cannot write {dst}: {exc.strerror or type(exc).__name__}",
-                           "check that the folder is writable and the disk is not full") from None
+def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool = True) -> Path:
+    """The ONNX model of a cached registry file, converted now when missing or written by another
+    converter version (the cache records which). A file of format onnx is its own model.
+
+    Conversion failures raise :class:`ConvertError`; a file that is not cached, ``FetchError``.
+    """
+    cache = cache or Cache()
+    if entry.format == "onnx":
+        return cache.require(entry)
+    dst = cache.onnx_path(entry)
+    if cache.is_converted(entry, CONVERTER_VERSION):
+        return dst
+    with cache.hold(entry, "converting", progress):
+        src = cache.require(entry)
+        if not cache.is_converted(entry, CONVERTER_VERSION):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if entry.format == "tflite":
+                convert_file(src, dst, model_name=entry.name)
+            else:
+                raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
+            cache.record_conversion(entry, CONVERTER_VERSION)
+    return dst
