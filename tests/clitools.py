@@ -42,25 +42,3 @@ def one_line_error(result) -> str:
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
     assert all(l.startswith("posezoo: ") for l in lines), result.stderr
     return errors[0]
-
-
-def build_mirror(shared_models: Path, dest: Path, files=None) -> dict[str, Path]:
-    """A mirror folder (``dest/<registry file name>``) made from ../shared/models by matching
-    SHA256SUMS to the registry's digests; returns {registry file name: path}. Files the registry
-    names but ../shared lacks are left out."""
-    from posezoo.registry import build_registry
-
-    if files is None:
-        files = build_registry(user_files=[]).files.values()
-    by_digest = {}
-    for line in (shared_models / "SHA256SUMS").read_text().splitlines():
-        digest, rel = line.split()
-        by_digest[f"sha256:{digest}"] = shared_models / rel
-    dest.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for entry in files:
-        src = by_digest.get(entry.digest)
-        if src is not None:
-            shutil.copyfile(src, dest / entry.name)
-            out[entry.name] = dest / entry.name
-    return out

@@ -1,7 +1,6 @@
 """Test helpers for fetching: a mirror folder built from ../shared and a loopback HTTP server.
 
-``build_mirror`` links the shared weights under their registry names (matching SHA256SUMS to registry
-digests). ``MirrorServer`` serves such a folder on 127.0.0.1 with Range support, records every request,
+``MirrorServer`` serves such a folder on 127.0.0.1 with Range support, records every request,
 and injects faults on demand::
 
     server.inject("pose_detection.tflite", "cut", "500")  # the next two GETs of that file misbehave
@@ -27,27 +26,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from posezoo.registry import build_registry
+from mirror import build_mirror
 
 CHUNK = 1 << 16
 STALL = 0.5
-
-
-def build_mirror(shared_models: Path, dest: Path) -> dict[str, Path]:
-    """Symlink each registry file present in ``shared_models`` as ``dest/<registry name>``."""
-    by_digest = {}
-    for line in (shared_models / "SHA256SUMS").read_text().splitlines():
-        if line.strip():
-            digest, rel = line.split(maxsplit=1)
-            by_digest[f"sha256:{digest}"] = shared_models / rel.strip()
-    dest.mkdir(parents=True, exist_ok=True)
-    linked = {}
-    for name, entry in build_registry(user_files=[]).files.items():
-        src = by_digest.get(entry.digest)
-        if src is not None:
-            (dest / name).symlink_to(src)
-            linked[name] = dest / name
-    return linked
 
 
 @dataclass(frozen=True)
@@ -175,7 +157,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def mirror_dir(shared_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A mirror folder: the shared weights under their registry names."""
     folder = tmp_path_factory.mktemp("mirror")
-    build_mirror(shared_models, folder)
+    build_mirror(shared_models, folder, link=True)
     return folder
 
 

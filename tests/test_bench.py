@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from clitools import build_mirror, one_line_error, posezoo_env, run_posezoo
+from clitools import one_line_error, posezoo_env, run_posezoo
+from mirror import build_mirror
 from posezoo.bench import STAGES, open_input, pan_zoom_frames, run_bench, write_clip
 from posezoo.errors import InputError
 from posezoo.runtime import Session

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from clitools import build_mirror, one_line_error, posezoo_env, run_posezoo
+from clitools import one_line_error, posezoo_env, run_posezoo
+from mirror import build_mirror
 
 
 def test_cache_verbs_end_to_end(tmp_path, shared_models):

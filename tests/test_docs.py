@@ -20,7 +20,8 @@ import pytest
 
 from clitools import posezoo_env
 from conftest import REPO, SHARED
-from test_hands_plugin import HAND_PHOTO, build_mirror, install_hands
+from mirror import build_mirror
+from test_hands_plugin import HAND_PHOTO, install_hands
 
 DOCS = REPO / "docs"
 NO_TEST = "<!-- no-test"
@@ -87,7 +88,8 @@ def test_docs_have_commands_and_few_exemptions():
 def workspace(shared_models, testdata, tmp_path_factory) -> tuple[Path, dict]:
     install_hands()
     ws = tmp_path_factory.mktemp("docs")
-    mirror = build_mirror(shared_models, ws / "posezoo-mirror")
+    mirror = ws / "posezoo-mirror"
+    build_mirror(shared_models, mirror)
     shutil.copyfile(REPO / "posezoo" / "data" / "coco_000000000785.jpg", ws / "photo.jpg")
     (ws / "photos").mkdir()
     shutil.copyfile(ws / "photo.jpg", ws / "photos" / "skier.jpg")

@@ -7,9 +7,7 @@ subprocess with an isolated cache, fetching the hand weights from a mirror folde
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,42 +17,12 @@ import yaml
 
 from clitools import posezoo_env, run_posezoo
 from conftest import REPO
+from mirror import build_mirror
 
 HANDS_PKG = REPO / "docs" / "examples" / "posezoo-hands"
 HAND_PHOTO = "images/aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # the right-hand player's hand
 # Where that hand is (pixels of the 950x641 photo): x from the thumb to the wrist, y wrist to fingertips.
 HAND_REGION = (780.0, 320.0, 870.0, 420.0)
-
-
-def registry_files() -> dict[str, str]:
-    """digest -> file name, for every file of the built-in registry and the hands package's."""
-    out = {}
-    for path in (REPO / "registry.yaml", HANDS_PKG / "posezoo_hands" / "registry.yaml"):
-        for model in yaml.safe_load(path.read_text())["models"].values():
-            for variant in model["variants"].values():
-                for f in variant["files"].values():
-                    out[f["digest"]] = f["name"]
-    return out
-
-
-def build_mirror(shared_models: Path, dest: Path) -> Path:
-    """A mirror folder: each file of SHA256SUMS whose digest a registry names, under that name.
-
-    The digest is checked here as well, so a damaged shared file fails loudly rather than later.
-    """
-    names = registry_files()
-    dest.mkdir(parents=True, exist_ok=True)
-    for line in (shared_models / "SHA256SUMS").read_text().splitlines():
-        if not line.strip():
-            continue
-        digest, rel = line.split(maxsplit=1)
-        name = names.get(f"sha256:{digest}")
-        if name is None or (dest / name).is_file():
-            continue
-        src = shared_models / rel.strip().lstrip("*")
-        assert hashlib.sha256(src.read_bytes()).hexdigest() == digest, f"{src} does not match SHA256SUMS"
-        shutil.copyfile(src, dest / name)
-    return dest
 
 
 def install_hands() -> None:
@@ -81,7 +49,9 @@ def hands_installed() -> Path:
 
 @pytest.fixture(scope="session")
 def mirror(shared_models: Path, tmp_path_factory) -> Path:
-    return build_mirror(shared_models, tmp_path_factory.mktemp("mirror"))
+    folder = tmp_path_factory.mktemp("mirror")
+    build_mirror(shared_models, folder)
+    return folder
 
 
 def test_mirror_holds_the_hand_files(mirror):

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from clitools import build_mirror, one_line_error, posezoo_env, run_posezoo
+from clitools import one_line_error, posezoo_env, run_posezoo
+from mirror import build_mirror
 
 VIDEO = "street_5frames.mp4"
 
