@@ -19,6 +19,7 @@ from posezoo.timing import NO_CLOCK
 # Best first. Each accelerator provider is only worth using when onnxruntime was built with it.
 _ACCELERATED = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider")
 _FORCED = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+THREADS_ENV = "POSEZOO_THREADS"
 
 
 def available_device(device: str = "auto") -> list[str]:
@@ -74,8 +75,20 @@ def physical_cores() -> int:
     return max(1, len(cores) or len(allowed))
 
 
+def session_threads() -> int:
+    """Intra-op threads per session: ``$POSEZOO_THREADS`` when set (a worker of a pool of N sets it to
+    cores / N), else one per physical core."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return physical_cores()
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(f"${THREADS_ENV} is {raw!r}, not a whole number of threads", f"unset {THREADS_ENV} or give 1 or more")
+    return int(raw)
+
+
 def session_options() -> ort.SessionOptions:
-    """Tuned options: all graph optimizations, sequential execution, one intra-op thread per core.
+    """Tuned options: all graph optimizations, sequential execution, one intra-op thread per core
+    (or ``$POSEZOO_THREADS``).
 
     Thread spinning is off: the detector and landmark sessions alternate on every frame, and the
     idle session's spinning workers would otherwise keep the cores busy while the other one runs
@@ -86,7 +99,7 @@ def session_options() -> ort.SessionOptions:
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = physical_cores()
+    opts.intra_op_num_threads = session_threads()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return opts
