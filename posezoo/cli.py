@@ -58,11 +58,22 @@ def run(
     input: Optional[List[Path]] = typer.Option(
         None, "-i", "--input", help="Image file or folder of images (repeatable)."
     ),
-    video: Optional[str] = typer.Option(None, "-v", "--video", help="Video file, or camera index (-v 0 = webcam)."),
-    savepath: Optional[Path] = typer.Option(
-        None, "-s", "--savepath", help="Write the annotated image (or video, by extension: .mp4, .avi)."
+    video: Optional[List[str]] = typer.Option(
+        None, "-v", "--video", help="Video file or folder of videos (repeatable), or camera index (-v 0 = webcam)."
     ),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write JSON Lines: one object per image or frame."),
+    savepath: Optional[Path] = typer.Option(
+        None,
+        "-s",
+        "--savepath",
+        help="Write the annotated image (or video, by extension: .mp4, .avi); with several inputs, a folder "
+        "mirroring the input tree.",
+    ),
+    json_out: Optional[str] = typer.Option(
+        None,
+        "--json",
+        help="Write JSON Lines: one object per image or frame (several inputs: in input order; DIR/ with a "
+        "trailing slash: one file per input).",
+    ),
     variant: Optional[str] = typer.Option(None, "--variant", help="Model variant (see `posezoo info MODEL`)."),
     threshold: Optional[float] = typer.Option(
         None,
@@ -75,20 +86,31 @@ def run(
     no_display: bool = typer.Option(False, "--no-display", help="Do not open a window."),
     static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1, help="Workers for several inputs (default: one per core; 1: in this process)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Several inputs: skip those whose outputs under -s DIR / --json DIR/ exist."
+    ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
-    """Run MODEL on images, a video file or a camera; with no input, on the bundled sample image."""
-    from posezoo.runner import RunOptions, run_model
+    """Run MODEL on images, videos or a camera; with no input, on the bundled sample image.
 
-    if input and video is not None:
-        raise typer.BadParameter("give either -i or -v, not both")
+    Several inputs (folders, repeated -i / -v) run on a process pool, one worker per core."""
+    from posezoo.runner import RunOptions, run_model
+    from posezoo.runmany import ManyOptions, run_many, wants_many
+
+    videos = list(video or [])
+    many = ManyOptions(
+        videos=videos, jobs=jobs, resume=resume, json_dir=bool(json_out) and json_out.endswith(("/", os.sep))
+    )
     opts = RunOptions(
         model=model,
         inputs=list(input or []),
-        video=video,
+        video=videos[0] if len(videos) == 1 else None,
         savepath=savepath,
-        json_out=json_out,
+        json_out=Path(json_out) if json_out else None,
         variant=variant,
         threshold=threshold,
         max_poses=max_poses,
@@ -100,7 +122,52 @@ def run(
         offline=offline,
     )
     _zoo()
-    run_model(opts)
+    if wants_many(opts, many):
+        run_many(opts, many)
+    else:
+        run_model(opts)
+
+
+@app.command("batch")
+def batch_cmd(
+    model: str = typer.Argument(..., help="Model name (see `posezoo list`)."),
+    inputs: List[str] = typer.Argument(
+        ..., help="Image or video files, folders (searched recursively), or URIs pyarrow.fs understands (s3://...)."
+    ),
+    out: str = typer.Option(..., "--out", "-o", help="Folder or URI to write the Parquet files (and _media/) to."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", help="Run on Ray Data: 'local' (start Ray here), or a cluster address ('auto', ray://HOST:10001)."
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, help="Workers (Ray actors), one model each (default: one per core; Ray cluster: per CPU)."
+    ),
+    save_media: bool = typer.Option(False, "--save-media", help="Also write annotated images and videos under OUT/_media/."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Model variant (see `posezoo info MODEL`)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Person-score threshold (default: the model's)."),
+    max_poses: int = typer.Option(1, "--max-poses", min=1, help="At most this many people per image."),
+    static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
+    mirror: Optional[str] = MirrorOpt,
+    offline: bool = OfflineOpt,
+) -> None:
+    """Poses of whole data sets into Parquet: one row per person per frame, on this machine's cores or on Ray.
+
+    Without --ray the local process pool runs it; with --ray, a Ray Data pipeline (pip install
+    "posezoo[ray]"). The rows are the same either way; docs/scale.md shows how to read them."""
+    from posezoo.batch import batch
+
+    _zoo()
+    result = batch(
+        model, list(inputs), out, ray=ray, workers=workers, save_media=save_media, variant=variant,
+        max_poses=max_poses, threshold=threshold, static=static, device=device, mirror=mirror, offline=offline,
+    )  # fmt: skip
+    if result.failures:
+        from posezoo.errors import InputError
+
+        raise InputError(
+            f"{len(result.failures)} of {result.inputs} inputs failed (first: {result.failures[0]})",
+            f"each is listed under {result.out}/_errors/",
+        )
 
 
 @app.command()
