@@ -190,10 +190,11 @@ def uri_items(inputs: Sequence[str]) -> list[Item]:
 
 def make_units(items: Sequence[Item], workers: int, chunk: int | None = None) -> list[list[Item]]:
     """Group ``items`` (in their order) into units: each video alone, runs of consecutive images in
-    chunks of ``chunk`` (default: enough chunks for about four per worker, at most 32 images each)."""
+    chunks of ``chunk`` (default: about sixteen chunks per worker, so that the workers finish close
+    together, and at most 32 images each)."""
     images = sum(1 for i in items if i.kind == "image")
     if chunk is None:
-        chunk = max(1, min(MAX_CHUNK, math.ceil(images / max(1, 4 * workers))))
+        chunk = max(1, min(MAX_CHUNK, math.ceil(images / max(1, 16 * workers))))
     units: list[list[Item]] = []
     run: list[Item] = []
     for item in items:

@@ -3,8 +3,11 @@
 The parent fetches, verifies and converts the model's files once (:func:`prepare_model`) before any
 worker starts, so workers never race to convert; each worker then loads the model once, offline from
 the cache, with onnxruntime threads = physical cores / workers, and runs the units (a video whole,
-or a chunk of images; see :mod:`posezoo.items`) the parent hands out (``concurrent.futures``, spawned
-processes). With one worker the units run in this process, the same way.
+or a chunk of images; see :mod:`posezoo.items`) the parent hands out. ``concurrent.futures`` runs
+them: N workers are one thread of the parent process, which starts at once, and N - 1 processes
+forked from multiprocessing's fork server (a fresh process that imported posezoo once: this process,
+which may hold threads and sessions, is never forked). With one worker the units run in this
+process, the same way.
 
 A *job* is a top-level function ``job(model, unit, ctx, args) -> (failures, payload)``: it runs
 ``model`` over the items of ``unit`` (:func:`item_poses`), writes what it writes, counts each image or
@@ -12,9 +15,9 @@ video frame with ``ctx.tick()`` and calls ``ctx.check()`` between frames; a fail
 line of ``failures`` and the job goes on with the next. The parent shows one progress bar over images
 and frames, prints each failure as it arrives, and hands each payload to ``on_result``.
 
-Ctrl-C: workers ignore SIGINT; the parent sets a shared stop flag, which makes every running job
-stop at its next frame (its outputs being atomic, nothing half-written stays), cancels the units not
-started, waits for the workers to end and raises KeyboardInterrupt.
+Ctrl-C: worker processes ignore SIGINT; the parent sets a shared stop flag, which makes every running
+job stop at its next frame (its outputs being atomic, nothing half-written stays), cancels the units
+not started, waits for the workers to end and raises KeyboardInterrupt.
 """
 
 from __future__ import annotations
@@ -23,9 +26,19 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -268,39 +281,116 @@ def _run_inline(units, job, args, ref, opts, bar, take) -> None:
             os.environ[THREADS_ENV] = saved
 
 
-def _run_processes(units, job, args, ref, opts, workers, bar, take) -> None:
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads and sessions
-    stop = ctx.Event()
-    counter = ctx.Value("q", 0)
-    threads = threads_per_worker(workers)
-    # longest first: videos, then image chunks, each in input order
-    order = sorted(range(len(units)), key=lambda i: (units[i][0].kind != "video", i))
-    executor = ProcessPoolExecutor(
-        max_workers=min(workers, len(units)) or 1, mp_context=ctx,
-        initializer=_init_worker, initargs=(ref, opts, threads, stop, counter),
-    )  # fmt: skip
-    futures = {}
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while helper processes start: they inherit an ignored SIGINT (across exec too),
+    so a Ctrl-C while the fork server imports posezoo interrupts only this process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        futures = {executor.submit(_run_unit, job, i, units[i], args): i for i in order}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """A Ctrl-C during the block raises KeyboardInterrupt once the block is done: starting a worker
+    process (inside ``submit``) is not cut in half, which would leave a process nobody waits for."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    saved = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _start_helpers(ctx) -> tuple[Any, Any]:
+    """Start the fork server (and multiprocessing's resource tracker) with SIGINT ignored; returns the
+    shared stop flag and progress counter."""
+    with _sigint_ignored():
+        if ctx.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        return ctx.Event(), ctx.Value("q", 0)
+
+
+def _context(job: Callable):
+    """Where workers come from: forked from a fresh server process that imported posezoo once (no fork
+    of this process, which may hold threads and sessions; no re-import per worker), or spawned where
+    there is no fork (Windows)."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["posezoo.pool", "posezoo.zoo", job.__module__])
+    return ctx
+
+
+def _init_local(ref: ModelRef, opts: PredictOptions, threads: int, stop, counter) -> None:
+    """Initializer of the worker thread of this process (no signal handling: that is the main thread's)."""
+    _setup_state(ref, opts, threads, stop, counter)
+
+
+def _run_processes(units, job, args, ref, opts, workers, bar, take) -> None:
+    """``workers - 1`` worker processes, and one worker thread in this process, which starts on the
+    first unit at once while the processes start. Units go to whichever frees up first."""
+    import cv2
+
+    ctx = _context(job)
+    stop, counter = _start_helpers(ctx)
+    threads = threads_per_worker(workers)
+    saved = os.environ.get(THREADS_ENV), cv2.getNumThreads()
+    # longest first: videos, then image chunks, each in input order
+    order = deque(sorted(range(len(units)), key=lambda i: (units[i][0].kind != "video", i)))
+    init = (ref, opts, threads, stop, counter)
+    local = ThreadPoolExecutor(max_workers=1, initializer=_init_local, initargs=init)
+    processes = ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker, initargs=init)
+    slots = {local: 1, processes: 2 * (workers - 1)}  # units in flight: keep every process fed
+    running: dict[Future, tuple[Executor, int]] = {}
+
+    def feed(executor: Executor) -> None:
+        while order and sum(1 for e, _ in running.values() if e is executor) < slots[executor]:
+            index = order.popleft()
+            with _sigint_deferred():  # (a submit may start a worker process)
+                running[executor.submit(_run_unit, job, index, units[index], args)] = (executor, index)
+
+    try:
+        feed(local)
+        feed(processes)
+        while running:
+            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
             bar.update(counter.value - bar.n)
             for future in done:
+                executor, index = running.pop(future)  # (a finished unit's results are not kept)
                 try:
                     outcome = future.result()
                 except BrokenProcessPool:
                     raise PosezooError(
                         "a worker process ended abruptly (killed, out of memory, or it could not start)",
-                        "from Python, call this under `if __name__ == \"__main__\":` (workers are spawned); "
-                        "else try fewer --jobs",
+                        "try fewer --jobs",
                     ) from None
-                take(futures[future], outcome)
+                take(index, outcome)
+                feed(executor)
         bar.update(counter.value - bar.n)
     except BaseException:
         stop.set()  # running units end at their next frame; the others never start
-        for future in futures:
+        for future in running:
             future.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
         raise
-    executor.shutdown(wait=True)
+    finally:
+        local.shutdown(wait=True, cancel_futures=True)
+        processes.shutdown(wait=True, cancel_futures=True)
+        _WORKER.clear()
+        if saved[0] is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = saved[0]
+        cv2.setNumThreads(saved[1])

@@ -53,13 +53,12 @@ class ManyOptions:
 
 
 def wants_many(opts: RunOptions, many: ManyOptions) -> bool:
-    """Whether a run goes through the many-input path: a folder, several inputs, images and videos
-    together, or any of --jobs, --resume, --json DIR/."""
+    """Whether a run goes through the many-input path: a folder, several inputs (images and videos
+    together too), --resume or --json DIR/. (One file, with or without --jobs, runs as always.)"""
     inputs = list(opts.inputs)
     return (
         len(inputs) + len(many.videos) > 1
         or any(Path(p).is_dir() for p in [*inputs, *many.videos])
-        or many.jobs is not None
         or many.resume
         or many.json_dir
     )
