@@ -215,19 +215,6 @@ def count(folder: Path) -> int:
 # ------------------------------------------------------------------------------------ memory
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def _rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -245,7 +232,11 @@ def _role(pid: int, parent: int) -> str:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         cmdline = ""
-    return "resource tracker" if "resource_tracker" in cmdline else "worker"
+    if "resource_tracker" in cmdline:
+        return "resource tracker"
+    st = _stat(pid)
+    # the fork server is the parent's child; workers are forked from it (and keep its command line)
+    return "fork server" if "forkserver" in cmdline and st is not None and st[0] == parent else "worker"
 
 
 def memory_run(model: str, folder: Path, jobs: int, extra: list[str]) -> dict:
@@ -263,7 +254,7 @@ def memory_run(model: str, folder: Path, jobs: int, extra: list[str]) -> dict:
         reader.start()
         while proc.poll() is None:
             now = time.perf_counter() - start
-            for pid in [proc.pid, *_children(proc.pid)]:
+            for pid in _tree(proc.pid):
                 rss = _rss_mb(pid)
                 if rss is not None:
                     samples.setdefault(pid, []).append((now, rss))
@@ -306,6 +297,7 @@ def main() -> None:
     ap.add_argument("--mirror", default=None)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true", help="only the memory run")
     args = ap.parse_args()
 
     from posezoo.runtime import physical_cores
@@ -321,6 +313,9 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} at start, repeats {args.repeats}\n")  # fmt: skip
 
     ray_init = None
+    if args.skip_throughput:
+        args.repeats = 0
+        args.skip_ray = True
     if not args.skip_ray:
         import ray
 
@@ -353,35 +348,37 @@ def main() -> None:
         ray.shutdown()
 
     med = statistics.median
-    print("## posezoo run --jobs N (whole command, start-up included)\n")
-    print("CPU s: CPU time of all the run's processes; machine share = CPU s / wall s (what the run got of the "
-          "machine; 2.0 = both cores of a 2-core machine).\n")  # fmt: skip
-    print(f"| input | items | --jobs | wall s (median) | min | items/s | speed-up vs --jobs {args.jobs[0]} | CPU s | CPU ms/item | machine share |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for kind in ("images", "videos"):
-        base = med(runs[("run", kind, args.jobs[0])])
-        for jobs in args.jobs:
-            t, c = runs[("run", kind, jobs)], cpus[("run", kind, jobs)]
-            print(f"| {kind} | {n_items[kind]} | {jobs} | {med(t):.2f} | {min(t):.2f} | {n_items[kind] / med(t):.1f} | "
-                  f"{base / med(t):.2f}x | {med(c):.1f} | {1e3 * med(c) / n_items[kind]:.1f} | "
-                  f"{med([ci / ti for ci, ti in zip(c, t)]):.2f} |")  # fmt: skip
-    if not args.skip_ray:
-        print(f"\n## posezoo batch, {workers} workers: process pool vs Ray Data (seconds from the engine's start to "
-              f"the last file; Ray's own start before that: {ray_init:.1f} s)\n")  # fmt: skip
-        print("| input | items | pool s (median) | Ray s (median) | Ray / pool | pool CPU s | Ray CPU s | pool items/s | Ray items/s |")
-        print("|---|---|---|---|---|---|---|---|---|")
+    if not args.skip_throughput:
+        print("## posezoo run --jobs N (whole command, start-up included)\n")
+        print("CPU s: CPU time of all the run's processes; machine share = CPU s / wall s (what the run got of the "
+              "machine; 2.0 = both cores of a 2-core machine).\n")  # fmt: skip
+        print(f"| input | items | --jobs | wall s (median) | min | items/s | speed-up vs --jobs {args.jobs[0]} | CPU s | CPU ms/item | machine share |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for kind in ("images", "videos"):
-            pool, rayt = med(runs[("batch", kind, "pool")]), med(runs[("batch", kind, "ray")])
-            print(f"| {kind} | {n_items[kind]} | {pool:.2f} | {rayt:.2f} | {rayt / pool:.2f}x | "
-                  f"{med(cpus[('batch', kind, 'pool')]):.1f} | {med(cpus[('batch', kind, 'ray')]):.1f} | "
-                  f"{n_items[kind] / pool:.1f} | {n_items[kind] / rayt:.1f} |")  # fmt: skip
-    print("\nAll wall times (s):", {" ".join(map(str, k)): [round(x, 2) for x in v] for k, v in runs.items()})
-    print("All CPU times (s):", {" ".join(map(str, k)): [round(x, 2) for x in v] for k, v in cpus.items()})
+            base = med(runs[("run", kind, args.jobs[0])])
+            for jobs in args.jobs:
+                t, c = runs[("run", kind, jobs)], cpus[("run", kind, jobs)]
+                print(f"| {kind} | {n_items[kind]} | {jobs} | {med(t):.2f} | {min(t):.2f} | {n_items[kind] / med(t):.1f} | "
+                      f"{base / med(t):.2f}x | {med(c):.1f} | {1e3 * med(c) / n_items[kind]:.1f} | "
+                      f"{med([ci / ti for ci, ti in zip(c, t)]):.2f} |")  # fmt: skip
+        if not args.skip_ray:
+            print(f"\n## posezoo batch, {workers} workers: process pool vs Ray Data (seconds from the engine's start to "
+                  f"the last file; Ray's own start before that: {ray_init:.1f} s)\n")  # fmt: skip
+            print("| input | items | pool s (median) | Ray s (median) | Ray / pool | pool CPU s | Ray CPU s | pool items/s | Ray items/s |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            for kind in ("images", "videos"):
+                pool, rayt = med(runs[("batch", kind, "pool")]), med(runs[("batch", kind, "ray")])
+                print(f"| {kind} | {n_items[kind]} | {pool:.2f} | {rayt:.2f} | {rayt / pool:.2f}x | "
+                      f"{med(cpus[('batch', kind, 'pool')]):.1f} | {med(cpus[('batch', kind, 'ray')]):.1f} | "
+                      f"{n_items[kind] / pool:.1f} | {n_items[kind] / rayt:.1f} |")  # fmt: skip
+        print("\nAll wall times (s):", {" ".join(map(str, k)): [round(x, 2) for x in v] for k, v in runs.items()})
+        print("All CPU times (s):", {" ".join(map(str, k)): [round(x, 2) for x in v] for k, v in cpus.items()})
 
     if not args.skip_memory:
         mem = memory_run(args.model, dirs["many"], workers, extra)
         print(f"\n## Memory: posezoo run over {args.memory_images} images, --jobs {workers} ({mem['seconds']:.0f} s, "
               f"{args.memory_images / mem['seconds']:.1f} images/s)\n")  # fmt: skip
+        print("The parent process is a worker too (one thread), besides forwarding results.\n")
         print("| process | RSS after the first tenth (MB) | at the end (MB) | peak (MB) | growth (MB) | trend (MB/min) |")
         print("|---|---|---|---|---|---|")
         for row in sorted(mem["processes"], key=lambda r: (r["role"] != "parent", r["pid"])):

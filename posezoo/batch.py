@@ -359,6 +359,10 @@ def count_rows(out: str) -> int:
     return pads.dataset(path, filesystem=fs, format="parquet").count_rows()
 
 
+def _inside(source: str, folder: str) -> bool:
+    return source.startswith(folder.rstrip("/") + "/")
+
+
 def _absolute(out: str) -> str:
     return out if is_uri(out) else str(Path(out).absolute())
 
@@ -399,8 +403,8 @@ def batch(
     spec = zoo.spec(model)
     if not inputs:
         raise InputError("no inputs given", "name image or video files, folders or URIs")
-    items = uri_items(inputs)
     out = _absolute(out)
+    items = [i for i in uri_items(inputs) if not _inside(i.source, out)]  # never read our own output back
     _check_out(out)
     opts = PredictOptions(max_poses=max_poses, threshold=threshold, static=static)
     ref = ModelRef(model, variant, device=device, mirror=mirror, offline=offline)
@@ -429,7 +433,7 @@ def batch(
         "variant": variant,
         "keypoint_names": list(spec.keypoint_names),
         "skeleton": [list(e) for e in spec.skeleton],
-        "columns": [name for name, _ in FIELDS],
+        "schema": [f"{name}: {kind}" for name, kind in FIELDS],
         "inputs": len(items),
         "failed": len(failures),
         "rows": rows,

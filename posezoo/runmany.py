@@ -236,6 +236,10 @@ def run_many(opts: RunOptions, many: ManyOptions) -> None:
     if any(str(v).isdigit() and not Path(v).exists() for v in many.videos):
         raise InputError("a camera cannot be one of several inputs", "run a camera alone: posezoo run MODEL -v 0")
     items = local_items(opts.inputs, many.videos)
+    outputs = [Path(p).absolute() for p in (opts.savepath, opts.json_out) if p is not None]
+    items = [i for i in items if not any(o in Path(i.source).absolute().parents for o in outputs)]  # not our own outputs
+    if not items:
+        raise InputError("no inputs left: every file found is inside an output folder (-s / --json)")
     plan = _plan(opts, many, items)
     todo = items
     if many.resume:

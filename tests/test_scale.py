@@ -155,12 +155,15 @@ def test_a_corrupt_input_is_reported_and_the_others_written(env, data, tmp_path)
 
 
 def test_resume_skips_finished_inputs(env, data, tmp_path):
-    args = ("run", "blazepose-full", "-i", data / "photos", "-v", data / "clips", "-s", "ann", "--json", "js/", "--jobs", "2")
+    shutil.copytree(data, tmp_path / "in")
+    # the outputs inside an input folder: never listed as inputs on the next run
+    args = ("run", "blazepose-full", "-i", "in/photos", "-v", "in/clips", "-s", "in/photos/ann", "--json", "in/photos/js/",
+            "--jobs", "2")  # fmt: skip
     first = run_posezoo(*args, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    outputs = sorted(p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".png", ".mp4", ".jsonl"))
+    outputs = sorted(p for p in (tmp_path / "in" / "photos").glob("[aj]*/**/*") if p.is_file())
     assert len(outputs) == 12  # 6 inputs: an annotated copy and a JSON Lines file each
-    gone = tmp_path / "ann" / "clips" / "street_5frames.mp4"
+    gone = tmp_path / "in" / "photos" / "ann" / "clips" / "street_5frames.mp4"
     gone.unlink()
     stamps = {p: p.stat().st_mtime_ns for p in outputs if p.stem != "street_5frames"}  # the other 5 inputs
     again = run_posezoo(*args, "--resume", env=env, cwd=tmp_path)
@@ -271,7 +274,8 @@ def test_batch_without_ray_installed_is_one_line_naming_the_extra(env, data, tmp
 @pytest.fixture(scope="module")
 def ray_session(home):
     """A local Ray of 2 CPUs for this module, its workers seeing the test's cache."""
-    ray = pytest.importorskip("ray", reason="Ray comes with the test extra: pip install -e '.[test]'")
+    import ray  # (the test extra installs it)
+
     saved = {k: os.environ.get(k) for k in ("POSEZOO_HOME", "POSEZOO_OFFLINE", "POSEZOO_REGISTRY")}
     env = posezoo_env(home, POSEZOO_OFFLINE="1")
     os.environ.update({k: env[k] for k in saved})
