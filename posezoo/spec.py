@@ -57,6 +57,14 @@ class RoiRule:
         return math.radians(self.rotation_target_deg)
 
 
+SAMPLINGS = ("cpu", "gpu")
+
+
+def _check_sampling(what: str, sampling: str) -> None:
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"{what}: sampling must be one of {', '.join(SAMPLINGS)}, not {sampling!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DetectorSpec:
     """An SSD detector with keypoints (BlazePose, BlazePalm).
@@ -82,6 +90,10 @@ class DetectorSpec:
     nms_iou: float = 0.3
     boxes_output: str | int = 0  # output name or index of [1, N, num_coords]
     scores_output: str | int = 1  # output name or index of [1, N, 1]
+    sampling: str = "cpu"  # "cpu": MediaPipe's OpenCV crop; "gpu": its GL one (pixel centres; see preprocess.crop)
+
+    def __post_init__(self) -> None:
+        _check_sampling("detector spec", self.sampling)
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,7 @@ class LandmarkSpec:
     flag_is_logit: bool = False  # True: apply sigmoid to the flag output
     aux_landmarks: tuple[int, int] | None = None  # (start, end) rows used for the next frame's ROI
     tracking_roi: RoiRule | None = None  # ROI rule from the aux landmarks (None: use the detector's)
+    sampling: str = "cpu"  # "cpu": MediaPipe's OpenCV crop; "gpu": its GL one (pixel centres; see preprocess.crop)
 
     @property
     def rows(self) -> int:
@@ -113,6 +126,7 @@ class LandmarkSpec:
         return self.tensor_landmarks or self.num_landmarks
 
     def __post_init__(self) -> None:
+        _check_sampling("landmark spec", self.sampling)
         if self.tensor_landmarks is not None and self.tensor_landmarks < self.num_landmarks:
             raise ValueError(
                 f"landmark spec: tensor_landmarks ({self.tensor_landmarks}) is less than num_landmarks "
