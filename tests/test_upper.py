@@ -111,7 +111,8 @@ def test_the_spec_describes_the_real_tensor(converted_models):
     full = FULL2020.landmark
     assert (full.num_landmarks, full.rows, full.num_keypoints, full.aux_landmarks) == (35, 39, 33, (33, 34))
     assert SPEC.detector.roi.start == 2 and FULL2020.detector.roi.start == 0  # same detector, other keypoints
-    upper = PoseEstimator(SPEC, {"detector": converted_models["detector128"], "landmark": converted_models["upper"]}, device="cpu")
+    files = {"detector": converted_models["detector128"], "landmark": converted_models["upper"]}
+    upper = PoseEstimator(SPEC, files, device="cpu")
     outs = dict(zip(upper.sessions["landmark"].output_names, upper.sessions["landmark"].output_shapes))
     assert outs == {"ld_3d": [1, 155], "output_poseflag": [1, 1], "output_segmentation": [1, 128, 128, 1]}
     assert upper.features == frozenset()  # no segmentation or world output is read
@@ -123,17 +124,20 @@ def test_a_model_that_does_not_fit_its_plugin_is_refused_in_one_line(converted_m
     with pytest.raises(PluginError) as err:
         PoseEstimator(SPEC, {"detector": det, "landmark": converted_models["full2020"]}, device="cpu")
     assert str(err.value).splitlines()[0] == str(err.value)
-    assert "full2020.onnx: landmarks output 'ld_3d' has shape [1, 195], spec 'blazepose-upper' expects [1, 155]" in str(err.value)
-    with pytest.raises(PluginError, match=r"upper\.onnx: landmarks output 'ld_3d' has shape \[1, 155\].*expects \[1, 195\]"):
+    expected = "full2020.onnx: landmarks output 'ld_3d' has shape [1, 195], spec 'blazepose-upper' expects [1, 155]"
+    assert expected in str(err.value)
+    with pytest.raises(PluginError, match=r"upper\.onnx: landmarks output 'ld_3d' has shape \[1, 155\].*\[1, 195\]"):
         PoseEstimator(FULL2020, {"detector": det, "landmark": converted_models["upper"]}, device="cpu")
     # the 224 detector of today's full-body model is no 128 detector
     with pytest.raises(PluginError, match=r"detector\.onnx: input 'input_1' has shape \[1, 224, 224, 3\]"):
-        PoseEstimator(SPEC, {"detector": converted_models["detector"], "landmark": converted_models["upper"]}, device="cpu")
+        files = {"detector": converted_models["detector"], "landmark": converted_models["upper"]}
+        PoseEstimator(SPEC, files, device="cpu")
 
 
 def test_a_tracking_rule_must_index_the_aux_pair():
+    rule = dataclasses.replace(SPEC.landmark.tracking_roi, start=25, end=26)  # rows of the tensor, not of the pair
     with pytest.raises(ValueError, match=r"tracking_roi 25 -> 26 is outside the 2 auxiliary landmarks.*0 -> 1"):
-        dataclasses.replace(SPEC.landmark, tracking_roi=dataclasses.replace(SPEC.landmark.tracking_roi, start=25, end=26))
+        dataclasses.replace(SPEC.landmark, tracking_roi=rule)
     with pytest.raises(ValueError, match="sampling must be one of cpu, gpu"):
         dataclasses.replace(SPEC.landmark, sampling="metal")
 
@@ -285,7 +289,8 @@ def env(home, tmp_path):
 @pytest.mark.parametrize("model", MODELS)
 def test_cli_runs_a_photo_and_writes_json(env, tmp_path, testdata, model):
     src = testdata / "images" / MPII
-    result = run_posezoo("run", model, "-i", src, "-s", "out.png", "--json", "out.jsonl", "--no-display", env=env, cwd=tmp_path)
+    args = ("-i", src, "-s", "out.png", "--json", "out.jsonl", "--no-display")
+    result = run_posezoo("run", model, *args, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out.jsonl").read_text())
     assert record["model"] == model and record["variant"] == "default" and len(record["poses"]) == 1
@@ -298,9 +303,8 @@ def test_cli_runs_a_photo_and_writes_json(env, tmp_path, testdata, model):
 
 def test_cli_tracks_a_clip(env, tmp_path, testdata):
     video = testdata / "video" / STREET
-    result = run_posezoo(
-        "run", "blazepose-upper", "-v", video, "-s", "out.mp4", "--json", "out.jsonl", "--no-display", env=env, cwd=tmp_path
-    )  # fmt: skip
+    args = ("-v", video, "-s", "out.mp4", "--json", "out.jsonl", "--no-display")
+    result = run_posezoo("run", "blazepose-upper", *args, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == [0, 1, 2, 3, 4]
@@ -310,12 +314,14 @@ def test_cli_tracks_a_clip(env, tmp_path, testdata):
 
 def test_cli_refuses_segmentation_and_a_misfit_model(env, home, tmp_path, testdata):
     src = testdata / "images" / MPII
-    line = one_line_error(run_posezoo("run", "blazepose-upper", "-i", src, "--segmentation", "--no-display", env=env, cwd=tmp_path))
+    result = run_posezoo("run", "blazepose-upper", "-i", src, "--segmentation", "--no-display", env=env, cwd=tmp_path)
+    line = one_line_error(result)
     assert "'blazepose-upper' has no segmentation output" in line
     # a user registry that points blazepose-upper's landmark file at the 0.8.2 full-body model
     builtin = yaml.safe_load((REPO / "registry.yaml").read_text())["models"]
     upper_entry = builtin["blazepose-upper"]
-    upper_entry["variants"]["default"]["files"]["landmark"] = builtin["blazepose-full-2020"]["variants"]["default"]["files"]["landmark"]
+    full2020_files = builtin["blazepose-full-2020"]["variants"]["default"]["files"]
+    upper_entry["variants"]["default"]["files"]["landmark"] = full2020_files["landmark"]
     registry = tmp_path / "misfit.yaml"
     registry.write_text(yaml.safe_dump({"version": 1, "models": {"blazepose-upper": upper_entry}}))
     misfit = dict(env, POSEZOO_REGISTRY=str(registry))
