@@ -117,15 +117,19 @@ def movenet(shared_models, testdata, tfjs_runner, tmp_path_factory):
         jobs[name] = tfjs_runner.start(model_json, runs)
         cases[name] = dict(model_json=model_json, real=real, noise=noise, decisions=decisions, weights=weights)
     out = tmp_path_factory.mktemp("movenet")
-    for name, case in cases.items():
-        case["onnx"] = out / f"{name}.onnx"
-        convert_tfjs_file(case["model_json"], case["onnx"], model_name=f"movenet-{name}.json")
-        case["onnx_decisions"] = out / f"{name}_decisions.onnx"
-        convert_tfjs_file(case["model_json"], case["onnx_decisions"], extra_outputs=case["decisions"])
-    for name, job in jobs.items():
-        results = job.result(timeout=600)
-        n = len(cases[name]["real"])
-        cases[name]["tfjs_real"], cases[name]["tfjs_noise"] = results[:n], results[n:]
+    try:
+        for name, case in cases.items():
+            case["onnx"] = out / f"{name}.onnx"
+            convert_tfjs_file(case["model_json"], case["onnx"], model_name=f"movenet-{name}.json")
+            case["onnx_decisions"] = out / f"{name}_decisions.onnx"
+            convert_tfjs_file(case["model_json"], case["onnx_decisions"], extra_outputs=case["decisions"])
+        for name, job in jobs.items():
+            results = job.result(timeout=600)
+            n = len(cases[name]["real"])
+            cases[name]["tfjs_real"], cases[name]["tfjs_noise"] = results[:n], results[n:]
+    finally:
+        for job in jobs.values():
+            job.kill()
     return cases
 
 

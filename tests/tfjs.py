@@ -96,6 +96,12 @@ class TfjsJob:
         self._process = subprocess.Popen(["node", str(SCRIPT), str(folder / "job.json")], stdout=self._stdout,
                                          stderr=self._stderr, stdin=subprocess.DEVNULL)
 
+    def kill(self) -> None:
+        """Stop the node process (when the test fails before it needs the result)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def result(self, timeout: float = 300) -> list[dict[str, np.ndarray]]:
         """One ``{output name: array}`` per run; RuntimeError when node fails or runs past ``timeout``."""
         try:

@@ -87,7 +87,10 @@ async function main() {
     const written = [];
     for (let k = 0; k < outputs.length; k++) {
       const t = outputs[k];
-      const data = await t.data();
+      const raw = await t.data();
+      const Typed = ARRAYS[t.dtype];
+      if (!Typed) throw new Error(`output ${run.outputs[k]} has dtype ${t.dtype}`);
+      const data = raw instanceof Typed ? raw : Typed.from(raw); // a cast from bool keeps a Uint8Array
       const file = `${run.prefix}_${k}.bin`;
       fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
       written.push({ name: run.outputs[k], file, dtype: t.dtype, shape: t.shape });
