@@ -65,7 +65,7 @@ def convert_tfjs_bytes(model_json: bytes, shards: Sequence[bytes], *, model_name
             continue
         try:
             HANDLERS[node.op](builder, node)
-        except (ValueError, IndexError, KeyError, TypeError) as exc:  # attributes that contradict each other
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:  # attributes of the wrong kind
             raise ConvertError(f"cannot convert {label}: node {node.name!r} ({node.op}) is malformed ({type(exc).__name__})",
                                "the model.json is inconsistent; download the model again") from None
     onnx_model = builder.finish(outputs, Path(label).stem, TFJS_CONVERTER_VERSION)

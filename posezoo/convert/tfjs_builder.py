@@ -157,7 +157,11 @@ class TfjsBuilder:
             [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(self.consts[i].dtype), None) for i in inputs],
             [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        results = ReferenceEvaluator(model).run(None, {i: self.consts[i] for i in inputs})
+        try:
+            results = ReferenceEvaluator(model).run(None, {i: self.consts[i] for i in inputs})
+        except Exception as exc:  # constants that contradict the op (the evaluator raises anything)
+            raise self.fail(f"node {node.name!r} ({node.op_type}) cannot be evaluated on its constant inputs "
+                            f"({type(exc).__name__})", "the model.json is inconsistent; download the model again") from None
         for name, value in zip(node.output, results):
             value = np.asarray(value)
             self.consts[name] = value
