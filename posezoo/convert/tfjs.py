@@ -1,8 +1,8 @@
-"""Exact TF.js graph model -> ONNX conversion (MoveNet and other TF.js graph models).
+"""Exact TF.js graph model -> ONNX conversion.
 
 TF.js publishes models as ``model.json`` (a TensorFlow GraphDef as JSON plus a weights manifest) and
 ``.bin`` weight shards. The converter keeps the model's signature (input/output names without ``:0``,
-dtypes such as MoveNet's int32 image input, NHWC shapes, unknown dimensions as symbolic ONNX dimensions)
+dtypes such as an int32 image input, NHWC shapes, unknown dimensions as symbolic ONNX dimensions)
 and lays the graph out the way onnxruntime runs fastest: NCHW inside, OIHW weights, float16 weights
 widened exactly as TF.js widens them, constants folded (shape arithmetic on static shapes disappears),
 fused activations as Relu/Clip nodes after the Conv; then :mod:`posezoo.convert.optimize` applies the

@@ -6,8 +6,8 @@ the ONNX value holding it, its dtype and TF shape, and whether the value is stor
 between layouts emits a Transpose at most once per value.
 
 Unlike a TFLite file, a GraphDef carries no shapes and may compute shapes at run time (``Shape`` ->
-``StridedSlice`` -> ``ResizeBilinear``), with dimensions unknown until then (MoveNet multipose takes any
-height and width). So every emitted node gets its output types from ONNX's own per-node shape inference,
+``StridedSlice`` -> ``ResizeBilinear``), with dimensions unknown until then (a model may take any height and
+width). So every emitted node gets its output types from ONNX's own per-node shape inference,
 unknown dimensions stay symbolic, and a node whose inputs are all constants is not emitted at all: it is
 evaluated at once with ONNX's reference evaluator and its outputs become constants (constant folding, so
 shape arithmetic on static shapes disappears from the graph).
