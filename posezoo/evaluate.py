@@ -202,7 +202,7 @@ class ModelScore:
 
 
 def parse_model_arg(text: str, default_variant: str | None) -> tuple[str, str | None]:
-    """``"blazepose-full:lite"`` -> ("blazepose-full", "lite"); ``"movenet-thunder"`` -> (name, default)."""
+    """``"blazepose-full:lite"`` -> ("blazepose-full", "lite"); ``"blazepose-full"`` -> (name, default)."""
     name, sep, variant = text.partition(":")
     return name, (variant if sep else default_variant)
 
@@ -257,8 +257,7 @@ def evaluate(
 ) -> tuple[EvalSet, list[ModelScore]]:
     """Run and score each model (``name`` or ``name:variant``) on the set. Every name, variant and
     COCO mapping is checked, and the annotation file read, before any model is fetched."""
-    import posezoo
-    from posezoo.zoo import get_zoo
+    from posezoo.zoo import get_zoo, load_model
 
     _pycocotools()
     zoo = get_zoo()
@@ -275,7 +274,7 @@ def evaluate(
         say(f"warning: {line}")
     scores = []
     for name, var, mapping in wanted:
-        model = posezoo.load(name, var, device=device, mirror=mirror, offline=offline, progress=True)
+        model = load_model(name, var, device=device, mirror=mirror, offline=offline, progress=True, zoo=zoo)
         limit = model.max_poses_limit
         n = max_poses or DEFAULT_MAX_POSES
         if limit is not None and n > limit:
