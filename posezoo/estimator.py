@@ -57,11 +57,10 @@ class PoseEstimator(PoseModel):
                 raise PluginError(f"model {spec.name!r}: {role} file {files[role]} does not exist")
         sessions = {role: Session(files[role], device, role=role) for role in ModelSpec.roles}
         super().__init__(spec, sessions, variant=variant)
-        lm = spec.landmark  # what this model's landmark stage gives, of what the family can
+        lm = spec.landmark
         self.features = frozenset(
-            f for f in type(self).features
-            if not (f == "world" and lm.world_output is None) and not (f == "segmentation" and lm.segmentation_output is None)
-        )  # fmt: skip
+            f for f, out in (("segmentation", lm.segmentation_output), ("world", lm.world_output)) if out is not None
+        )
         self._det, self._lm = sessions["detector"], sessions["landmark"]
         self._det_stage = DetectorStage(spec.detector)
         self._lm_stage = LandmarkStage(spec.landmark)
