@@ -49,8 +49,7 @@ def _say(message: str) -> None:
 
 def run_model(opts: RunOptions) -> None:
     """Run one model over the chosen input; raises PosezooError for anything the user can fix."""
-    import posezoo
-    from posezoo.zoo import get_zoo
+    from posezoo.zoo import get_zoo, load_model
 
     zoo = get_zoo()  # unknown model / variant / plugin / family: fail before touching any input
     zoo.model(opts.model).variant(opts.variant)
@@ -67,8 +66,8 @@ def run_model(opts: RunOptions) -> None:
             check_writable(Path(out))
     source = VideoSource(opts.video) if opts.video is not None else None
 
-    model = posezoo.load(
-        opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline, progress=True
+    model = load_model(
+        opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline, progress=True, zoo=zoo
     )
     _check_options(model, opts)
     _say(f"running {opts.model} ({model.variant}) on {model.provider}")

@@ -50,17 +50,18 @@ def ensure_installed(timeout: float = 600) -> None:
 
 
 class TfjsRunner:
-    """Runs TF.js graph models under node; one node process per :meth:`run` call."""
+    """Runs TF.js graph models under node: :meth:`start` a job (one node process, many inputs), then
+    :meth:`TfjsJob.result`. Several jobs may run at once."""
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._jobs = 0
 
-    def run(self, model_json: Path, runs: list[tuple[dict[str, np.ndarray], list[str]]], *,
-            weights: list[Path] | None = None, timeout: float = 300) -> list[dict[str, np.ndarray]]:
-        """Execute ``model_json`` on each ``(inputs, output names)``; output names may be any node of the
-        graph (``"node"`` or ``"node:k"``). Returns one ``{output name: array}`` per run."""
+    def start(self, model_json: Path, runs: list[tuple[dict[str, np.ndarray], list[str]]], *,
+              weights: list[Path] | None = None) -> "TfjsJob":
+        """Start executing ``model_json`` on each ``(inputs, output names)``; output names may be any
+        node of the graph (``"node"`` or ``"node:k"``), Const nodes (the decoded weights) included."""
         self._jobs += 1
         folder = self.workdir / f"job{self._jobs}"
         folder.mkdir()
@@ -78,18 +79,51 @@ class TfjsRunner:
         if weights:
             job["weights"] = [str(w) for w in weights]
         (folder / "job.json").write_text(json.dumps(job))
-        result = subprocess.run(["node", str(SCRIPT), str(folder / "job.json")], capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
-        if result.returncode != 0:
-            raise RuntimeError(f"tfjs_run.js failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
-        report = json.loads(result.stdout.strip().splitlines()[-1])
-        self.last_ms = report["ms"]
+        return TfjsJob(folder)
+
+    def run(self, model_json: Path, runs, *, weights=None, timeout: float = 300) -> list[dict[str, np.ndarray]]:
+        return self.start(model_json, runs, weights=weights).result(timeout)
+
+
+class TfjsJob:
+    """One node process running a job; :meth:`result` waits for it."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.ms: list[float] = []
+        self._stdout = open(folder / "stdout.txt", "w+")
+        self._stderr = open(folder / "stderr.txt", "w+")
+        self._process = subprocess.Popen(["node", str(SCRIPT), str(folder / "job.json")], stdout=self._stdout,
+                                         stderr=self._stderr, stdin=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        """Stop the node process (when the test fails before it needs the result)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def result(self, timeout: float = 300) -> list[dict[str, np.ndarray]]:
+        """One ``{output name: array}`` per run; RuntimeError when node fails or runs past ``timeout``."""
+        try:
+            code = self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+            raise RuntimeError(f"tfjs_run.js ran past {timeout} s ({self.folder})") from None
+        finally:
+            self._stdout.close()
+            self._stderr.close()
+        stdout = (self.folder / "stdout.txt").read_text()
+        if code != 0:
+            stderr = (self.folder / "stderr.txt").read_text()
+            raise RuntimeError(f"tfjs_run.js failed (exit {code}): {stderr.strip()[-2000:]}")
+        report = json.loads(stdout.strip().splitlines()[-1])
+        self.ms = report["ms"]
         out = []
         for written in report["runs"]:
             arrays = {}
             for o in written:
-                arrays[o["name"]] = np.fromfile(o["file"], dtype=_DTYPES[o["dtype"]]).reshape(o["shape"])
-                if o["dtype"] == "bool":
-                    arrays[o["name"]] = arrays[o["name"]].astype(bool)
+                array = np.fromfile(o["file"], dtype=_DTYPES[o["dtype"]]).reshape(o["shape"])
+                arrays[o["name"]] = array.astype(bool) if o["dtype"] == "bool" else array
             out.append(arrays)
         return out

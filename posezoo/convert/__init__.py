@@ -1,4 +1,4 @@
-"""Exact TFLite -> ONNX and TF.js -> ONNX conversion (MediaPipe's float models, MoveNet).
+"""Exact TFLite -> ONNX and TF.js graph model -> ONNX conversion.
 
 MediaPipe publishes its models only as TFLite; posezoo runs them on onnxruntime, so it converts them
 itself. The converter keeps the TFLite signature (input/output names, NHWC shapes, float32) and lays

@@ -1,8 +1,8 @@
-"""Exact TF.js graph model -> ONNX conversion (MoveNet and other TF.js graph models).
+"""Exact TF.js graph model -> ONNX conversion.
 
 TF.js publishes models as ``model.json`` (a TensorFlow GraphDef as JSON plus a weights manifest) and
 ``.bin`` weight shards. The converter keeps the model's signature (input/output names without ``:0``,
-dtypes such as MoveNet's int32 image input, NHWC shapes, unknown dimensions as symbolic ONNX dimensions)
+dtypes such as an int32 image input, NHWC shapes, unknown dimensions as symbolic ONNX dimensions)
 and lays the graph out the way onnxruntime runs fastest: NCHW inside, OIHW weights, float16 weights
 widened exactly as TF.js widens them, constants folded (shape arithmetic on static shapes disappears),
 fused activations as Relu/Clip nodes after the Conv; then :mod:`posezoo.convert.optimize` applies the
@@ -65,7 +65,7 @@ def convert_tfjs_bytes(model_json: bytes, shards: Sequence[bytes], *, model_name
             continue
         try:
             HANDLERS[node.op](builder, node)
-        except (ValueError, IndexError, KeyError, TypeError) as exc:  # attributes that contradict each other
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:  # attributes of the wrong kind
             raise ConvertError(f"cannot convert {label}: node {node.name!r} ({node.op}) is malformed ({type(exc).__name__})",
                                "the model.json is inconsistent; download the model again") from None
     onnx_model = builder.finish(outputs, Path(label).stem, TFJS_CONVERTER_VERSION)

@@ -6,8 +6,8 @@ the ONNX value holding it, its dtype and TF shape, and whether the value is stor
 between layouts emits a Transpose at most once per value.
 
 Unlike a TFLite file, a GraphDef carries no shapes and may compute shapes at run time (``Shape`` ->
-``StridedSlice`` -> ``ResizeBilinear``), with dimensions unknown until then (MoveNet multipose takes any
-height and width). So every emitted node gets its output types from ONNX's own per-node shape inference,
+``StridedSlice`` -> ``ResizeBilinear``), with dimensions unknown until then (a model may take any height and
+width). So every emitted node gets its output types from ONNX's own per-node shape inference,
 unknown dimensions stay symbolic, and a node whose inputs are all constants is not emitted at all: it is
 evaluated at once with ONNX's reference evaluator and its outputs become constants (constant folding, so
 shape arithmetic on static shapes disappears from the graph).
@@ -157,7 +157,11 @@ class TfjsBuilder:
             [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(self.consts[i].dtype), None) for i in inputs],
             [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        results = ReferenceEvaluator(model).run(None, {i: self.consts[i] for i in inputs})
+        try:
+            results = ReferenceEvaluator(model).run(None, {i: self.consts[i] for i in inputs})
+        except Exception as exc:  # constants that contradict the op (the evaluator raises anything)
+            raise self.fail(f"node {node.name!r} ({node.op_type}) cannot be evaluated on its constant inputs "
+                            f"({type(exc).__name__})", "the model.json is inconsistent; download the model again") from None
         for name, value in zip(node.output, results):
             value = np.asarray(value)
             self.consts[name] = value

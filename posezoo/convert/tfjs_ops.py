@@ -76,12 +76,32 @@ def _elementwise_inputs(b: TfjsBuilder, refs) -> tuple[list[str], bool]:
     return names, nchw
 
 
+def _promoted(b: TfjsBuilder, names: list[str], base: str) -> list[str]:
+    """Inputs of different types cast to the wider one, as TF.js does (bool < int32 < float32)."""
+    dtypes = [b.types[n][0] for n in names]
+    if len(set(dtypes)) < 2:
+        return names
+    wide = max(dtypes, key=lambda d: _RANK.get(np.dtype(d), 3))
+    return [n if d == wide else b.node("Cast", [n], base + "_cast", to=_onnx_type(wide)) for n, d in zip(names, dtypes)]
+
+
+_RANK = {np.dtype("bool"): 0, np.dtype("int32"): 1, np.dtype("float32"): 2}
+
+
 def _binary(onnx_op: str) -> Callable[[TfjsBuilder, Node], None]:
     def handler(b: TfjsBuilder, node: Node) -> None:
         names, nchw = _elementwise_inputs(b, node.inputs[:2])
-        b.set(node.name, b.node(onnx_op, names, node.name), nchw)
+        b.set(node.name, b.node(onnx_op, _promoted(b, names, node.name), node.name), nchw)
 
     return handler
+
+
+def real_div(b: TfjsBuilder, node: Node) -> None:
+    """Division; of two int32 tensors, TF.js divides with floor division."""
+    if all(b.get(r).dtype == np.int32 for r in node.inputs[:2]):
+        floor_div(b, node)
+        return
+    _binary("Div")(b, node)
 
 
 def _unary(onnx_op: str) -> Callable[[TfjsBuilder, Node], None]:
@@ -318,16 +338,19 @@ def squared_difference(b: TfjsBuilder, node: Node) -> None:
 
 
 def floor_div(b: TfjsBuilder, node: Node) -> None:
-    """Floor division: Floor(Div) on floats; on integers the truncating Div corrected down by one where
-    the remainder is non-zero and of the other sign than the divisor."""
+    """Floor division; TF.js computes ``Math.floor(a / b)`` in double precision and returns int32
+    whatever the input type. Floats: divided in float64, floored, cast. Integers: the truncating Div
+    corrected down by one where the remainder is non-zero and of the other sign than the divisor."""
     names, nchw = _elementwise_inputs(b, node.inputs[:2])
-    if b.types[names[0]][0] == np.float32:
-        b.set(node.name, b.node("Floor", [b.node("Div", names, node.name + "_div")], node.name), nchw)
+    a, d = _promoted(b, names, node.name)
+    if b.types[a][0] != np.int32:
+        wide = [b.node("Cast", [v], node.name + "_f64", to=11) for v in (a, d)]
+        q = b.node("Floor", [b.node("Div", wide, node.name + "_div")], node.name + "_floor")
+        b.set(node.name, b.node("Cast", [q], node.name, to=6), nchw)
         return
-    a, d = names
     q = b.node("Div", [a, d], node.name + "_trunc")
     r = b.node("Sub", [a, b.node("Mul", [q, d], node.name + "_back")], node.name + "_rem")
-    zero = b.constant(0, b.types[r][0])
+    zero = b.constant(0, np.int32)
     divisor = b.const_value(node.inputs[1])
     if divisor is not None and (divisor > 0).all():
         wrong = b.node("Less", [r, zero], node.name + "_neg")
@@ -336,7 +359,7 @@ def floor_div(b: TfjsBuilder, node: Node) -> None:
                        node.name + "_signs")
         nonzero = b.node("Not", [b.node("Equal", [r, zero], node.name + "_exact")], node.name + "_inexact")
         wrong = b.node("And", [signs, nonzero], node.name + "_wrong")
-    fix = b.node("Cast", [wrong], node.name + "_fix", to=_onnx_type(b.types[q][0]))
+    fix = b.node("Cast", [wrong], node.name + "_fix", to=6)
     b.set(node.name, b.node("Sub", [q, fix], node.name), nchw)
 
 
@@ -349,16 +372,8 @@ def add_n(b: TfjsBuilder, node: Node) -> None:
 
 
 def select(b: TfjsBuilder, node: Node) -> None:
-    """Select: a rank-1 condition picks rows of higher-rank operands (TF's Select v1); SelectV2 broadcasts."""
-    cond, x = b.get(node.inputs[0]), b.get(node.inputs[1])
-    refs = list(node.inputs[:3])
-    if node.op == "Select" and cond.rank == 1 and x.rank > 1:
-        axes = b.constant(list(range(1, x.rank)), np.int64)
-        names, _ = _elementwise_inputs(b, refs[1:])
-        c = b.node("Unsqueeze", [cond.name, axes], node.name + "_rows")
-        b.set(node.name, b.node("Where", [c, *names], node.name), False)
-        return
-    names, nchw = _elementwise_inputs(b, refs)
+    """Select and SelectV2 both broadcast, as in TF.js (``tf.where``)."""
+    names, nchw = _elementwise_inputs(b, node.inputs[:3])
     b.set(node.name, b.node("Where", names, node.name), nchw)
 
 
@@ -408,10 +423,21 @@ def expand_dims(b: TfjsBuilder, node: Node) -> None:
 
 
 def pack(b: TfjsBuilder, node: Node) -> None:
+    """Stack along a new axis. As in TF.js, inputs of another shape (but the same one without its
+    size-1 axes) are first reshaped to the first input's shape."""
     first = b.get(node.inputs[0])
     axis = _axis(b, node.attrs.get("axis", 0), first.rank + 1, "Pack axis")
     axes = b.constant([axis], np.int64)
-    parts = [b.node("Unsqueeze", [b.nhwc(r), axes], node.name + "_part") for r in node.inputs]
+    parts = []
+    for ref in node.inputs:
+        x, t = b.nhwc(ref), b.get(ref)
+        if t.rank != first.rank or (t.static and first.static and t.shape != first.shape):
+            squeezed = [d for d in t.shape if d != 1], [d for d in first.shape if d != 1]
+            if not first.static or squeezed[0] != squeezed[1]:
+                raise b.fail(f"node {node.name!r} stacks shapes {list(first.shape)} and {list(t.shape)}",
+                             "the model.json is inconsistent")
+            x = b.node("Reshape", [x, b.constant(list(first.shape), np.int64)], node.name + "_like_first")
+        parts.append(b.node("Unsqueeze", [x, axes], node.name + "_part"))
     b.set(node.name, parts[0] if len(parts) == 1 else b.node("Concat", parts, node.name, axis=axis))
 
 
@@ -548,10 +574,14 @@ def fill(b: TfjsBuilder, node: Node) -> None:
 
 
 def range_(b: TfjsBuilder, node: Node) -> None:
-    names = [b.nhwc(r) for r in node.inputs[:3]]
-    dtypes = {b.types[n][0] for n in names}
-    if len(dtypes) != 1:
-        raise b.fail(f"node {node.name!r} mixes types {sorted(map(str, dtypes))}", "the model.json is inconsistent")
+    """Range in the type of attribute Tidx (TF.js: float32 when it is absent)."""
+    dtype = TF_DTYPES.get(node.attrs.get("Tidx", "DT_FLOAT"))
+    if dtype is None or dtype == np.bool_:
+        raise b.fail(f"node {node.name!r} has type {node.attrs.get('Tidx')}", "the model.json is inconsistent")
+    names = []
+    for ref in node.inputs[:3]:
+        name = b.nhwc(ref)
+        names.append(name if b.types[name][0] == dtype else b.node("Cast", [name], node.name + "_cast", to=_onnx_type(dtype)))
     b.set(node.name, b.node("Range", names, node.name))
 
 
@@ -625,7 +655,7 @@ HANDLERS: dict[str, Callable[[TfjsBuilder, Node], None]] = {
     "Mul": _binary("Mul"),
     "Pack": pack,
     "Range": range_,
-    "RealDiv": _binary("Div"),
+    "RealDiv": real_div,
     "Reciprocal": _unary("Reciprocal"),
     "Relu": _unary("Relu"),
     "Reshape": reshape,

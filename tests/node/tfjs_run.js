@@ -68,23 +68,33 @@ async function main() {
   await tf.setBackend('cpu');
   await tf.ready();
   const model = await converter.loadGraphModel(localHandler(job.model, job.weights));
+  const weightIds = new Set(Object.values(model.weights).flat().map((t) => t.id));
   const results = [];
   const times = [];
   for (const run of job.runs) {
     const inputs = {};
     for (const [name, spec] of Object.entries(run.inputs)) inputs[name] = readInput(spec);
     const start = process.hrtime.bigint();
-    let outputs = await model.executeAsync(inputs, run.outputs);
+    let outputs;
+    try {
+      outputs = model.execute(inputs, run.outputs);
+    } catch (err) { // graphs with control flow or dynamic shapes only run asynchronously
+      if (!/executeAsync/.test(String(err && err.message))) throw err;
+      outputs = await model.executeAsync(inputs, run.outputs);
+    }
     times.push(Number(process.hrtime.bigint() - start) / 1e6);
     if (!Array.isArray(outputs)) outputs = [outputs];
     const written = [];
     for (let k = 0; k < outputs.length; k++) {
       const t = outputs[k];
-      const data = await t.data();
+      const raw = await t.data();
+      const Typed = ARRAYS[t.dtype];
+      if (!Typed) throw new Error(`output ${run.outputs[k]} has dtype ${t.dtype}`);
+      const data = raw instanceof Typed ? raw : Typed.from(raw); // a cast from bool keeps a Uint8Array
       const file = `${run.prefix}_${k}.bin`;
       fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
       written.push({ name: run.outputs[k], file, dtype: t.dtype, shape: t.shape });
-      t.dispose();
+      if (!weightIds.has(t.id)) t.dispose(); // a requested Const node is the model's own weight tensor
     }
     Object.values(inputs).forEach((t) => t.dispose());
     results.push(written);
