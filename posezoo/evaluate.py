@@ -256,7 +256,8 @@ def evaluate(
     say=lambda line: print(f"posezoo: {line}", file=sys.stderr),
 ) -> tuple[EvalSet, list[ModelScore]]:
     """Run and score each model (``name`` or ``name:variant``) on the set. Every name, variant and
-    COCO mapping is checked, and the annotation file read, before any model is fetched."""
+    COCO mapping is checked, and the annotation file read, before any model is fetched; every model
+    is loaded before any runs."""
     from posezoo.zoo import get_zoo, load_model
 
     _pycocotools()
@@ -272,9 +273,13 @@ def evaluate(
     line = describe_missing(evalset)
     if line:
         say(f"warning: {line}")
+    # every model fetched, converted and built before the first runs: a broken one fails in seconds
+    loaded = [
+        (name, load_model(name, var, device=device, mirror=mirror, offline=offline, progress=True, zoo=zoo), mapping)
+        for name, var, mapping in wanted
+    ]
     scores = []
-    for name, var, mapping in wanted:
-        model = load_model(name, var, device=device, mirror=mirror, offline=offline, progress=True, zoo=zoo)
+    for name, model, mapping in loaded:
         limit = model.max_poses_limit
         n = max_poses or DEFAULT_MAX_POSES
         if limit is not None and n > limit:

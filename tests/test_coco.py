@@ -50,6 +50,14 @@ def test_blazepose_maps_all_17_by_name():
     assert describe_mapping(FULL)["coco_summary"] == "all 17 by name"
 
 
+def test_movenet_is_coco_17_one_to_one():
+    from posezoo_plugins.movenet import LIGHTNING, MULTIPOSE, THUNDER
+
+    for spec in (LIGHTNING, THUNDER, MULTIPOSE):
+        assert coco_mapping(spec) == tuple(range(17))
+        assert describe_mapping(spec)["coco_summary"] == "all 17 by name"
+
+
 def test_upper_body_maps_the_subset_it_has():
     mapping = coco_mapping(UPPER)
     missing = [c for c, i in zip(COCO_KEYPOINTS, mapping) if i is None]

@@ -94,12 +94,14 @@ def test_model_arguments_pick_variants():
 
 @pytest.fixture(scope="module")
 def home(shared_models, tmp_path_factory):
-    """A POSEZOO_HOME holding blazepose-full full and lite, fetched through the CLI from a mirror."""
+    """A POSEZOO_HOME holding blazepose-full (full, lite) and MoveNet Thunder and Lightning, fetched
+    (and converted) through the CLI from a mirror."""
     root = tmp_path_factory.mktemp("eval")
     mirror = root / "mirror"
     build_mirror(shared_models, mirror, link=True)
-    for variant in ("full", "lite"):
-        result = run_posezoo("fetch", "blazepose-full", "--variant", variant, "--mirror", mirror, env=posezoo_env(root))
+    for args in (["blazepose-full", "--variant", "full"], ["blazepose-full", "--variant", "lite"],
+                 ["movenet-thunder"], ["movenet-lightning"]):  # fmt: skip
+        result = run_posezoo("fetch", *args, "--mirror", mirror, env=posezoo_env(root))
         assert result.returncode == 0, result.stderr
     return root
 
@@ -143,6 +145,23 @@ def test_eval_prints_one_table_for_several_models(env, tmp_path, testdata):
     for r in rows:
         assert all(0 <= float(v) <= 1 for v in r[3:8]) and r[8] == "1"
     assert "blazepose-full (lite)" in result.stderr and "100%" in result.stderr  # the tqdm bars
+
+
+@pytest.mark.slow
+def test_eval_compares_families_blazepose_and_movenet(env, tmp_path, testdata):
+    """The issue's table: `posezoo eval blazepose-full movenet-thunder movenet-lightning` on #785."""
+    result = run_posezoo("eval", "blazepose-full", "movenet-thunder", "movenet-lightning", "--ann", testdata / ANN,
+                         "--images", testdata / "images", "--json", "s.json", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6 and lines[2].startswith("MODEL")
+    rows = [line.split() for line in lines[3:]]
+    assert [r[0] for r in rows] == ["blazepose-full", "movenet-thunder", "movenet-lightning"]
+    assert all(r[2] == "17/17" and r[8] == "1" for r in rows)
+    models = json.loads((tmp_path / "s.json").read_text())["models"]
+    assert [m["max_poses"] for m in models] == [20, 1, 1]  # single-pose MoveNet: lowered to its limit, silently
+    for m in models:
+        assert m["stats"]["AP50"] == pytest.approx(1.0) and m["pck"] > 0.9  # every model finds the skier
 
 
 @pytest.mark.slow

@@ -65,7 +65,20 @@ def main() -> None:
     assert len(poses) == 2, len(poses)
     cv2.imwrite(str(OUT / "two_skiers_tracked.jpg"), draw_poses(two, poses, model.skeleton, boxes=True), JPEG)
 
-    # 4. the world landmarks in 3D
+    # 4. the same style for another family: MoveNet (17 COCO keypoints, x y score: no z, one point size)
+    movenet = posezoo.load("movenet-thunder")
+    x0, y0, x1, y1 = 260, 30, 540, 410
+    crops = []
+    for m, poses in ((model, [pose]), (movenet, movenet.predict(photo))):
+        crop = draw_poses(photo, poses, m.skeleton, boxes=True)[y0:y1, x0:x1].copy()
+        (tw, th), _ = cv2.getTextSize(m.name, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)
+        cv2.rectangle(crop, (x1 - x0 - tw - 14, 0), (x1 - x0, th + 12), (255, 255, 255), -1)
+        cv2.putText(crop, m.name, (x1 - x0 - tw - 7, th + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (20, 20, 20), 1, cv2.LINE_AA)
+        crops.append(crop)
+    gap = np.full((y1 - y0, 6, 3), 255, np.uint8)
+    cv2.imwrite(str(OUT / "skier_two_families.jpg"), np.concatenate([crops[0], gap, crops[1]], axis=1), JPEG)
+
+    # 5. the world landmarks in 3D
     write_world_plot(OUT / "skier_world.png", pose, model.skeleton, title="blazepose-full (full): world landmarks (m)")
     print("\n".join(f"{p.name}: {p.stat().st_size // 1024} KB" for p in sorted(OUT.glob("*.*g"))))
 
