@@ -174,6 +174,8 @@ class ModelSpec:
     skeleton: tuple[tuple[int, int], ...]
     description: str = ""
     smoothing: SmoothingSpec = field(default_factory=SmoothingSpec)
+    # which keypoints are COCO's 17: ((coco name, keypoint name), ...); None: by name (posezoo.coco)
+    coco_keypoints: tuple[tuple[str, str], ...] | None = None
     plugin: str = ""  # filled in by the plugin manager
 
     def __post_init__(self) -> None:
