@@ -46,7 +46,7 @@ class FetchError(PosezooError):
 
 
 class ConvertError(PosezooError):
-    """A TFLite file that cannot be converted (malformed, truncated, unsupported op)."""
+    """A TFLite or TF.js model that cannot be converted (malformed, truncated, unsupported op)."""
 
     exit_code = 4
 
@@ -55,3 +55,7 @@ class InputError(PosezooError):
     """A missing or unreadable image, video or camera; an output path that cannot be written."""
 
     exit_code = 5
+
+
+class MissingDependencyError(PosezooError):
+    """An optional dependency a command needs is not installed (the fix names the pip command)."""

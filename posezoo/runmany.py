@@ -54,14 +54,24 @@ class ManyOptions:
 
 def wants_many(opts: RunOptions, many: ManyOptions) -> bool:
     """Whether a run goes through the many-input path: a folder, several inputs (images and videos
-    together too), --resume or --json DIR/. (One file, with or without --jobs, runs as always.)"""
+    together too), --resume or --json DIR/. One file, with or without --jobs, runs as always, and so
+    do runs that gather one result over every input (--coco, --world-plot) unless --jobs asks for more
+    than one worker (which :func:`run_many` then refuses)."""
     inputs = list(opts.inputs)
-    return (
+    several = (
         len(inputs) + len(many.videos) > 1
         or any(Path(p).is_dir() for p in [*inputs, *many.videos])
         or many.resume
         or many.json_dir
     )
+    if _gathered(opts) and (many.jobs or 1) == 1 and not many.resume and not many.json_dir:
+        return False
+    return several
+
+
+def _gathered(opts: RunOptions) -> list[str]:
+    """The options of ``opts`` that gather one result over the whole run."""
+    return [flag for flag, value in (("--coco", opts.coco_out), ("--world-plot", opts.world_plot)) if value is not None]
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,7 @@ class RunJob:
     plan: OutputPlan
     opts: PredictOptions
     records: bool  # return the JSON records to the parent (one --json FILE)
+    boxes: bool = False  # --draw-boxes
 
 
 def _discard(sink: VideoSink) -> None:
@@ -160,7 +171,7 @@ def _annotate_item(model, item: Item, ctx, job: RunJob) -> list[dict] | None:
                 if want:
                     records.append(pose_record(frame.source, frame.index, frame.image, job.model, job.variant, poses))
                 if save is not None:
-                    drawn = draw_poses(frame.image, poses, model.skeleton)
+                    drawn = draw_poses(frame.image, poses, model.skeleton, boxes=job.boxes)
                     if item.kind == "image":
                         save.parent.mkdir(parents=True, exist_ok=True)
                         write_image(save, drawn)
@@ -233,6 +244,11 @@ def run_many(opts: RunOptions, many: ManyOptions) -> None:
     zoo = get_zoo()  # unknown model / variant / plugin / family: fail before touching any input
     zoo.model(opts.model).variant(opts.variant)
     zoo.family(opts.model)
+    if _gathered(opts):
+        raise InputError(
+            f"{' and '.join(_gathered(opts))} gather one result over the whole run, in one process",
+            "run it with --jobs 1 (and without --resume or --json DIR/)",
+        )
     if any(str(v).isdigit() and not Path(v).exists() for v in many.videos):
         raise InputError("a camera cannot be one of several inputs", "run a camera alone: posezoo run MODEL -v 0")
     items = local_items(opts.inputs, many.videos)
@@ -268,7 +284,7 @@ def run_many(opts: RunOptions, many: ManyOptions) -> None:
         f"running {opts.model} ({ref.variant}) over {len(todo)} input(s) on {workers} worker(s), "
         f"{threads_per_worker(workers)} thread(s) each"
     )
-    job = RunJob(opts.model, ref.variant, plan, popts, records=plan.json_file is not None)
+    job = RunJob(opts.model, ref.variant, plan, popts, records=plan.json_file is not None, boxes=opts.draw_boxes)
     writer = _OrderedJsonl(plan.json_file) if plan.json_file is not None else None
     try:
         failures = run_units(

@@ -31,8 +31,8 @@ LAYERS: list[set[str]] = [
     {"estimator"},
     {"hookspecs", "plugins"},
     {"zoo"},
-    {"draw", "sources", "sinks", "items", "parquet"},
-    {"runner", "bench", "pool", "runmany", "batch"},
+    {"draw", "sources", "sinks", "coco", "worldplot", "items", "parquet"},
+    {"runner", "bench", "evaluate", "pool", "runmany", "batch"},
     {"cli", "__main__", "__init__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
