@@ -330,7 +330,9 @@ def _context(job: Callable):
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["posezoo.pool", "posezoo.zoo", job.__module__])
+        # the main script too (as multiprocessing's default preload does): imported once in the server,
+        # not again in every worker
+        ctx.set_forkserver_preload(["__main__", "posezoo.pool", "posezoo.zoo", job.__module__])
     return ctx
 
 
