@@ -330,7 +330,7 @@ def test_model_files_converts_once(home, server):
     cache = Cache()
     assert paths == {role: cache.onnx_path(f) for role, f in FULL.variant("lite").files.items()}
     assert all(p.suffix == ".onnx" and p.stat().st_size > 0 for p in paths.values())
-    assert cache.manifest(DETECTOR.name)["onnx"]["converter_version"] == posezoo.convert.CONVERTER_VERSION
+    assert cache.manifest(DETECTOR.name)["onnx"]["converter_version"] == posezoo.convert.conversion_key()
     stamps = {p: p.stat().st_mtime_ns for p in paths.values()}
     requests_before = len(server.requests)
 
@@ -354,7 +354,8 @@ def test_new_converter_version_converts_again(home, mirror_dir, monkeypatch):
     monkeypatch.setattr(posezoo.convert, "CONVERTER_VERSION", "test-b")
     assert ensure_onnx(DETECTOR).read_bytes() == b"onnx"
     assert calls[2:] == [DETECTOR.name]
-    assert Cache().manifest(DETECTOR.name)["onnx"]["converter_version"] == "test-b"
+    assert Cache().manifest(DETECTOR.name)["onnx"]["converter_version"] == posezoo.convert.conversion_key()
+    assert posezoo.convert.conversion_key().startswith("test-b/")
 
 
 def test_ensure_onnx_needs_the_file(home):

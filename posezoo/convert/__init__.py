@@ -10,9 +10,16 @@ activations as Relu/Clip nodes after the Conv, SAME padding and zero PADs turned
 Public API::
 
     ensure_onnx(entry, cache)                    # the .onnx of a cached registry file, converted once
-    convert_file(src, dst, *, model_name=None)   # .tflite -> .onnx, written atomically
-    convert_bytes(data, *, model_name=None)      # -> serialized ONNX ModelProto
+    convert_file(src, dst, *, model_name=None, target=None)   # .tflite -> .onnx, written atomically
+    convert_bytes(data, *, model_name=None, target=None)      # -> serialized ONNX ModelProto
+    detect_target(), Target                      # the machine a conversion is laid out for
+    conversion_key(target=None)                  # converter version + target: what the cache compares
     CONVERTER_VERSION                            # bump when the output changes
+
+The layout depends on the CPU (onnxruntime's NCHWc channel block, see :mod:`posezoo.convert.target`):
+a conversion is made for ``target`` (default: this machine's), records it in the model's
+metadata_props (``posezoo.converter_version``, ``posezoo.target``, ``posezoo.nchwc_block``), and the
+cache converts again when the key it recorded is not this machine's.
 
 Every failure is a :class:`posezoo.errors.ConvertError` with a one-line message.
 """
@@ -27,30 +34,44 @@ from posezoo.atomic import write_bytes
 from posezoo.convert.builder import GraphBuilder
 from posezoo.convert.ops import HANDLERS
 from posezoo.convert.optimize import optimize
+from posezoo.convert.target import Target, detect_target
 from posezoo.convert.tflite_reader import Graph, read_graph
 from posezoo.cache import Cache
 from posezoo.errors import ConvertError
 from posezoo.registry import FileEntry
 
-__all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "convert_bytes", "convert_file", "ensure_onnx"]
+__all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "Target", "conversion_key", "convert_bytes", "convert_file",
+           "detect_target", "ensure_onnx"]
 
-CONVERTER_VERSION = "4"
+CONVERTER_VERSION = "5"
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
 
 
-def convert_bytes(data: bytes, *, model_name: str | None = None) -> bytes:
-    """Convert a TFLite model (the bytes of a .tflite file) to a serialized ONNX model."""
+def conversion_key(target: Target | None = None) -> str:
+    """What a converted model depends on: the converter version and the target's NCHWc block (two
+    targets with the same block get the same graph), e.g. ``"5/nchwc16"``."""
+    target = target or detect_target()
+    return f"{CONVERTER_VERSION}/nchwc{target.block}" if target.nchwc else f"{CONVERTER_VERSION}/nchw"
+
+
+def convert_bytes(data: bytes, *, model_name: str | None = None, target: Target | None = None) -> bytes:
+    """Convert a TFLite model (the bytes of a .tflite file) to a serialized ONNX model laid out for
+    ``target`` (default: this machine, :func:`detect_target`)."""
     label = model_name or "TFLite model"
+    target = target or detect_target()
     graph = read_graph(bytes(data), label)
     _check_supported(graph, label)
-    builder = GraphBuilder(graph, label)
+    builder = GraphBuilder(graph, label, target)
     for number, op in enumerate(graph.operators):
         try:
             HANDLERS[op.code](builder, op)
         except (ValueError, IndexError, KeyError) as exc:  # shapes/values that contradict each other
             raise ConvertError(f"cannot convert {label}: operator #{number} {op.code} is malformed ({type(exc).__name__})",
                                "the file is inconsistent; download the model again") from None
-    model = optimize(builder.finish(Path(label).stem, CONVERTER_VERSION))
+    model = optimize(builder.finish(Path(label).stem, CONVERTER_VERSION), target)
+    onnx.helper.set_model_props(model, {"posezoo.converter_version": CONVERTER_VERSION,
+                                        "posezoo.target": target.name, "posezoo.nchwc_block": str(target.block),
+                                        "posezoo.conversion_key": conversion_key(target)})
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
@@ -60,15 +81,16 @@ def convert_bytes(data: bytes, *, model_name: str | None = None) -> bytes:
     return model.SerializeToString()
 
 
-def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = None) -> None:
-    """Convert the .tflite at ``src`` to ``dst`` (.onnx), replacing ``dst`` atomically."""
+def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = None,
+                 target: Target | None = None) -> None:
+    """Convert the .tflite at ``src`` to ``dst`` (.onnx) for ``target``, replacing ``dst`` atomically."""
     src, dst = Path(src), Path(dst)
     try:
         data = src.read_bytes()
     except OSError as exc:
         raise ConvertError(f"cannot read {src}: {exc.strerror or type(exc).__name__}",
                            "check the path, or delete the cached file so it is downloaded again") from None
-    onnx_bytes = convert_bytes(data, model_name=model_name or src.name)
+    onnx_bytes = convert_bytes(data, model_name=model_name or src.name, target=target)
     try:
         write_bytes(dst, onnx_bytes)
     except OSError as exc:
@@ -86,7 +108,8 @@ def _check_supported(graph: Graph, label: str) -> None:
 
 def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool = True) -> Path:
     """The ONNX model of a cached registry file, converted now when missing or written by another
-    converter version (the cache records which). A file of format onnx is its own model.
+    converter version or for another target (the cache records :func:`conversion_key`). A file of
+    format onnx is its own model.
 
     Conversion failures raise :class:`ConvertError`; a file that is not cached, ``FetchError``.
     """
@@ -94,15 +117,16 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
     if entry.format == "onnx":
         return cache.require(entry)
     dst = cache.onnx_path(entry)
-    if cache.is_converted(entry, CONVERTER_VERSION):
+    key = conversion_key()
+    if cache.is_converted(entry, key):
         return dst
     with cache.hold(entry, "converting", progress):
         src = cache.require(entry)
-        if not cache.is_converted(entry, CONVERTER_VERSION):
+        if not cache.is_converted(entry, key):
             dst.parent.mkdir(parents=True, exist_ok=True)
             if entry.format == "tflite":
                 convert_file(src, dst, model_name=entry.name)
             else:
                 raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
-            cache.record_conversion(entry, CONVERTER_VERSION)
+            cache.record_conversion(entry, key)
     return dst

@@ -14,14 +14,20 @@ graphs inside fast kernels. Each computes the same function (results agree to fl
     that Conv instead (both are linear per pixel and bilinear weights sum to one, so the bias commutes
     too): the Conv works on the small tensor, the resize on fewer channels. An activation that followed
     the Conv follows the resize, fused into an identity depthwise Conv.
-``widen_narrow_channels``
-    a connected region of tensors with fewer channels than one block (the pose landmark models'
-    8-channel segmentation head) gets zero channels up to 16, so it stays in NCHWc instead of being
-    reordered around every Conv. The producing Convs get zero output rows, the consuming Convs zero
-    input columns. Through depthwise Convs, Add, Relu, Clip, MaxPool and Resize the added channels stay
-    finite (zero, for the Relu6 clips these models use), and the consuming Convs ignore them.
+``widen_narrow_channels`` (depends on the target: :mod:`posezoo.convert.target`)
+    a connected region of tensors with fewer channels than one block of the target (the pose
+    landmark models' 8-channel segmentation head on AVX-512, whose blocks are 16 wide) gets zero
+    channels up to one block, so it stays in NCHWc instead of being reordered around every Conv
+    (onnxruntime keeps a depthwise Conv with fewer channels than a block out of NCHWc). The producing
+    Convs get zero output rows, the consuming Convs zero input columns. Through depthwise Convs, Add,
+    Relu, Clip, MaxPool and Resize the added channels stay finite (zero, for the Relu6 clips these
+    models use), and the consuming Convs ignore them. With 8-channel blocks (AVX2) that head already
+    is a full block and stays as it is; the padding would double its work for nothing. Without a
+    blocked layout nothing is padded.
 
-:func:`optimize` applies all three to a finished ModelProto, deterministically.
+:func:`optimize` applies them to a finished ModelProto for a target, deterministically. The first two
+do not depend on the block width; ``commute_resize`` adds its identity depthwise Conv (a Clip fused
+there) only for NCHWc targets.
 """
 
 from __future__ import annotations
@@ -31,17 +37,19 @@ import onnx
 from onnx import helper, numpy_helper
 
 from posezoo.convert.builder import unique_name
+from posezoo.convert.target import Target, detect_target
 
-BLOCK = 16  # channels padded to this (onnxruntime's NCHWc block with AVX-512; two blocks with AVX2)
 _CHANNELWISE = ("Add", "Clip", "MaxPool", "Relu", "Resize")
 
 
-def optimize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Apply the rewrites in place and return ``model``."""
+def optimize(model: onnx.ModelProto, target: Target | None = None) -> onnx.ModelProto:
+    """Apply the rewrites for ``target`` (default: this machine) in place and return ``model``."""
+    target = target or detect_target()
     graph = _Graph(model)
     fold_depth_to_space(graph)
-    commute_resize(graph)
-    widen_narrow_channels(graph)
+    commute_resize(graph, target.nchwc)
+    if target.nchwc:
+        widen_narrow_channels(graph, target.block)
     graph.write_back()
     return model
 
@@ -206,7 +214,7 @@ def _fold_head(g: _Graph, conv: onnx.NodeProto, source: str, block: int, pointwi
 
 # -- bilinear upsample -> 1x1 Conv ------------------------------------------------------------------
 
-def commute_resize(g: _Graph) -> None:
+def commute_resize(g: _Graph, nchwc: bool = True) -> None:
     consumers = g.consumers()
     for resize in [n for n in g.nodes if n.op_type == "Resize"]:
         users = consumers.get(resize.output[0], [])
@@ -227,7 +235,7 @@ def commute_resize(g: _Graph) -> None:
         resize.input[3] = g.constant(sizes.astype(np.int64), resize.name + "_sizes")
         g.nodes.remove(resize)
         g.nodes.insert(g.nodes.index(conv) + 1, resize)
-        for act in [n for n in consumers.get(result, []) if n.op_type in ("Clip", "Relu")]:
+        for act in [n for n in consumers.get(result, []) if n.op_type in ("Clip", "Relu") and nchwc]:
             identity = g.constant(np.ones((out_channels, 1, 1, 1), np.float32), resize.name + "_identity")
             hop = g.fresh_name(result + "_identity")
             g.nodes.insert(g.nodes.index(act), helper.make_node("Conv", [result, identity], [hop], name=hop,
@@ -237,7 +245,7 @@ def commute_resize(g: _Graph) -> None:
 
 # -- narrow channel regions -> one full block -------------------------------------------------------
 
-def widen_narrow_channels(g: _Graph, block: int = BLOCK) -> None:
+def widen_narrow_channels(g: _Graph, block: int) -> None:
     producers, consumers = g.producers(), g.consumers()
     for region in _channel_regions(g):
         channels = _region_channels(g, region, producers)
