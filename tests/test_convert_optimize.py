@@ -182,6 +182,43 @@ def test_region_left_alone(channels, target, to_output):
     assert sorted(t.name for t in rewritten.graph.initializer) == sorted(t.name for t in model.graph.initializer)
 
 
+def _padded_skip(channels: int, before: int, after: int, relu: bool) -> onnx.ModelProto:
+    """BlazeBlock: x -> MaxPool -> zero channel pad (as a 0/1 1x1 Conv); h -> Conv 3x3; Add; Relu."""
+    total = before + channels + after
+    embed = np.zeros((total, channels, 1, 1), np.float32)
+    embed[before + np.arange(channels), np.arange(channels)] = 1.0
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["m", "embed"], ["p"], kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["h", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", "p"], ["s"]),
+    ]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["s"], ["out"]))
+    weights = {"embed": embed, "w": _w(total, 8, 3, 3), "b": _w(total)}
+    return _model(nodes, {"x": [1, channels, 8, 8], "h": [1, 8, 4, 4]}, ["out" if relu else "s"], weights)
+
+
+@pytest.mark.parametrize("before, after, relu", [(0, 16, True), (16, 32, False), (0, 8, True)])
+def test_channel_pad_becomes_a_concat_of_conv_pieces(before, after, relu):
+    model = _padded_skip(16, before, after, relu)
+    target = AVX512 if after % 16 == 0 else AVX2
+    rewritten = _optimized_matches(model, {"x": _w(1, 16, 8, 8), "h": _w(1, 8, 4, 4)}, target)
+    ops = _ops(rewritten)
+    arrays = {t.name: numpy_helper.to_array(t) for t in rewritten.graph.initializer}
+    widths = [arrays[n.input[1]].shape[0] for n in rewritten.graph.node if n.op_type == "Conv"]
+    assert widths == [w for w in (before, 16, after) if w]  # the embedding Conv is gone
+    assert ops[-1] == "Concat" and ops.count("Relu") == (len(widths) if relu else 0)
+
+
+@pytest.mark.parametrize("target", [AVX512, NCHW], ids=lambda t: t.name)
+def test_channel_pad_stays_when_concat_would_leave_nchwc(target):
+    """8 added channels are half a 16-channel block; without NCHWc there is nothing to gain."""
+    model = _padded_skip(16, 0, 8, True)
+    rewritten = _optimized_matches(model, {"x": _w(1, 16, 8, 8), "h": _w(1, 8, 4, 4)}, target)
+    assert "Concat" not in _ops(rewritten) and _ops(rewritten).count("Conv") == 2
+
+
 # -- the shipped models ---------------------------------------------------------------------------
 
 def _convert(shared_models, rel: str, target: Target = AVX512) -> onnx.ModelProto:

@@ -25,6 +25,14 @@ graphs inside fast kernels. Each computes the same function (results agree to fl
     is a full block and stays as it is; the padding would double its work for nothing. Without a
     blocked layout nothing is padded.
 
+``split_channel_pads`` (NCHWc targets whose block divides the channel counts)
+    a zero channel pad added to a dense Conv's output, ``Add(Conv(h), Pad(x))`` as in BlazeBlocks'
+    skip connections (the converter writes the pad as a 1x1 Conv with 0/1 weights), becomes
+    ``Concat(Conv_a(h), Conv_b(h) + x, Conv_c(h))``: the Conv's output rows split where ``x`` lands,
+    ``x`` added to its own rows only. It saves the embedding Conv's C_in x C_out multiply-adds per
+    pixel for a copy, which matters more where vectors are narrower (AVX2). A Relu that followed moves
+    into the pieces, where onnxruntime fuses it. onnxruntime concatenates in NCHWc only whole blocks.
+
 :func:`optimize` applies them to a finished ModelProto for a target, deterministically. The first two
 do not depend on the block width; ``commute_resize`` adds its identity depthwise Conv (a Clip fused
 there) only for NCHWc targets.
@@ -49,6 +57,7 @@ def optimize(model: onnx.ModelProto, target: Target | None = None) -> onnx.Model
     fold_depth_to_space(graph)
     commute_resize(graph, target.nchwc)
     if target.nchwc:
+        split_channel_pads(graph, target.block)
         widen_narrow_channels(graph, target.block)
     graph.write_back()
     return model
@@ -241,6 +250,75 @@ def commute_resize(g: _Graph, nchwc: bool = True) -> None:
             g.nodes.insert(g.nodes.index(act), helper.make_node("Conv", [result, identity], [hop], name=hop,
                                                                  group=out_channels))
             act.input[0] = hop
+
+
+# -- Add(Conv, zero channel pad) -> Concat of the Conv's pieces -----------------------------------
+
+def split_channel_pads(g: _Graph, block: int) -> None:
+    consumers = g.consumers()
+    producers = g.producers()
+    for embed in [n for n in g.nodes if g.is_pointwise(n)]:
+        layout = _embedding(g, embed)
+        users = consumers.get(embed.output[0], [])
+        if layout is None or len(users) != 1 or users[0].op_type != "Add" or embed.output[0] in g.outputs:
+            continue
+        add = users[0]
+        other = [i for i in add.input if i != embed.output[0]]
+        conv = producers.get(other[0]) if len(other) == 1 else None
+        before, channels, after = layout
+        if (not g.is_dense(conv) or len(consumers.get(conv.output[0], [])) != 1 or conv.output[0] in g.outputs
+                or any(n % block for n in layout) or g.weight(conv, 1).shape[0] != sum(layout)):
+            continue
+        _split(g, embed, add, conv, layout, consumers)
+
+
+def _embedding(g: _Graph, node: onnx.NodeProto) -> tuple[int, int, int] | None:
+    """(rows before, input channels, rows after) when a bias-free 1x1 Conv copies its input into
+    consecutive output channels and writes zeros elsewhere; else None."""
+    w = g.weight(node, 1)[:, :, 0, 0]
+    if g.weight(node, 2) is not None or w.shape[0] <= w.shape[1]:
+        return None
+    rows = np.flatnonzero(w.any(axis=1))
+    if rows.size != w.shape[1] or rows[-1] - rows[0] + 1 != rows.size:
+        return None
+    if not np.array_equal(w[rows], np.eye(w.shape[1], dtype=w.dtype)):
+        return None
+    return int(rows[0]), int(w.shape[1]), int(w.shape[0] - rows[-1] - 1)
+
+
+def _split(g: _Graph, embed: onnx.NodeProto, add: onnx.NodeProto, conv: onnx.NodeProto,
+           layout: tuple[int, int, int], consumers) -> None:
+    before, channels, _ = layout
+    w, bias, has_bias = g.weight(conv, 1), g.bias(conv), g.weight(conv, 2) is not None
+    result = add.output[0]
+    users = consumers.get(result, [])
+    relu = users[0] if len(users) == 1 and users[0].op_type == "Relu" and result not in g.outputs else None
+    position = g.nodes.index(add) - 2  # the Add comes after the Conv and the embedding, which go
+    g.nodes.remove(conv)
+    g.nodes.remove(embed)
+    g.nodes.remove(add)
+    pieces, new_nodes = [], []
+    for start, stop in ((0, before), (before, before + channels), (before + channels, w.shape[0])):
+        if start == stop:
+            continue
+        piece = onnx.NodeProto.FromString(conv.SerializeToString())
+        piece.name = piece.output[0] = g.fresh_name(f"{conv.output[0]}_{start}_{stop}")
+        g.set_weights(piece, w[start:stop], bias[start:stop] if has_bias else None)
+        new_nodes.append(piece)
+        out = piece.output[0]
+        if start == before:  # the rows that receive x
+            out = g.fresh_name(f"{result}_{start}_{stop}")
+            new_nodes.append(helper.make_node("Add", [piece.output[0], embed.input[0]], [out], name=out))
+        if relu is not None:
+            activated = g.fresh_name(f"{relu.output[0]}_{start}_{stop}")
+            new_nodes.append(helper.make_node("Relu", [out], [activated], name=activated))
+            out = activated
+        pieces.append(out)
+    joined = relu.output[0] if relu is not None else result
+    if relu is not None:
+        g.nodes.remove(relu)
+    new_nodes.append(helper.make_node("Concat", pieces, [joined], name=joined, axis=1))
+    g.nodes[position:position] = new_nodes  # where the Add was: both inputs are computed by then
 
 
 # -- narrow channel regions -> one full block -------------------------------------------------------
