@@ -132,8 +132,9 @@ def test_resize_stays_when_the_conv_would_not_get_cheaper(cin, cout, size):
     assert _ops(rewritten)[0] == "Resize"
 
 
-def _narrow_region(channels: int, to_output: bool) -> onnx.ModelProto:
-    """A ``channels``-wide region: two Convs -> Add -> depthwise Conv -> Relu -> MaxPool -> Resize -> Conv."""
+def _narrow_region(channels: int, to_output: bool, pool: bool = True) -> onnx.ModelProto:
+    """A ``channels``-wide region: two Convs -> Add -> depthwise Conv -> Relu -> MaxPool -> Resize -> Conv
+    (without the MaxPool when not ``pool``)."""
     tail = "r" if to_output else "out"
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["a"], kernel_shape=[1, 1]),
@@ -141,7 +142,8 @@ def _narrow_region(channels: int, to_output: bool) -> onnx.ModelProto:
         helper.make_node("Add", ["a", "b"], ["s"]),
         helper.make_node("Conv", ["s", "dw", "dwb"], ["d"], group=channels, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["d"], ["e"]),
-        helper.make_node("MaxPool", ["e"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("MaxPool", ["e"], ["m"], kernel_shape=[2, 2], strides=[2, 2]) if pool
+        else helper.make_node("Relu", ["e"], ["m"]),
         helper.make_node("Resize", ["m", "", "", "sizes"], ["r"], mode="linear"),
     ]
     if not to_output:
@@ -153,12 +155,13 @@ def _narrow_region(channels: int, to_output: bool) -> onnx.ModelProto:
     return _model(nodes, {"x": [1, 20, 8, 8]}, [tail], weights)
 
 
-@pytest.mark.parametrize("channels, target", [(1, AVX512), (8, AVX512), (1, AVX2), (5, AVX2)],
+@pytest.mark.parametrize("channels, target", [(1, AVX512), (8, AVX512), (1, AVX2), (5, AVX2), (24, AVX512)],
                          ids=lambda v: getattr(v, "name", v))
 def test_narrow_region_widens_to_the_targets_block(channels, target):
+    """Fewer channels than a block, or (24 on AVX-512) a MaxPool on a part block: whole blocks."""
     model = _narrow_region(channels, to_output=False)
     rewritten = _optimized_matches(model, {"x": _w(1, 20, 8, 8)}, target)
-    block = target.block
+    block = -(-channels // target.block) * target.block  # the width it gets
     arrays = {t.name: numpy_helper.to_array(t) for t in rewritten.graph.initializer}
     convs = {n.output[0]: n for n in rewritten.graph.node if n.op_type == "Conv"}
     assert arrays[convs["a"].input[1]].shape[0] == block and arrays[convs["b"].input[1]].shape[0] == block
@@ -169,14 +172,16 @@ def test_narrow_region_widens_to_the_targets_block(channels, target):
     assert arrays[resize.input[3]].tolist() == [1, block, 8, 8]
 
 
-@pytest.mark.parametrize("channels, target, to_output", [
-    (8, AVX512, True),  # reaches a graph output
-    (8, AVX2, False),  # already one full block
-    (16, AVX512, False),
-    (8, NCHW, False),  # no blocked layout: padding would only add work
+@pytest.mark.parametrize("channels, target, to_output, pool", [
+    (8, AVX512, True, True),  # reaches a graph output
+    (8, AVX2, False, True),  # already one full block
+    (24, AVX2, False, True),  # three
+    (16, AVX512, False, True),
+    (24, AVX512, False, False),  # no MaxPool: onnxruntime pads the Convs to whole blocks itself
+    (8, NCHW, False, True),  # no blocked layout: padding would only add work
 ], ids=str)
-def test_region_left_alone(channels, target, to_output):
-    model = _narrow_region(channels, to_output=to_output)
+def test_region_left_alone(channels, target, to_output, pool):
+    model = _narrow_region(channels, to_output=to_output, pool=pool)
     rewritten = _optimized_matches(model, {"x": _w(1, 20, 8, 8)}, target)
     assert rewritten.graph.node == model.graph.node
     assert sorted(t.name for t in rewritten.graph.initializer) == sorted(t.name for t in model.graph.initializer)

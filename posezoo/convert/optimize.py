@@ -18,13 +18,14 @@ graphs inside fast kernels. Each computes the same function (results agree to fl
     a connected region of tensors with fewer channels than one block of the target (the pose
     landmark models' 8-channel segmentation head on AVX-512, whose blocks are 16 wide) gets zero
     channels up to one block, so it stays in NCHWc instead of being reordered around every Conv
-    (onnxruntime keeps a depthwise Conv with fewer channels than a block out of NCHWc). The producing
-    Convs get zero output rows, the consuming Convs zero input columns. Through depthwise Convs, Add,
-    Relu, Clip, MaxPool and Resize the added channels stay finite (zero, for the Relu6 clips these
-    models use), and the consuming Convs ignore them. With 8-channel blocks (AVX2) that head already
-    is a full block and stays as it is; the padding would double its work for nothing. Without a
-    blocked layout nothing is padded.
-
+    (onnxruntime keeps a depthwise Conv with fewer channels than a block out of NCHWc); so does a
+    region with a MaxPool whose channels are not whole blocks (24 channels on AVX-512: onnxruntime
+    pools only whole blocks in NCHWc, while its Convs pad to whole blocks anyway, so the widening
+    costs nothing). The producing Convs get zero output rows, the consuming Convs zero input columns.
+    Through depthwise Convs, Add, Relu, Clip, MaxPool and Resize the added channels stay finite (zero,
+    for the Relu6 clips these models use), and the consuming Convs ignore them. With 8-channel blocks
+    (AVX2) these regions already are whole blocks and stay as they are; padding the 8-channel head to
+    16 would double its work for nothing. Without a blocked layout nothing is padded.
 ``split_channel_pads`` (NCHWc targets whose block divides the channel counts)
     a zero channel pad added to a dense Conv's output, ``Add(Conv(h), Pad(x))`` as in BlazeBlocks'
     skip connections (the converter writes the pad as a 1x1 Conv with 0/1 weights), becomes
@@ -327,9 +328,12 @@ def widen_narrow_channels(g: _Graph, block: int) -> None:
     producers, consumers = g.producers(), g.consumers()
     for region in _channel_regions(g):
         channels = _region_channels(g, region, producers)
-        if channels is None or channels >= block or not _region_closed(g, region, consumers):
+        if channels is None or channels % block == 0 or not _region_closed(g, region, consumers):
             continue
-        extra = block - channels
+        pooled = any(producers[v].op_type == "MaxPool" for v in region)
+        if channels > block and not pooled:  # onnxruntime pads such Convs to whole blocks itself
+            continue
+        extra = -channels % block
         widened_rows: set[int] = set()
         widened_cols: set[int] = set()
         for value in sorted(region):
@@ -342,10 +346,10 @@ def widen_narrow_channels(g: _Graph, block: int) -> None:
                 has_bias = g.weight(node, 2) is not None
                 g.set_weights(node, rows, np.concatenate([g.bias(node), np.zeros(extra, np.float32)]) if has_bias else None)
                 if depthwise:
-                    g.set_attr(node, "group", block)
+                    g.set_attr(node, "group", channels + extra)
             elif node.op_type == "Resize":
                 sizes = g.arrays[node.input[3]].copy()
-                sizes[1] = block
+                sizes[1] = channels + extra
                 node.input[3] = g.constant(sizes, node.name + "_sizes")
             for user in consumers.get(value, []):
                 if not _channelwise(g, user) and id(user) not in widened_cols:  # a dense Conv (checked)
