@@ -18,8 +18,9 @@ Public API::
 
 The layout depends on the CPU (onnxruntime's NCHWc channel block, see :mod:`posezoo.convert.target`):
 a conversion is made for ``target`` (default: this machine's), records it in the model's
-metadata_props (``posezoo.converter_version``, ``posezoo.target``, ``posezoo.nchwc_block``), and the
-cache converts again when the key it recorded is not this machine's.
+metadata_props (``posezoo.converter_version``, ``posezoo.target``, ``posezoo.nchwc_block``,
+``posezoo.conversion_key``), and the cache converts again when the key it recorded is not this
+machine's.
 
 Every failure is a :class:`posezoo.errors.ConvertError` with a one-line message.
 """
