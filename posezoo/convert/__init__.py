@@ -1,4 +1,4 @@
-"""Exact TFLite -> ONNX conversion for MediaPipe's float models.
+"""Exact TFLite -> ONNX and TF.js graph model -> ONNX conversion.
 
 MediaPipe publishes its models only as TFLite; posezoo runs them on onnxruntime, so it converts them
 itself. The converter keeps the TFLite signature (input/output names, NHWC shapes, float32) and lays
@@ -16,11 +16,15 @@ Public API::
     conversion_key(target=None)                  # converter version + target: what the cache compares
     CONVERTER_VERSION                            # bump when the output changes
 
+    convert_tfjs_file(model_json, dst, *, weights=None, model_name=None)  # TF.js graph model -> .onnx
+    convert_tfjs_bytes(model_json, shards, *, model_name=None)           # -> serialized ONNX ModelProto
+    TFJS_CONVERTER_VERSION                       # the TF.js path's version (see posezoo.convert.tfjs)
+
 The layout depends on the CPU (onnxruntime's NCHWc channel block, see :mod:`posezoo.convert.target`):
 a conversion is made for ``target`` (default: this machine's), records it in the model's
-metadata_props (``posezoo.converter_version``, ``posezoo.target``, ``posezoo.nchwc_block``,
-``posezoo.conversion_key``), and the cache converts again when the key it recorded is not this
-machine's.
+metadata_props (``posezoo.target``, ``posezoo.nchwc_block``; a TFLite conversion also
+``posezoo.converter_version``, ``posezoo.conversion_key``), and the cache converts again when the key
+it recorded (converter version and block) is not this machine's.
 
 Every failure is a :class:`posezoo.errors.ConvertError` with a one-line message.
 """
@@ -32,27 +36,41 @@ from pathlib import Path
 import onnx
 
 from posezoo.atomic import write_bytes
-from posezoo.convert.builder import GraphBuilder
+from posezoo.convert.builder import GraphBuilder, checked_bytes
 from posezoo.convert.ops import HANDLERS
 from posezoo.convert.optimize import optimize
 from posezoo.convert.target import Target, detect_target
+from posezoo.convert.tfjs import SUPPORTED_TFJS_OPS, TFJS_CONVERTER_VERSION, convert_tfjs_bytes, convert_tfjs_file
 from posezoo.convert.tflite_reader import Graph, read_graph
 from posezoo.cache import Cache
 from posezoo.errors import ConvertError
 from posezoo.registry import FileEntry
 
-__all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "Target", "conversion_key", "convert_bytes", "convert_file",
-           "detect_target", "ensure_onnx"]
+__all__ = [
+    "CONVERTER_VERSION",
+    "SUPPORTED_OPS",
+    "SUPPORTED_TFJS_OPS",
+    "TFJS_CONVERTER_VERSION",
+    "Target",
+    "conversion_key",
+    "convert_bytes",
+    "convert_file",
+    "convert_tfjs_bytes",
+    "convert_tfjs_file",
+    "detect_target",
+    "ensure_onnx",
+]
 
 CONVERTER_VERSION = "5"
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
 
 
-def conversion_key(target: Target | None = None) -> str:
-    """What a converted model depends on: the converter version and the target's NCHWc block (two
-    targets with the same block get the same graph), e.g. ``"5/nchwc16"``."""
+def conversion_key(target: Target | None = None, version: str | None = None) -> str:
+    """What a converted model depends on: the converter version (default: the TFLite path's) and the
+    target's NCHWc block (two targets with the same block get the same graph), e.g. ``"5/nchwc16"``."""
     target = target or detect_target()
-    return f"{CONVERTER_VERSION}/nchwc{target.block}" if target.nchwc else f"{CONVERTER_VERSION}/nchw"
+    version = version or CONVERTER_VERSION
+    return f"{version}/nchwc{target.block}" if target.nchwc else f"{version}/nchw"
 
 
 def convert_bytes(data: bytes, *, model_name: str | None = None, target: Target | None = None) -> bytes:
@@ -69,17 +87,11 @@ def convert_bytes(data: bytes, *, model_name: str | None = None, target: Target 
         except (ValueError, IndexError, KeyError) as exc:  # shapes/values that contradict each other
             raise ConvertError(f"cannot convert {label}: operator #{number} {op.code} is malformed ({type(exc).__name__})",
                                "the file is inconsistent; download the model again") from None
-    model = optimize(builder.finish(Path(label).stem, CONVERTER_VERSION), target)
-    onnx.helper.set_model_props(model, {"posezoo.converter_version": CONVERTER_VERSION,
-                                        "posezoo.target": target.name, "posezoo.nchwc_block": str(target.block),
-                                        "posezoo.conversion_key": conversion_key(target)})
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConvertError(f"cannot convert {label}: produced an invalid ONNX graph ({first_line})",
-                           "please report this as a posezoo bug") from None
-    return model.SerializeToString()
+    model = optimize(builder.finish(Path(label).stem, CONVERTER_VERSION), target)  # records the target
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({"posezoo.converter_version": CONVERTER_VERSION, "posezoo.conversion_key": conversion_key(target)})
+    onnx.helper.set_model_props(model, props)
+    return checked_bytes(model, label)
 
 
 def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = None,
@@ -110,15 +122,17 @@ def _check_supported(graph: Graph, label: str) -> None:
 def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool = True) -> Path:
     """The ONNX model of a cached registry file, converted now when missing or written by another
     converter version or for another target (the cache records :func:`conversion_key`). A file of
-    format onnx is its own model.
+    format onnx is its own model; one of format tfjs (a model.json) is converted with its cached
+    weight shards.
 
     Conversion failures raise :class:`ConvertError`; a file that is not cached, ``FetchError``.
     """
     cache = cache or Cache()
     if entry.format == "onnx":
         return cache.require(entry)
+    version = TFJS_CONVERTER_VERSION if entry.format == "tfjs" else CONVERTER_VERSION
     dst = cache.onnx_path(entry)
-    key = conversion_key()
+    key = conversion_key(version=version)
     if cache.is_converted(entry, key):
         return dst
     with cache.hold(entry, "converting", progress):
@@ -127,6 +141,9 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
             dst.parent.mkdir(parents=True, exist_ok=True)
             if entry.format == "tflite":
                 convert_file(src, dst, model_name=entry.name)
+            elif entry.format == "tfjs":
+                weights = {shard.name: cache.require(shard) for shard in entry.shards}
+                convert_tfjs_file(src, dst, weights=weights, model_name=entry.name)
             else:
                 raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
             cache.record_conversion(entry, key)

@@ -52,7 +52,8 @@ _CHANNELWISE = ("Add", "Clip", "MaxPool", "Relu", "Resize")
 
 
 def optimize(model: onnx.ModelProto, target: Target | None = None) -> onnx.ModelProto:
-    """Apply the rewrites for ``target`` (default: this machine) in place and return ``model``."""
+    """Apply the rewrites for ``target`` (default: this machine) in place, record the target in the
+    model's metadata_props (``posezoo.target``, ``posezoo.nchwc_block``) and return ``model``."""
     target = target or detect_target()
     graph = _Graph(model)
     fold_depth_to_space(graph)
@@ -61,6 +62,9 @@ def optimize(model: onnx.ModelProto, target: Target | None = None) -> onnx.Model
         split_channel_pads(graph, target.block)
         widen_narrow_channels(graph, target.block)
     graph.write_back()
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({"posezoo.target": target.name, "posezoo.nchwc_block": str(target.block)})
+    helper.set_model_props(model, props)  # what the layout was made for
     return model
 
 
