@@ -2,7 +2,7 @@
 
 Converts every TFLite model under ``--models`` (the shared MediaPipe files, named below, and any other
 ``*.tflite`` found there) into a temporary folder, for this machine's target or the ``--targets``
-given, then times onnxruntime and LiteRT on the same random input: 2 threads each, warm-up, then
+given, then times onnxruntime and LiteRT on the same random input: 2 threads each (``--threads``), warm-up, then
 ``--runs`` runs of each in alternating blocks; medians. ``--repeat`` measures everything again
 (fresh interleaving) and reports the median and the range of the medians. Prints the CPU, its vector
 extensions and the detected conversion target with a markdown table. Target: ORT <= 1.1x LiteRT.
@@ -47,7 +47,6 @@ TFLITE_MODELS = {
     "palm_detection_full": "mediapipe-assets/palm_detection_full.tflite",
     "hand_landmark_full": "mediapipe-assets/hand_landmark_full.tflite",
 }
-THREADS = 2
 # vector extensions worth naming (x86 /proc/cpuinfo flags, ARM Features)
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
                 "avx512_bf16", "avx512_fp16", "amx_tile", "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16")
@@ -57,20 +56,20 @@ Runner = Callable[[], object]
 
 @dataclass(frozen=True)
 class Case:
-    """One row: ``convert(source, dst, target)`` writes the .onnx; ``reference(source)`` returns the
-    input shape and a factory that, given the input array, returns a zero-argument run callable."""
+    """One row: ``convert(source, dst, target)`` writes the .onnx; ``reference(source, threads)`` returns
+    the input shape and a factory that, given the input array, returns a zero-argument run callable."""
 
     name: str
     source: Path
     convert: Callable[[Path, Path, Target], None]
-    reference: Callable[[Path], tuple[list[int], Callable[[np.ndarray], Runner]]]
+    reference: Callable[[Path, int], tuple[list[int], Callable[[np.ndarray], Runner]]]
     reference_name: str
 
 
-def litert_reference(path: Path) -> tuple[list[int], Callable[[np.ndarray], Runner]]:
+def litert_reference(path: Path, threads: int) -> tuple[list[int], Callable[[np.ndarray], Runner]]:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=THREADS)
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
 
@@ -96,9 +95,9 @@ def tflite_cases(models: Path) -> list[Case]:
     return [Case(name, path, convert_tflite, litert_reference, "LiteRT") for name, path in found.items()]
 
 
-def ort_session(path: Path, spinning: bool) -> ort.InferenceSession:
+def ort_session(path: Path, spinning: bool, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -107,7 +106,7 @@ def ort_session(path: Path, spinning: bool) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def median_ms(runs_by_name: dict[str, Runner], warmup: int, runs: int, rounds: int = 5) -> dict[str, float]:
+def median_ms(runs_by_name: dict[str, Runner], warmup: int, runs: int, rounds: int = 10) -> dict[str, float]:
     """Median latency of each callable, timed in alternating blocks so background load hits all alike.
 
     Each block starts after a pause (onnxruntime's worker threads keep spinning for a while after a
@@ -140,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="measure everything this many times")
     parser.add_argument("--targets", default="", help="comma-separated conversion targets (default: detected)")
     parser.add_argument("--only", default="", help="comma-separated model names")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each runtime")
     args = parser.parse_args(argv)
 
     targets = [target_named(t) for t in args.targets.split(",") if t.strip()] or [detect_target()]
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = []
         for case in cases:
-            shape, make = case.reference(case.source)
+            shape, make = case.reference(case.source, args.threads)
             x = np.random.default_rng(0).uniform(0.0, 1.0, shape).astype(np.float32)
             runners = {"ref": make(x)}
             for target in targets:
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 case.convert(case.source, onnx_path, target)
                 convert_s = time.perf_counter() - start
                 for spinning, key in ((True, "ort"), (False, "ort_nospin")):
-                    session = ort_session(onnx_path, spinning)
+                    session = ort_session(onnx_path, spinning, args.threads)
                     feed = {session.get_inputs()[0].name: x}
                     runners[f"{key}:{target.name}"] = lambda s=session, f=feed: s.run(None, f)
                 rows[(case.name, target.name)] = {"convert_s": convert_s, "ratios": [], "ratios_nospin": [],
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(cpu_line())
     print(f"detected conversion target: {detect_target().name} (NCHWc block {detect_target().block}); "
-          f"onnxruntime {ort.__version__}; {THREADS} threads; median of {args.runs} runs, "
+          f"onnxruntime {ort.__version__}; {args.threads} threads; median of {args.runs} runs, "
           f"{args.repeat} repeat(s) (median, range); 1-min load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after\n")
     print("| model | target | convert s | ORT ms | reference | reference ms | ratio | ORT no-spin ms | ratio no-spin |")
