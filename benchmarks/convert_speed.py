@@ -7,7 +7,7 @@ given, then times onnxruntime and LiteRT on the same random input: 2 threads eac
 (fresh interleaving) and reports the median and the range of the medians. Prints the CPU, its vector
 extensions and the detected conversion target with a markdown table. Target: ORT <= 1.1x LiteRT.
 
-    python benchmarks/convert_speed.py [--models ../shared/models] [--runs 100] [--repeat 3]
+    python benchmarks/convert_speed.py [--models $POSEZOO_SHARED/models] [--runs 100] [--repeat 3]
                                        [--targets avx512,avx2] [--only pose_landmark_full,...]
 
 Other source formats (e.g. TF.js graph models) fit in as more :class:`Case` rows: a converter from
@@ -30,6 +30,7 @@ import numpy as np
 import onnxruntime as ort
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("POSEZOO_SHARED") or REPO.parent / "shared")
 sys.path.insert(0, str(REPO))
 
 from posezoo.convert import Target, convert_file, detect_target  # noqa: E402
@@ -133,7 +134,7 @@ def cpu_line() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=REPO.parent / "shared" / "models")
+    parser.add_argument("--models", type=Path, default=SHARED / "models")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=1, help="measure everything this many times")
