@@ -61,6 +61,7 @@ ENV_SECTION = """\
 | `POSEZOO_REGISTRY` | User registry file(s), joined by `os.pathsep`; default `<config dir>/posezoo/registry.yaml`. |
 | `POSEZOO_PLUGINS_PATH` | Folders of local plugin modules, joined by `os.pathsep`. |
 | `POSEZOO_FETCH_RETRIES`, `POSEZOO_FETCH_BACKOFF` | Download tries (default 3) and first back-off in seconds (default 0.5). |
+| `POSEZOO_CONVERT_TARGET` | Convert for this CPU target instead of the detected one: `avx512`, `avx2`, `avx`, `sse`, `nchwc16`, `nchwc8` or `nchw` (onnxruntime's NCHWc channel block; see docs/cache.md). |
 | `POSEZOO_DEBUG` | Show the traceback of an internal error. |
 """
 
