@@ -85,24 +85,35 @@ def _check_supported(graph: Graph, label: str) -> None:
 
 
 def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool = True) -> Path:
-    """The ONNX model of a cached registry file, converted now when missing or written by another
-    converter version (the cache records which). A file of format onnx is its own model.
+    """The ONNX model of a cached registry file, converted now when missing, written by another
+    converter version, or no longer the bytes recorded when it was written (the cache records which
+    version wrote it and its digest). A file of format onnx is its own model.
 
-    Conversion failures raise :class:`ConvertError`; a file that is not cached, ``FetchError``.
+    Nothing unverified is returned: an existing .onnx is re-hashed against its recorded digest, the
+    source is re-hashed against the registry digest before every conversion, and a file of format
+    onnx is re-hashed before it is returned. Conversion failures raise :class:`ConvertError`; a file
+    that is not cached, has changed, or a cache that cannot be written, ``FetchError``.
     """
     cache = cache or Cache()
     if entry.format == "onnx":
-        return cache.require(entry)
-    dst = cache.onnx_path(entry)
-    if cache.is_converted(entry, CONVERTER_VERSION):
+        return cache.require_verified(entry)
+    dst = cache.verified_onnx(entry, CONVERTER_VERSION)
+    if dst is not None:
         return dst
     with cache.hold(entry, "converting", progress):
-        src = cache.require(entry)
-        if not cache.is_converted(entry, CONVERTER_VERSION):
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if entry.format == "tflite":
-                convert_file(src, dst, model_name=entry.name)
-            else:
+        dst = cache.verified_onnx(entry, CONVERTER_VERSION)
+        if dst is None:
+            src = cache.require_verified(entry)
+            dst = cache.onnx_path(entry)
+            if entry.format != "tflite":
                 raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
-            cache.record_conversion(entry, CONVERTER_VERSION)
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise cache.write_error(exc, f"convert {entry.name}") from None
+            convert_file(src, dst, model_name=entry.name)
+            try:
+                cache.record_conversion(entry, CONVERTER_VERSION)
+            except OSError as exc:
+                raise cache.write_error(exc, f"record the conversion of {entry.name}") from None
     return dst
