@@ -16,7 +16,7 @@ from posezoo.errors import PosezooError
 from posezoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from posezoo.estimator import PoseEstimator
+    from posezoo.model import PoseModel
 
 __version__ = "0.1.0"
 
@@ -38,14 +38,9 @@ def load(
     mirror: str | None = None,
     offline: bool | None = None,
     progress: bool = False,
-) -> "PoseEstimator":
-    """Fetch (verified, converted) weights on first use and return a ready estimator."""
-    from posezoo.estimator import PoseEstimator
-    from posezoo.zoo import get_zoo, model_files
+) -> "PoseModel":
+    """Fetch (verified, converted) weights on first use and return a ready model of its family
+    (a :class:`posezoo.model.PoseModel`: ``predict``, ``tracker``, ``describe``)."""
+    from posezoo.zoo import load_model
 
-    zoo = get_zoo()
-    entry = zoo.model(name)
-    spec = zoo.spec(name)
-    variant_name = entry.variant(variant).name
-    files = model_files(entry, variant_name, mirror=mirror, offline=offline, progress=progress)
-    return PoseEstimator(spec, files, variant=variant_name, device=device)
+    return load_model(name, variant, device=device, mirror=mirror, offline=offline, progress=progress)

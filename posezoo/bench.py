@@ -1,18 +1,19 @@
 """``posezoo bench``: per-stage milliseconds of the video pipeline, static and tracking, against the
-models' own onnxruntime time measured in the same run.
+models' own onnxruntime time measured in the same run. Works for a model of any family.
 
 Stages: ``read`` (decode a video frame, or render a synthetic pan-and-zoom frame from an image),
-``preprocess`` (BGR->RGB, the detector's letterbox, the landmark crop, into their tensors),
-``detector`` / ``landmark`` (the onnxruntime calls inside the pipeline), ``decode`` (the detector's
-decode + NMS, the landmark decode + heatmap refinement) and ``other`` (everything else in the
-pipeline: ROIs, smoothing, building poses), then ``draw``. ``pipeline`` is the time of one
-``predict`` (static) or ``Tracker.update`` (tracking) call.
+``preprocess`` (colour conversion, crops and letterboxes into input tensors), one stage per model file
+role (the onnxruntime calls inside the pipeline, e.g. ``detector`` and ``landmark``, or ``model``),
+``decode`` (the family's post-processing), ``other`` (everything else in the pipeline: ROIs,
+smoothing, tracking, building poses), then ``draw``. ``pipeline`` is the time of one ``predict``
+(static) or ``tracker.update`` (tracking) call. A family reports its stages through the clock of
+:meth:`posezoo.model.PoseModel.timed`; the sessions report their own runs.
 
-Between pipeline frames the bench runs the bare models (``InferenceSession.run`` on a real input
-captured from the pipeline, fresh outputs every call) and times them: ``ort_detector`` /
-``ort_landmark``. Interleaving the two keeps the comparison fair on a busy machine. ``ratio`` =
-median pipeline ms / median bare-model ms of the models a frame needs (detector + landmark in
-static mode, landmark in tracking mode).
+After each pipeline frame the bench runs every model that frame ran, bare (``InferenceSession.run``
+on a real input captured from the pipeline, fresh outputs every call), and times it. Interleaving the
+two keeps the comparison fair on a busy machine. ``ort_ms`` = the sum over the models of their median
+bare time times their runs per frame (in tracking mode the detector of a two-stage model runs on few
+frames, so it counts little); ``ratio`` = median pipeline ms / ``ort_ms``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ import cv2
 import numpy as np
 
 from posezoo.errors import InputError
+from posezoo.timing import StageClock
 
-STAGES = ("read", "preprocess", "detector", "landmark", "decode", "other", "draw")
 MODES = ("static", "tracking")
 CLIP_SIZE = (640, 480)  # width, height of synthetic clips
+MEASURED = ("preprocess", "decode")  # the family's own stages; the session roles come between them
+
+
+def stages_of(model) -> tuple[str, ...]:
+    """The bench stages of ``model``: read, preprocess, its session roles, decode, other, draw."""
+    return ("read", "preprocess", *model.sessions, "decode", "other", "draw")
 
 
 # ------------------------------------------------------------------------------------ frames
@@ -94,100 +101,6 @@ def video_frames(path: str) -> Iterator[np.ndarray]:
             source.close()
 
 
-# ------------------------------------------------------------------------------------ timing
-
-
-class _Clock:
-    """Accumulates seconds per stage for the current frame."""
-
-    def __init__(self) -> None:
-        self.frame: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-
-    def clear(self) -> None:
-        for k in self.frame:
-            self.frame[k] = 0.0
-
-    def wrap(self, stage: str, fn: Callable) -> Callable:
-        frame = self.frame
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                frame[stage] += time.perf_counter() - start
-
-        return timed
-
-
-class _TimedSession:
-    """Stands in for a posezoo.runtime.Session: its ``run*`` methods are timed, the first input kept."""
-
-    def __init__(self, session, clock: _Clock, stage: str):
-        self._session = session
-        self._clock = clock
-        self._stage = stage
-        self.last_input: np.ndarray | None = None
-
-    def __getattr__(self, name):  # only for names not set on this object
-        attr = getattr(self._session, name)
-        if not (name.startswith("run") and callable(attr)):
-            return attr
-        frame, stage = self._clock.frame, self._stage
-
-        def timed(tensor, *args, **kwargs):
-            if self.last_input is None:
-                self.last_input = np.array(tensor, copy=True)
-            start = time.perf_counter()
-            try:
-                return attr(tensor, *args, **kwargs)
-            finally:
-                frame[stage] += time.perf_counter() - start
-
-        return timed
-
-
-class _Instrumented:
-    """Context manager: time the stages of one PoseEstimator (instance attributes; removed on exit)."""
-
-    def __init__(self, estimator, clock: _Clock):
-        self.est = estimator
-        self.clock = clock
-
-    def __enter__(self):
-        est, clock = self.est, self.clock
-        self._saved = (est._det, est._lm)
-        self.det = est._det = _TimedSession(est._det, clock, "detector")
-        self.lm = est._lm = _TimedSession(est._lm, clock, "landmark")
-        est.to_rgb = clock.wrap("preprocess", type(est).to_rgb.__get__(est))
-        est._det_stage.preprocess = clock.wrap("preprocess", type(est._det_stage).preprocess.__get__(est._det_stage))
-        est._lm_stage.preprocess = clock.wrap("preprocess", type(est._lm_stage).preprocess.__get__(est._lm_stage))
-        est._det_stage.postprocess = clock.wrap("decode", type(est._det_stage).postprocess.__get__(est._det_stage))
-        est._lm_stage.decode = clock.wrap("decode", type(est._lm_stage).decode.__get__(est._lm_stage))
-        return self
-
-    def __exit__(self, *exc):
-        est = self.est
-        est._det, est._lm = self._saved
-        for obj, name in ((est, "to_rgb"), (est._det_stage, "preprocess"), (est._lm_stage, "preprocess"),
-                          (est._det_stage, "postprocess"), (est._lm_stage, "decode")):  # fmt: skip
-            obj.__dict__.pop(name, None)
-        return False
-
-
-def _bare_runner(session, tensor: np.ndarray) -> Callable[[], float]:
-    """A closure timing one plain ``InferenceSession.run(None, feed)`` of a posezoo Session (ms)."""
-    sess = session._sess
-    feed = {session.input_name: np.ascontiguousarray(tensor)}
-
-    def once() -> float:
-        start = time.perf_counter()
-        sess.run(None, feed)
-        return (time.perf_counter() - start) * 1e3
-
-    return once
-
-
 # ------------------------------------------------------------------------------------ report
 
 
@@ -199,17 +112,15 @@ class ModeResult:
     pipeline_ms: float  # median per frame
     pipeline_mean_ms: float
     total_ms: float  # mean per frame: read + pipeline + draw
-    ort_detector_ms: float | None  # median bare-model time, interleaved with this mode's frames
-    ort_landmark_ms: float | None
-    detector_runs: int
-    landmark_runs: int
+    bare_ms: dict[str, float | None]  # role -> median bare-model time, interleaved with this mode's frames
+    runs: dict[str, int]  # role -> model runs over the timed frames
     poses: float  # mean poses per frame
 
     @property
     def ort_ms(self) -> float:
-        """The bare time of the models one frame of this mode needs."""
-        lm = self.ort_landmark_ms or 0.0
-        return lm + (self.ort_detector_ms or 0.0) if self.mode == "static" else lm
+        """The bare time of the models one frame of this mode needs: sum of median bare time x runs
+        per frame."""
+        return sum((self.bare_ms.get(r) or 0.0) * n / self.frames for r, n in self.runs.items())
 
     @property
     def ratio(self) -> float:
@@ -235,12 +146,10 @@ class ModeResult:
             "total_ms": round(self.total_ms, 3),
             "fps": round(self.fps, 2),
             "total_fps": round(self.total_fps, 2),
-            "ort_detector_ms": None if self.ort_detector_ms is None else round(self.ort_detector_ms, 3),
-            "ort_landmark_ms": None if self.ort_landmark_ms is None else round(self.ort_landmark_ms, 3),
+            "bare_ms": {k: None if v is None else round(v, 3) for k, v in self.bare_ms.items()},
+            "runs": dict(self.runs),
             "ort_ms": round(self.ort_ms, 3),
             "ratio": round(self.ratio, 3),
-            "detector_runs": self.detector_runs,
-            "landmark_runs": self.landmark_runs,
             "poses_per_frame": round(self.poses, 3),
         }
 
@@ -253,6 +162,8 @@ class BenchReport:
     source: str
     frame_size: tuple[int, int]
     threads: int
+    stages: tuple[str, ...]
+    roles: tuple[str, ...]
     modes: dict[str, ModeResult] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -263,23 +174,26 @@ class BenchReport:
             "source": self.source,
             "frame_size": list(self.frame_size),
             "threads": self.threads,
+            "stages": list(self.stages),
             "modes": {k: v.to_dict() for k, v in self.modes.items()},
         }
 
     def table(self) -> str:
         """A markdown table: one row per mode."""
-        head = ["mode", *STAGES, "pipeline", "fps", "ORT det", "ORT lm", "ratio", "det runs"]
+        head = ["mode", *self.stages, "pipeline", "fps", *(f"ORT {r}" for r in self.roles), "ORT/frame", "ratio", "runs"]
         rows = []
         for r in self.modes.values():
-            det = "-" if r.ort_detector_ms is None or r.mode == "tracking" else f"{r.ort_detector_ms:.2f}"
+            bare = ["-" if r.bare_ms.get(role) is None else f"{r.bare_ms[role]:.2f}" for role in self.roles]
+            runs = ", ".join(f"{role} {r.runs.get(role, 0)}/{r.frames}" for role in self.roles)
             rows.append(
-                [r.mode, *(f"{r.stages_ms[s]:.2f}" for s in STAGES), f"{r.pipeline_ms:.2f}", f"{r.fps:.1f}",
-                 det, f"{r.ort_landmark_ms:.2f}", f"{r.ratio:.3f}", f"{r.detector_runs}/{r.frames}"]
+                [r.mode, *(f"{r.stages_ms[s]:.2f}" for s in self.stages), f"{r.pipeline_ms:.2f}", f"{r.fps:.1f}",
+                 *bare, f"{r.ort_ms:.2f}", f"{r.ratio:.3f}", runs]
             )  # fmt: skip
         lines = [
             f"{self.model} ({self.variant}) on {self.provider}, {self.threads} threads, "
             f"{self.frame_size[0]}x{self.frame_size[1]} frames from {self.source}; ms per frame "
-            "(stages: mean; pipeline and ORT: median; ratio = pipeline / ORT of the models a frame needs)",
+            "(stages: mean; pipeline and ORT: median; ORT/frame: the bare models a frame ran; "
+            "ratio = pipeline / ORT/frame)",
             "",
             "| " + " | ".join(head) + " |",
             "|" + "|".join("---" for _ in head) + "|",
@@ -291,12 +205,8 @@ class BenchReport:
 # ------------------------------------------------------------------------------------ bench
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def bench_mode(
-    estimator,
+    model,
     frames: Iterator[np.ndarray],
     mode: str,
     *,
@@ -313,22 +223,22 @@ def bench_mode(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if count < 1:
         raise InputError(f"--frames must be at least 1, got {count}")
-    clock = _Clock()
-    skeleton = estimator.spec.skeleton
-    sums = dict.fromkeys(STAGES, 0.0)
+    stages = stages_of(model)
+    sessions = model.sessions
+    clock = StageClock()
+    sums = dict.fromkeys(stages, 0.0)
     pipeline: list[float] = []
     totals: list[float] = []
-    ort_det: list[float] = []
-    ort_lm: list[float] = []
+    bare_times: dict[str, list[float]] = {role: [] for role in sessions}
+    runs = dict.fromkeys(sessions, 0)
     n_poses = 0
-    with _Instrumented(estimator, clock) as inst:
-        tracker = estimator.tracker(max_poses=max_poses) if mode == "tracking" else None
-        run_det = run_lm = None
-        det_runs = lm_runs = 0
+    for s in sessions.values():
+        s.last_input = None
+    with model.timed(clock):
+        tracker = model.tracker(max_poses=max_poses) if mode == "tracking" else None
         for i in range(warmup + count):
-            if tracker is not None and i == warmup:
-                det_runs, lm_runs = -tracker.detector_runs, -tracker.landmark_runs
             clock.clear()
+            before = {role: s.runs for role, s in sessions.items()}
             start = time.perf_counter()
             frame = next(frames, None)
             if frame is None:
@@ -337,49 +247,38 @@ def bench_mode(
             if tracker is not None:
                 poses = tracker.update(frame)
             else:
-                poses = estimator.predict(frame, max_poses=max_poses)
+                poses = model.predict(frame, max_poses=max_poses)
             t_pipe = time.perf_counter()
             if draw:
-                draw_poses(frame, poses, skeleton)
+                draw_poses(frame, poses, model.skeleton)
             end = time.perf_counter()
+            ran = [role for role, s in sessions.items() if s.runs > before[role]]
             if i < warmup:
                 continue
-            frame_t = clock.frame
+            frame_t = {s: clock.seconds.get(s, 0.0) for s in stages}
             frame_t["read"] = t_read - start
             frame_t["draw"] = end - t_pipe
-            measured = sum(frame_t[s] for s in ("preprocess", "detector", "landmark", "decode"))
+            measured = sum(frame_t[s] for s in (*MEASURED, *sessions))
             frame_t["other"] = max(0.0, (t_pipe - t_read) - measured)
-            for s in STAGES:
+            for s in stages:
                 sums[s] += frame_t[s]
+            for role in sessions:
+                runs[role] += sessions[role].runs - before[role]
             pipeline.append((t_pipe - t_read) * 1e3)
             totals.append((end - start) * 1e3)
             n_poses += len(poses)
             if bare:
-                if run_lm is None and inst.lm.last_input is not None:
-                    run_lm = _bare_runner(estimator._lm, inst.lm.last_input)
-                if run_det is None and inst.det.last_input is not None:
-                    run_det = _bare_runner(estimator._det, inst.det.last_input)
-                # the pipeline's order: the detector (static), then the landmark model
-                if run_det is not None and mode == "static":
-                    ort_det.append(run_det())
-                if run_lm is not None:
-                    ort_lm.append(run_lm())
-        if tracker is not None:
-            det_runs += tracker.detector_runs
-            lm_runs += tracker.landmark_runs
-        else:
-            det_runs, lm_runs = count, n_poses
+                for role in ran:  # the models this frame ran, in the pipeline's order
+                    bare_times[role].append(sessions[role].time_bare())
     return ModeResult(
         mode=mode,
         frames=count,
-        stages_ms={s: sums[s] * 1e3 / count for s in STAGES},
+        stages_ms={s: sums[s] * 1e3 / count for s in stages},
         pipeline_ms=statistics.median(pipeline),
         pipeline_mean_ms=statistics.fmean(pipeline),
         total_ms=statistics.fmean(totals),
-        ort_detector_ms=_median(ort_det),
-        ort_landmark_ms=_median(ort_lm),
-        detector_runs=det_runs,
-        landmark_runs=lm_runs,
+        bare_ms={role: statistics.median(t) if t else None for role, t in bare_times.items()},
+        runs=runs,
         poses=n_poses / count,
     )
 
@@ -413,7 +312,7 @@ def open_input(image: str | Path | np.ndarray | None = None, video: str | Path |
 
 
 def run_bench(
-    estimator,
+    model,
     frames_in: FrameInput | None = None,
     *,
     frames: int = 200,
@@ -422,20 +321,22 @@ def run_bench(
     draw: bool = True,
     model_name: str | None = None,
 ) -> BenchReport:
-    """Bench ``estimator`` on ``frames_in`` (default: a clip over the bundled sample) in each of
-    ``modes``, ``frames`` timed frames each after ``warmup`` untimed ones."""
+    """Bench ``model`` (a :class:`posezoo.model.PoseModel`) on ``frames_in`` (default: a clip over the
+    bundled sample) in each of ``modes``, ``frames`` timed frames each after ``warmup`` untimed ones."""
     from posezoo.runtime import session_options
 
     if frames_in is None:
         frames_in = open_input()
     report = BenchReport(
-        model=model_name or estimator.spec.name,
-        variant=estimator.variant,
-        provider=estimator.provider,
+        model=model_name or model.name,
+        variant=model.variant,
+        provider=model.provider,
         source=frames_in.source,
         frame_size=frames_in.size,
         threads=session_options().intra_op_num_threads,
+        stages=stages_of(model),
+        roles=tuple(model.sessions),
     )
     for mode in modes:
-        report.modes[mode] = bench_mode(estimator, frames_in.frames(), mode, count=frames, warmup=warmup, draw=draw)
+        report.modes[mode] = bench_mode(model, frames_in.frames(), mode, count=frames, warmup=warmup, draw=draw)
     return report

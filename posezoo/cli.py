@@ -64,7 +64,12 @@ def run(
     ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write JSON Lines: one object per image or frame."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Model variant (see `posezoo info MODEL`)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Detection score threshold (default: the model's)."),
+    threshold: Optional[float] = typer.Option(
+        None,
+        "--threshold",
+        help="Person-score threshold (default: the model's). Two-stage models apply it to the detector's "
+        "score and to the landmark model's pose presence.",
+    ),
     max_poses: int = typer.Option(1, "--max-poses", min=1, help="At most this many people per image."),
     segmentation: bool = typer.Option(False, "--segmentation", help="Also compute and draw the segmentation mask."),
     no_display: bool = typer.Option(False, "--no-display", help="Do not open a window."),
@@ -119,10 +124,12 @@ def bench(
 
     if image is not None and video is not None:
         raise typer.BadParameter("give either -i or -v, not both")
-    _zoo().model(model).variant(variant)
+    zoo = _zoo()
+    zoo.model(model).variant(variant)
+    zoo.family(model)
     frames_in = open_input(image, video)
-    estimator = posezoo.load(model, variant, device=device, mirror=mirror, offline=offline, progress=True)
-    report = run_bench(estimator, frames_in, frames=frames, warmup=warmup, model_name=model)
+    loaded = posezoo.load(model, variant, device=device, mirror=mirror, offline=offline, progress=True)
+    report = run_bench(loaded, frames_in, frames=frames, warmup=warmup, model_name=model)
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
 
 
@@ -139,44 +146,32 @@ def list_cmd() -> None:
     rows = []
     for name, entry in zoo.registry.models.items():
         variants = ", ".join(v + ("*" if v == entry.default_variant else "") for v in entry.variants)
-        cached = [v for v, var in entry.variants.items() if all(cache.is_cached(f) for f in var.files.values())]
+        cached = [v for v, var in entry.variants.items() if all(cache.is_cached(f) for f in var.all_files())]
         rows.append([name, variants, entry.plugin, ", ".join(cached) if cached else "no"])
     _echo_table(rows, ["MODEL", "VARIANTS (*default)", "PLUGIN", "CACHED"])
 
 
 def model_info(name: str) -> dict:
-    """Everything `posezoo info` shows, as a JSON-able dict."""
-    from posezoo.anchors import generate_anchors
+    """Everything `posezoo info` shows, as a JSON-able dict (no weights are downloaded)."""
     from posezoo.cache import Cache
+    from posezoo.model import describe_spec
 
     zoo = _zoo()
     entry = zoo.model(name)
     spec = zoo.spec(name)
+    family = zoo.family(name)
     cache = Cache()
-    det, lm = spec.detector, spec.landmark
+    described = describe_spec(spec)
     return {
         "model": entry.name,
         "description": entry.description,
         "plugin": entry.plugin,
+        "family": family.name,
         "licence": entry.licence,
         "source": entry.source,
         "paper": entry.paper,
         "default_variant": entry.default_variant,
-        "detector": {
-            "input_size": list(det.input_size),
-            "input_range": list(det.input_range),
-            "anchors": int(len(generate_anchors(det.anchors))),
-            "keypoints": det.num_keypoints,
-            "roi": {"mode": det.roi.mode, "start": det.roi.start, "end": det.roi.end, "scale": det.roi.scale_x},
-        },
-        "landmark": {
-            "input_size": list(lm.input_size),
-            "input_range": list(lm.input_range),
-            "keypoints": lm.num_keypoints,
-            "raw_landmarks": lm.num_landmarks,
-        },
-        "keypoint_names": list(spec.keypoint_names),
-        "skeleton": [list(e) for e in spec.skeleton],
+        **described,
         "variants": {
             vname: {
                 "description": var.description,
@@ -188,8 +183,9 @@ def model_info(name: str) -> dict:
                         "size": f.size,
                         "format": f.format,
                         "licence": f.licence or entry.licence,
-                        "cached": cache.is_cached(f),
+                        "cached": all(cache.is_cached(x) for x in f.with_shards()),
                         "path": str(cache.path(f)),
+                        "shards": [{"name": x.name, "url": x.url, "digest": x.digest, "size": x.size} for x in f.shards],
                     }
                     for role, f in var.files.items()
                 },
@@ -204,22 +200,23 @@ def info(
     model: str = typer.Argument(..., help="Model name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a model: plugin, input sizes, keypoints, skeleton, files and cache state."""
+    """Show a model: plugin, family, stages, keypoints, skeleton, files and cache state."""
     data = model_info(model)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    det, lm = data["detector"], data["landmark"]
     lines = [
         f"{data['model']}: {data['description']}",
         f"plugin:     {data['plugin']}",
+        f"family:     {data['family']}",
         f"licence:    {data['licence']}",
         f"source:     {data['source']}",
         f"paper:      {data['paper'] or '-'}",
-        f"detector:   {det['input_size'][1]}x{det['input_size'][0]} input, {det['anchors']} anchors, "
-        f"{det['keypoints']} keypoints, ROI {det['roi']['mode']} {det['roi']['start']}->{det['roi']['end']} x{det['roi']['scale']}",
-        f"landmark:   {lm['input_size'][1]}x{lm['input_size'][0]} input, {lm['keypoints']} keypoints "
-        f"({lm['raw_landmarks']} raw)",
+    ]
+    for line in data.get("summary", []):
+        stage, _, rest = line.partition(": ")
+        lines.append(f"{stage + ':':<11} {rest}" if rest else line)
+    lines += [
         f"keypoints:  {', '.join(data['keypoint_names'])}",
         f"skeleton:   {' '.join(f'{a}-{b}' for a, b in data['skeleton'])}",
         "variants:",
@@ -233,17 +230,20 @@ def info(
             lines.append(f"    {role}: {f['name']} [{f['format']}, {size}, {f['licence']}, {state}]")
             lines.append(f"      url:    {f['url']}")
             lines.append(f"      digest: {f['digest']}")
+            for shard in f["shards"]:
+                lines.append(f"      shard:  {shard['name']} ({shard['size']} bytes, {shard['digest']})")
     typer.echo("\n".join(lines))
 
 
 @app.command()
 def plugins() -> None:
-    """List the loaded plugins, where they came from, their version and models."""
+    """List the loaded plugins, where they came from, their version, families and models."""
     zoo = _zoo()
     rows = [
-        [p.name, p.version, ", ".join(p.models) or "-", p.origin] for p in zoo.plugins.plugins.values()
+        [p.name, p.version, ", ".join(p.families) or "-", ", ".join(p.models) or "-", p.origin]
+        for p in zoo.plugins.plugins.values()
     ]
-    _echo_table(rows, ["PLUGIN", "VERSION", "MODELS", "FROM"])
+    _echo_table(rows, ["PLUGIN", "VERSION", "FAMILIES", "MODELS", "FROM"])
 
 
 # --------------------------------------------------------------------------------------------- files

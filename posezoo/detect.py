@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from posezoo.anchors import generate_anchors
-from posezoo.landmarks import sigmoid
-from posezoo.roi import Roi, crop, to_tensor
+from posezoo.numeric import sigmoid
+from posezoo.preprocess import crop, letterbox_roi, to_tensor  # noqa: F401  (letterbox_roi re-exported)
 from posezoo.spec import DetectorSpec
 
 
@@ -27,21 +27,6 @@ class Detection:
     box: np.ndarray
     keypoints: np.ndarray
     score: float
-
-
-def letterbox_roi(image_w: int, image_h: int, tensor_h: int, tensor_w: int) -> tuple[Roi, np.ndarray]:
-    """The whole image padded (centred) to the tensor's aspect ratio, as ImageToTensorCalculator's
-    keep_aspect_ratio does. Returns the ROI and the padding fractions (left, top, right, bottom) of
-    the padded frame."""
-    w, h = float(image_w), float(image_h)
-    tensor_aspect = tensor_h / tensor_w
-    if tensor_aspect > h / w:
-        new_w, new_h = w, w * tensor_aspect
-        pad_x, pad_y = 0.0, (1.0 - (h / w) / tensor_aspect) * 0.5
-    else:
-        new_w, new_h = h / tensor_aspect, h
-        pad_x, pad_y = (1.0 - tensor_aspect / (h / w)) * 0.5, 0.0
-    return Roi(w * 0.5, h * 0.5, new_w, new_h, 0.0), np.array([pad_x, pad_y, pad_x, pad_y])
 
 
 def decode_raw(raw: np.ndarray, anchors: np.ndarray, spec: DetectorSpec) -> tuple[np.ndarray, np.ndarray]:

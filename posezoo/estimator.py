@@ -1,6 +1,8 @@
-"""PoseEstimator: detector -> ROI -> landmark model -> landmarks in image pixels, on onnxruntime.
+"""The two-stage family (``"blazepose"``): detector -> rotated ROI -> landmark model, on onnxruntime.
 
-Mirrors MediaPipe's static-image pose graph (modules/pose_landmark/pose_landmark_cpu.pbtxt with
+:class:`PoseEstimator` is the :class:`posezoo.model.PoseModel` of every :class:`posezoo.spec.ModelSpec`
+(MediaPipe BlazePose full body and upper body, Hands, ...); the built-in plugin ``blazepose``
+registers it as the family. Mirrors MediaPipe's static-image pose graph (modules/pose_landmark/pose_landmark_cpu.pbtxt with
 static_image_mode): every image goes through the detector; each kept detection becomes a rotated ROI
 (pose_detection_to_roi) and the landmark model runs on its crop (pose_landmark_by_roi). MediaPipe
 keeps only the best detection; here every kept detection gets landmarks, up to ``max_poses``.
@@ -11,41 +13,21 @@ The stages are separate methods so that a tracker can call
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from posezoo.detect import Detection, DetectorStage
-from posezoo.errors import InputError, PluginError
+from posezoo.errors import PluginError
 from posezoo.landmarks import LandmarkResult, LandmarkStage
+from posezoo.model import Family, Pose, PoseModel, box_around
+from posezoo.preprocess import RgbBuffer
 from posezoo.roi import Roi, roi_from_detection, roi_from_landmarks
 from posezoo.runtime import Session
 from posezoo.spec import ModelSpec
 
-
-@dataclass
-class Pose:
-    """One person.
-
-    ``landmarks`` float32 (K, 5): x_px, y_px, z_px (x's pixel scale, negative = nearer), visibility,
-    presence. ``world_landmarks`` float32 (K, 3) metres, hip-centred, or None. ``score`` the
-    detector's, ``presence`` the landmark model's pose flag. ``box`` [x0, y0, x1, y1] around the
-    landmarks. ``aux`` the auxiliary landmarks (A, 5) in pixels (for tracking) or None. ``mask``
-    (H, W) float32 segmentation probabilities or None.
-    """
-
-    landmarks: np.ndarray
-    world_landmarks: np.ndarray | None
-    score: float
-    presence: float
-    box: np.ndarray
-    names: tuple[str, ...]
-    roi: Roi
-    mask: np.ndarray | None = None
-    aux: np.ndarray | None = None
+LANDMARK_COLUMNS = ("x", "y", "z", "visibility", "presence")  # of Pose.landmarks, in pixels (z: x's scale)
 
 
 def _shape_fits(actual: list, expected: tuple) -> bool:
@@ -56,7 +38,7 @@ def _fmt(shape) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-class PoseEstimator:
+class PoseEstimator(PoseModel):
     """Runs a :class:`ModelSpec` on its two ONNX files ``{"detector": path, "landmark": path}``.
 
     The models are checked against the spec on construction (:class:`PluginError` naming the file
@@ -64,22 +46,28 @@ class PoseEstimator:
     to call, so one estimator serves one thread; ``to_rgb``'s result is valid until the next call.
     """
 
+    family = "blazepose"
+    features = frozenset({"segmentation", "world"})
+
     def __init__(self, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
-        self.spec = spec
-        self.variant = variant
-        for role in ("detector", "landmark"):
+        for role in ModelSpec.roles:
             if role not in files:
                 raise PluginError(f"model {spec.name!r}: no {role} file given (have: {', '.join(files) or 'none'})")
             if not Path(files[role]).is_file():
                 raise PluginError(f"model {spec.name!r}: {role} file {files[role]} does not exist")
-        self._det = Session(files["detector"], device)
-        self._lm = Session(files["landmark"], device)
+        sessions = {role: Session(files[role], device, role=role) for role in ModelSpec.roles}
+        super().__init__(spec, sessions, variant=variant)
+        self._det, self._lm = sessions["detector"], sessions["landmark"]
         self._det_stage = DetectorStage(spec.detector)
         self._lm_stage = LandmarkStage(spec.landmark)
         self._det_out = self._check_detector()
         self._lm_out = self._check_landmark()
-        self.provider = self._lm.provider
-        self._rgb: np.ndarray | None = None
+        self._rgb = RgbBuffer()
+
+    @classmethod
+    def from_files(cls, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
+        """The family's factory (see :data:`FAMILY`)."""
+        return cls(spec, files, variant=variant, device=device)
 
     # -- construction checks ---------------------------------------------------------------------
 
@@ -123,16 +111,16 @@ class PoseEstimator:
         s = self._lm
         self._check_input(s, lm.input_size)
         out = {"landmarks": self._output(s, lm.landmarks_output, "landmarks")}
-        self._expect(s, out["landmarks"], (1, lm.num_landmarks * lm.values_per_landmark), "landmarks", flat=True)
+        self._expect(s, out["landmarks"], (1, lm.rows * lm.values_per_landmark), "landmarks", flat=True)
         if lm.flag_output is not None:
             out["flag"] = self._output(s, lm.flag_output, "flag")
             self._expect(s, out["flag"], (1, 1), "flag", flat=True)
         if lm.world_output is not None:
             out["world"] = self._output(s, lm.world_output, "world")
-            self._expect(s, out["world"], (1, lm.num_landmarks * 3), "world", flat=True)
+            self._expect(s, out["world"], (1, lm.rows * 3), "world", flat=True)
         if lm.heatmap_output is not None:
             out["heatmap"] = self._output(s, lm.heatmap_output, "heatmap")
-            self._expect(s, out["heatmap"], (1, None, None, lm.num_landmarks), "heatmap")
+            self._expect(s, out["heatmap"], (1, None, None, lm.rows), "heatmap")
         if lm.segmentation_output is not None:
             out["segmentation"] = self._output(s, lm.segmentation_output, "segmentation")
             self._expect(s, out["segmentation"], (1, None, None, 1), "segmentation")
@@ -142,24 +130,18 @@ class PoseEstimator:
 
     def to_rgb(self, image_bgr: np.ndarray) -> np.ndarray:
         """BGR (or gray, or BGRA) uint8 -> RGB, into a buffer reused while the frame size holds."""
-        if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim not in (2, 3):
-            raise InputError("expected an 8-bit image array (H x W x 3, BGR)", "read images with cv2.imread")
-        channels = 1 if image_bgr.ndim == 2 else image_bgr.shape[2]
-        codes = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
-        if channels not in codes or min(image_bgr.shape[:2]) < 1:
-            raise InputError(f"unsupported image shape {image_bgr.shape}", "pass an H x W x 3 BGR image")
-        shape = image_bgr.shape[:2] + (3,)
-        if self._rgb is None or self._rgb.shape != shape:
-            self._rgb = np.empty(shape, np.uint8)
-        return cv2.cvtColor(image_bgr, codes[channels], dst=self._rgb)
+        with self.clock("preprocess"):
+            return self._rgb(image_bgr)
 
     def detect_rgb(self, image_rgb: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
         """Detections (pixels, best first) on an RGB image."""
-        tensor, padding = self._det_stage.preprocess(image_rgb)
+        with self.clock("preprocess"):
+            tensor, padding = self._det_stage.preprocess(image_rgb)
         outs = self._det.run_reused(tensor)  # overwritten next run: postprocess copies what it keeps
         bi, si = self._det_out
         size = (image_rgb.shape[1], image_rgb.shape[0])
-        return self._det_stage.postprocess(outs[bi], outs[si], padding, size, threshold)
+        with self.clock("decode"):
+            return self._det_stage.postprocess(outs[bi], outs[si], padding, size, threshold)
 
     def detect(self, image_bgr: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
         """Detections (pixels, best first) on a BGR image; ``threshold`` overrides the spec's min_score."""
@@ -177,34 +159,37 @@ class PoseEstimator:
 
     def landmarks_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, segmentation: bool = False) -> LandmarkResult:
         """Run the landmark model on ``roi`` of an RGB image; the caller judges ``result.flag``."""
-        tensor = self._lm_stage.preprocess(image_rgb, roi)
+        with self.clock("preprocess"):
+            tensor = self._lm_stage.preprocess(image_rgb, roi)
         outs = self._lm.run_reused(tensor)  # overwritten next run: decode copies what it keeps
         idx = self._lm_out
         pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
         size = (image_rgb.shape[1], image_rgb.shape[0])
-        return self._lm_stage.decode(
-            roi,
-            outs[idx["landmarks"]],
-            flag=self._lm_stage.flag(pick("flag")),
-            heatmap=pick("heatmap"),
-            world=pick("world"),
-            segmentation=pick("segmentation") if segmentation else None,
-            image_size=size,
-        )
+        with self.clock("decode"):
+            return self._lm_stage.decode(
+                roi,
+                outs[idx["landmarks"]],
+                flag=self._lm_stage.flag(pick("flag")),
+                heatmap=pick("heatmap"),
+                world=pick("world"),
+                segmentation=pick("segmentation") if segmentation else None,
+                image_size=size,
+            )
 
-    def make_pose(self, result: LandmarkResult, score: float) -> Pose:
+    def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
         lms = result.landmarks
-        box = np.concatenate([lms[:, :2].min(axis=0), lms[:, :2].max(axis=0)]).astype(np.float32)
         return Pose(
             landmarks=lms.astype(np.float32, copy=False),
-            world_landmarks=result.world,
-            score=float(score),
-            presence=float(result.flag),
-            box=box,
+            columns=LANDMARK_COLUMNS,
             names=self.spec.keypoint_names,
+            score=float(score),
+            box=box_around(lms),
+            presence=float(result.flag),
+            world_landmarks=result.world,
             roi=result.roi,
             mask=result.mask,
             aux=result.aux,
+            track_id=track_id,
         )
 
     def predict(
@@ -217,8 +202,9 @@ class PoseEstimator:
     ) -> list[Pose]:
         """Poses on a BGR image, best detection first.
 
-        Every kept detection (up to ``max_poses``) gets landmarks. ``threshold``, when given,
-        replaces both the detector's min_score and the pose-flag threshold.
+        Every kept detection (up to ``max_poses``) gets landmarks. ``threshold``, when given, is the
+        person-score threshold of both stages: it replaces the detector's min_score and the landmark
+        model's pose-flag (presence) threshold.
         """
         rgb = self.to_rgb(image_bgr)
         detections = self.detect_rgb(rgb, threshold=threshold)
@@ -248,3 +234,12 @@ class PoseEstimator:
         return Tracker(
             self, max_poses=max_poses, threshold=threshold, segmentation=segmentation, smooth=smooth, **options
         )
+
+
+FAMILY = Family(
+    name="blazepose",
+    spec_type=ModelSpec,
+    roles=ModelSpec.roles,
+    build=PoseEstimator.from_files,
+    description="SSD detector with keypoints -> rotated crop -> landmark model (MediaPipe BlazePose, Hands)",
+)

@@ -19,22 +19,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from posezoo.roi import Roi, crop, crop_to_image_matrix, to_tensor
+from posezoo.numeric import sigmoid  # noqa: F401  (re-exported)
+from posezoo.preprocess import Roi, crop, crop_to_image_matrix, to_tensor
 from posezoo.spec import LandmarkSpec
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function in float32; logits are clipped to +-88 (where float32's result saturates
-    anyway) so exp never overflows."""
-    x = np.clip(np.asarray(x, np.float32), -88.0, 88.0)
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def decode_landmarks(raw: np.ndarray, spec: LandmarkSpec) -> np.ndarray:
     """Raw landmark tensor (crop pixels) -> float32 (N, 5) [x, y, z, visibility, presence] with
     x, y, z normalized to the crop (z on the x scale, divided by ``normalize_z``)."""
     n, v = spec.num_landmarks, spec.values_per_landmark
-    raw = np.asarray(raw, np.float32).reshape(n, v)
+    raw = np.asarray(raw, np.float32).reshape(spec.rows, v)[:n]  # as TensorsToLandmarks: the first n rows
     in_h, in_w = spec.input_size
     out = np.ones((n, 5), np.float32)
     out[:, 0] = raw[:, 0] / in_w
@@ -178,7 +172,9 @@ class LandmarkStage:
         spec = self.spec
         norm = decode_landmarks(raw_landmarks, spec)
         if heatmap is not None:
-            refine_from_heatmap(norm, heatmap, spec.heatmap_kernel, spec.heatmap_min_confidence)
+            hm = np.asarray(heatmap)
+            hm = hm[..., : len(norm)] if hm.shape[-1] > len(norm) else hm  # channels beyond the rows read
+            refine_from_heatmap(norm, hm, spec.heatmap_kernel, spec.heatmap_min_confidence)
         px = project_landmarks(norm, roi)
         k = spec.num_keypoints
         aux = px[list(spec.aux_landmarks)] if spec.aux_landmarks is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -20,8 +20,8 @@ import pluggy
 
 from posezoo import hookspecs
 from posezoo.errors import PosezooError
-from posezoo.registry import ModelEntry, parse_models, read_registry_file
-from posezoo.spec import ModelSpec
+from posezoo.model import Family, check_spec
+from posezoo.registry import ROLE_RE, ModelEntry, parse_models, read_registry_file
 
 ENTRY_POINT_GROUP = "posezoo.plugins"
 PATH_ENV = "POSEZOO_PLUGINS_PATH"
@@ -34,12 +34,15 @@ class PluginInfo:
     version: str
     module: ModuleType | None = None
     models: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
 
 
 @dataclass
 class LoadedPlugins:
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
-    specs: dict[str, ModelSpec] = field(default_factory=dict)
+    families: dict[str, Family] = field(default_factory=dict)
+    specs: dict[str, object] = field(default_factory=dict)  # model name -> spec (of some family)
+    owners: dict[str, str] = field(default_factory=dict)  # model name -> plugin that registered its spec
     registry_models: list[ModelEntry] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -120,27 +123,57 @@ def load_plugins() -> LoadedPlugins:
     return result
 
 
-def _collect(pm: pluggy.PluginManager, module: ModuleType, info: PluginInfo, where: str, result: LoadedPlugins):
-    specs: list[ModelSpec] = []
+def _with_plugin(obj, plugin: str):
+    """``obj`` with its ``plugin`` field set, when it is a dataclass that has one."""
+    if is_dataclass(obj) and any(f.name == "plugin" for f in fields(obj)):
+        return replace(obj, plugin=plugin)
+    return obj
 
-    def register(spec: ModelSpec) -> None:
-        if not isinstance(spec, ModelSpec):
-            raise TypeError(f"register() takes a posezoo.spec.ModelSpec, got {type(spec).__name__}")
-        specs.append(spec)
 
-    impls = {impl.plugin_name: impl for impl in pm.hook.register_models.get_hookimpls()}
+def _check_family(family) -> None:
+    if not isinstance(family, Family):
+        raise TypeError(f"register() takes a posezoo.model.Family, got {type(family).__name__}")
+    if not family.name or not isinstance(family.spec_type, type) or not callable(family.build):
+        raise TypeError(f"family {family.name!r} needs a name, a spec_type class and a callable build")
+    if not family.roles or not all(isinstance(r, str) and ROLE_RE.match(r) for r in family.roles):
+        raise TypeError(f"family {family.name!r}: roles must be lower-case names such as 'detector', 'model'")
+
+
+def _call_register_hook(pm, hook: str, info: PluginInfo, where: str, check, result: LoadedPlugins) -> list:
+    """Call the plugin's ``hook(register=...)``; returns what it registered (checked), or [] on failure."""
+    items: list = []
+
+    def register(item) -> None:
+        check(item)
+        items.append(item)
+
+    impls = {impl.plugin_name: impl for impl in getattr(pm.hook, hook).get_hookimpls()}
+    if info.name not in impls:
+        return []
     try:
-        if info.name in impls:
-            impls[info.name].function(register=register)
+        impls[info.name].function(register=register)
     except Exception as exc:
-        result.warnings.append(f"{where}: register_models failed: {_one_line(exc)}")
-        specs = []
-    for spec in specs:
+        result.warnings.append(f"{where}: {hook} failed: {_one_line(exc)}")
+        return []
+    return items
+
+
+def _collect(pm: pluggy.PluginManager, module: ModuleType, info: PluginInfo, where: str, result: LoadedPlugins):
+    for family in _call_register_hook(pm, "register_families", info, where, _check_family, result):
+        if family.name in result.families:
+            other = result.families[family.name].plugin
+            result.warnings.append(f"{where}: family {family.name!r} not registered: plugin {other!r} has it")
+            continue
+        result.families[family.name] = replace(family, plugin=info.name)
+        info.families.append(family.name)
+
+    for spec in _call_register_hook(pm, "register_models", info, where, check_spec, result):
         if spec.name in result.specs:
-            other = result.specs[spec.name].plugin
+            other = result.owners[spec.name]
             result.warnings.append(f"{where}: model spec {spec.name!r} not registered: plugin {other!r} has it")
             continue
-        result.specs[spec.name] = replace(spec, plugin=info.name)
+        result.specs[spec.name] = _with_plugin(spec, info.name)
+        result.owners[spec.name] = info.name
         info.models.append(spec.name)
 
     reg_impls = {impl.plugin_name: impl for impl in pm.hook.registry_entries.get_hookimpls()}

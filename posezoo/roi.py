@@ -1,11 +1,9 @@
-"""Regions of interest: detection/landmarks -> rotated square ROI, and the rotated crop.
+"""Regions of interest: detection/landmarks -> rotated square ROI (the crop itself is preprocess.py's).
 
 Mirrors MediaPipe's ROI stages: ``AlignmentPointsRectsCalculator`` (centre = start point, side =
 2 * |end - start|), ``DetectionsToRectsCalculator`` (box mode and the rotation
 ``target - atan2(-(y1 - y0), x1 - x0)``), ``RectTransformationCalculator`` (shift in the rect's own
-rotated frame, ``square_long``, scale) and the OpenCV path of ``ImageToTensorCalculator``
-(image_to_tensor_converter_opencv.cc: the rect's corners, in ``cv::boxPoints`` order, map to the
-output corners (0,H), (0,0), (W,0), (W,H); bilinear; border replicate, or zero for the detector).
+rotated frame, ``square_long``, scale).
 
 Everything here works in image pixels. An ROI that is square in pixels needs no image size, so the
 normalized-rect round trip MediaPipe makes is not repeated.
@@ -14,30 +12,11 @@ normalized-rect round trip MediaPipe makes is not repeated.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from posezoo.preprocess import Roi, crop, crop_to_image_matrix, to_tensor  # noqa: F401  (re-exported)
 from posezoo.spec import RoiRule
-
-
-@dataclass(frozen=True)
-class Roi:
-    """A rotated rectangle in image pixels: centre, size and rotation (radians, clockwise on screen)."""
-
-    cx: float
-    cy: float
-    w: float
-    h: float
-    rotation: float = 0.0
-
-    def corners(self) -> np.ndarray:
-        """The four corners (4, 2) in ``cv::boxPoints`` order: bottom-left, top-left, top-right,
-        bottom-right of the unrotated rect."""
-        m = crop_to_image_matrix(self, (1, 1))
-        unit = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
-        return unit @ m.T
 
 
 def normalize_radians(angle: float) -> float:
@@ -105,57 +84,3 @@ def roi_from_landmarks(landmarks: np.ndarray, rule: RoiRule) -> Roi:
     """ROI for the next frame from landmarks in pixels (the auxiliary pair for BlazePose),
     MediaPipe's pose_landmarks_to_roi."""
     return roi_from_points(landmarks, rule)
-
-
-def crop_to_image_matrix(roi: Roi, size: tuple[int, int]) -> np.ndarray:
-    """2x3 matrix taking crop pixels (corner-based, crop of ``size`` = (height, width)) to image pixels.
-
-    Crop corner (0, 0) lands on the ROI's top-left corner and (W, H) on its bottom-right corner;
-    a normalized crop point (x, y) lands on ``R(rot) @ ((x - 0.5) * w, (y - 0.5) * h) + centre``,
-    which is MediaPipe's LandmarkProjectionCalculator.
-    """
-    out_h, out_w = size
-    c, s = math.cos(roi.rotation), math.sin(roi.rotation)
-    sx, sy = roi.w / out_w, roi.h / out_h
-    return np.array(
-        [
-            [c * sx, -s * sy, roi.cx - 0.5 * (c * roi.w - s * roi.h)],
-            [s * sx, c * sy, roi.cy - 0.5 * (s * roi.w + c * roi.h)],
-        ]
-    )
-
-
-def crop(
-    image: np.ndarray,
-    roi: Roi,
-    size: tuple[int, int],
-    *,
-    border: int = cv2.BORDER_REPLICATE,
-    out: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cut the rotated ``roi`` out of ``image`` into an array of ``size`` = (height, width).
-
-    Returns ``(crop, M)`` where M (2x3) maps image pixels to crop pixels. Bilinear; ``border`` is
-    BORDER_REPLICATE (landmark crops) or BORDER_CONSTANT with zeros (the detector's letterbox).
-    ``out`` is reused when given (same dtype as ``image``).
-    """
-    fwd = crop_to_image_matrix(roi, size)
-    res = cv2.warpAffine(
-        image,
-        fwd,
-        (size[1], size[0]),
-        dst=out,
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=border,
-        borderValue=0,
-    )
-    return res, cv2.invertAffineTransform(fwd)
-
-
-def to_tensor(pixels: np.ndarray, value_range: tuple[float, float], out: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, C) -> float32 ``out`` (1, H, W, C) spanning ``value_range`` (convertTo's scale/offset)."""
-    lo, hi = value_range
-    np.multiply(pixels, np.float32((hi - lo) / 255.0), out=out[0], casting="unsafe")
-    if lo:
-        out += np.float32(lo)
-    return out

@@ -1,4 +1,4 @@
-"""``posezoo run``: frames from a source, through the estimator, to drawings, files and a window."""
+"""``posezoo run``: frames from a source, through a model of any family, to drawings, files and a window."""
 
 from __future__ import annotations
 
@@ -49,12 +49,11 @@ def _say(message: str) -> None:
 
 def run_model(opts: RunOptions) -> None:
     """Run one model over the chosen input; raises PosezooError for anything the user can fix."""
-    import posezoo
-    from posezoo.zoo import get_zoo
+    from posezoo.zoo import get_zoo, load_model
 
-    zoo = get_zoo()  # unknown model / variant / plugin: fail before touching any input
+    zoo = get_zoo()  # unknown model / variant / plugin / family: fail before touching any input
     zoo.model(opts.model).variant(opts.variant)
-    zoo.spec(opts.model)
+    zoo.family(opts.model)
     inputs = list(opts.inputs)
     savepath = opts.savepath
     if not inputs and opts.video is None:
@@ -67,9 +66,10 @@ def run_model(opts: RunOptions) -> None:
             check_writable(Path(out))
     source = VideoSource(opts.video) if opts.video is not None else None
 
-    model = posezoo.load(
-        opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline, progress=True
+    model = load_model(
+        opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline, progress=True, zoo=zoo
     )
+    _check_options(model, opts)
     _say(f"running {opts.model} ({model.variant}) on {model.provider}")
     json_sink = JsonlSink(opts.json_out) if opts.json_out else None
     display = Display(f"posezoo {opts.model}", enabled=opts.display)
@@ -84,8 +84,25 @@ def run_model(opts: RunOptions) -> None:
             json_sink.close()
 
 
+def _check_options(model, opts: RunOptions) -> None:
+    """Refuse options the model's family cannot honour, before any frame is read."""
+    if opts.segmentation and "segmentation" not in model.features:
+        raise InputError(f"model {opts.model!r} has no segmentation output", "run without --segmentation")
+    limit = model.max_poses_limit
+    if limit is not None and opts.max_poses > limit:
+        raise InputError(
+            f"model {opts.model!r} finds at most {limit} pose(s) per image, --max-poses {opts.max_poses} asked for more",
+            f"use --max-poses {limit} or less",
+        )
+
+
+def _options(opts: RunOptions) -> dict:
+    """Family feature options to pass on (only those asked for)."""
+    return {"segmentation": True} if opts.segmentation else {}
+
+
 def _predict(model, image, opts: RunOptions):
-    return model.predict(image, max_poses=opts.max_poses, threshold=opts.threshold, segmentation=opts.segmentation)
+    return model.predict(image, max_poses=opts.max_poses, threshold=opts.threshold, **_options(opts))
 
 
 def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink, display) -> None:
@@ -106,7 +123,7 @@ def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink,
         if json_sink:
             json_sink.write(pose_record(str(path), 0, image, opts.model, model.variant, poses))
         if savepath is not None or display.enabled:
-            drawn = draw_poses(image, poses, model.spec.skeleton)
+            drawn = draw_poses(image, poses, model.skeleton)
             if savepath is not None:
                 out = image_output_path(savepath, path, len(paths))
                 write_image(out, drawn)
@@ -121,7 +138,7 @@ def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink,
 def _run_video(model, source: VideoSource, opts: RunOptions, savepath, json_sink, display) -> None:
     tracker = None
     if not opts.static:
-        tracker = model.tracker(max_poses=opts.max_poses, threshold=opts.threshold, segmentation=opts.segmentation)
+        tracker = model.tracker(max_poses=opts.max_poses, threshold=opts.threshold, **_options(opts))
     sink = VideoSink(savepath, source.fps, source.size) if savepath is not None else None
     fps = None
     last = time.perf_counter()
@@ -138,7 +155,7 @@ def _run_video(model, source: VideoSource, opts: RunOptions, savepath, json_sink
             if json_sink:
                 json_sink.write(pose_record(frame.source, frame.index, frame.image, opts.model, model.variant, poses))
             if sink is not None or display.enabled:
-                drawn = draw_poses(frame.image, poses, model.spec.skeleton, fps=fps)
+                drawn = draw_poses(frame.image, poses, model.skeleton, fps=fps)
                 if sink is not None:
                     sink.write(drawn)
                 if display.enabled and not display.show(drawn):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from posezoo.errors import InputError, PluginError
+from posezoo.timing import NO_CLOCK
 
 # Best first. Each accelerator provider is only worth using when onnxruntime was built with it.
 _ACCELERATED = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider")
@@ -90,15 +92,31 @@ def session_options() -> ort.SessionOptions:
     return opts
 
 
-class Session:
-    """An InferenceSession with one image input, that maps output names / indices.
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(bool)": np.bool_,
+}
 
-    Attributes: ``path``, ``provider`` (the provider actually used), ``input_name``, ``input_shape``,
-    ``output_names``, ``output_shapes`` (lists; symbolic dims as None).
+
+class Session:
+    """An InferenceSession with one input, that maps output names / indices.
+
+    Attributes: ``path``, ``role`` (the registry file role it was opened for, e.g. "landmark"),
+    ``provider`` (the provider actually used), ``input_name``, ``input_shape``, ``input_dtype``,
+    ``output_names``, ``output_shapes`` (lists; symbolic dims as None), ``runs`` (how many times it
+    ran). With a ``clock`` (see :meth:`posezoo.model.PoseModel.timed`) every run adds its seconds to
+    the stage named by ``role``, and the first input is kept in ``last_input`` for bare timings.
     """
 
-    def __init__(self, path: str | Path, device: str = "auto"):
+    def __init__(self, path: str | Path, device: str = "auto", *, role: str | None = None):
         self.path = Path(path)
+        self.role = role or self.path.stem
         providers = available_device(device)
         try:
             self._sess = ort.InferenceSession(str(self.path), sess_options=session_options(), providers=providers)
@@ -110,12 +128,30 @@ class Session:
             raise PluginError(f"model {self.path.name}: expected one input, found {len(inputs)}")
         self.input_name = inputs[0].name
         self.input_shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
+        self.input_type = inputs[0].type
+        self.input_dtype = np.dtype(_NUMPY_TYPES.get(inputs[0].type, np.float32))
         outs = self._sess.get_outputs()
         self.output_names = [o.name for o in outs]
         self.output_shapes = [[d if isinstance(d, int) else None for d in o.shape] for o in outs]
+        self.output_types = [o.type for o in outs]
         self.provider = self._sess.get_providers()[0]
+        self.runs = 0
+        self.clock = NO_CLOCK
+        self.last_input: np.ndarray | None = None
         self._binding = None  # IOBinding of run_reused, made on first use
         self._reused: list[np.ndarray] | None = None
+
+    def describe(self) -> dict:
+        """Input and outputs, for ``posezoo info`` and the API."""
+        return {
+            "file": self.path.name,
+            "provider": self.provider,
+            "input": {"name": self.input_name, "shape": self.input_shape, "type": self.input_type},
+            "outputs": [
+                {"name": n, "shape": s, "type": t}
+                for n, s, t in zip(self.output_names, self.output_shapes, self.output_types)
+            ],
+        }
 
     def output_index(self, key: str | int) -> int:
         """Index of an output given by name or index; KeyError when there is none."""
@@ -125,27 +161,55 @@ class Session:
             return self.output_names.index(key)
         raise KeyError(key)
 
+    def _timed(self, run, tensor: np.ndarray) -> list[np.ndarray]:
+        self.runs += 1
+        if not self.clock.enabled:
+            return run(tensor)
+        if self.last_input is None:
+            self.last_input = np.array(tensor, copy=True)
+        start = time.perf_counter()
+        try:
+            return run(tensor)
+        finally:
+            self.clock.add(self.role, time.perf_counter() - start)
+
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run on one input tensor; returns every output, in output order."""
-        return self._sess.run(None, {self.input_name: tensor})
+        return self._timed(self._run, tensor)
 
+    def _run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        return self._sess.run(None, {self.input_name: tensor})
 
     def run_reused(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Like :meth:`run`, but the outputs are written into arrays allocated once (IOBinding) and
         **overwritten by the next call**: callers copy what they keep. A video loop then allocates no
-        output tensors per frame. Falls back to :meth:`run` when an output is not a float32 tensor
-        of static shape."""
+        output tensors per frame. Falls back to :meth:`run` when an output has a symbolic shape or a
+        type numpy cannot hold."""
+        return self._timed(self._run_reused, tensor)
+
+    def _run_reused(self, tensor: np.ndarray) -> list[np.ndarray]:
         if self._binding is None:
             outs = self._sess.get_outputs()
-            if any(None in shape for shape in self.output_shapes) or any(o.type != "tensor(float)" for o in outs):
+            if any(None in shape for shape in self.output_shapes) or any(o.type not in _NUMPY_TYPES for o in outs):
                 self._binding = False
             else:
-                self._reused = [np.empty(shape, np.float32) for shape in self.output_shapes]
+                self._reused = [np.empty(shape, _NUMPY_TYPES[o.type]) for shape, o in zip(self.output_shapes, outs)]
                 self._binding = self._sess.io_binding()
                 for out, buf in zip(outs, self._reused):
-                    self._binding.bind_output(out.name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
+                    self._binding.bind_output(out.name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
         if self._binding is False:
-            return self.run(tensor)
-        self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(tensor, np.float32))
+            return self._run(tensor)
+        self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(tensor, self.input_dtype))
         self._sess.run_with_iobinding(self._binding)
         return self._reused
+
+    def time_bare(self, tensor: np.ndarray | None = None) -> float:
+        """Milliseconds of one plain ``InferenceSession.run`` on ``tensor`` (default: the kept
+        ``last_input``), fresh outputs, no counting: the bench's reference time."""
+        tensor = self.last_input if tensor is None else tensor
+        if tensor is None:
+            raise ValueError(f"session {self.role!r} has not run yet: no input to time")
+        feed = {self.input_name: tensor}
+        start = time.perf_counter()
+        self._sess.run(None, feed)
+        return (time.perf_counter() - start) * 1e3

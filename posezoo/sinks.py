@@ -142,7 +142,12 @@ class Display:
 
 
 def pose_record(frame_source: str, frame_index: int, image: np.ndarray, model: str, variant: str, poses) -> dict:
-    """The JSON object for one image or frame (the --json schema, see docs/cli.md)."""
+    """The JSON object for one image or frame (the --json schema, see docs/cli.md).
+
+    Per pose: ``score``, ``presence`` (or null), ``box``, ``track_id`` (video; or null),
+    ``columns`` (what each landmark row holds, x and y first, in pixels), ``landmarks`` (rows),
+    ``world_landmarks`` (metres, or null).
+    """
     h, w = image.shape[:2]
     return {
         "source": frame_source,
@@ -154,8 +159,10 @@ def pose_record(frame_source: str, frame_index: int, image: np.ndarray, model: s
         "poses": [
             {
                 "score": round(float(p.score), 5),
-                "presence": round(float(p.presence), 5),
+                "presence": None if p.presence is None else round(float(p.presence), 5),
                 "box": [round(float(v), 2) for v in p.box],
+                "track_id": p.track_id,
+                "columns": list(p.columns),
                 "landmarks": np.round(p.landmarks.astype(np.float64), 4).tolist(),
                 "world_landmarks": None
                 if p.world_landmarks is None

@@ -1,14 +1,17 @@
-"""Model specs: the data a plugin hands the core.
+"""Specs of the two-stage family (family ``"blazepose"``): SSD detector -> rotated crop -> landmarks.
 
-A plugin is mostly data. It fills a :class:`ModelSpec` (detector + landmark stages, keypoint names,
-skeleton, ROI rules) and the shared stages (anchors, detect, roi, landmarks, track, draw) do the rest.
-Nothing here runs a model; everything here is plain, frozen data.
+A plugin of this family is mostly data. It fills a :class:`ModelSpec` (detector + landmark stages,
+keypoint names, skeleton, ROI rules) and the shared stages (anchors, detect, roi, landmarks, track,
+draw) do the rest: MediaPipe's BlazePose (full body, upper body) and Hands are such models. Nothing
+here runs a model; everything here is plain, frozen data. (Other families bring their own spec type;
+see :mod:`posezoo.model`.)
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,8 @@ class RoiRule:
     start: int = 0
     end: int = 1
     rotation_target_deg: float = 90.0
-    scale_x: float = 1.25
-    scale_y: float = 1.25
+    scale_x: float = 1.0
+    scale_y: float = 1.0
     shift_x: float = 0.0
     shift_y: float = 0.0
     square_long: bool = True
@@ -54,18 +57,23 @@ class RoiRule:
         return math.radians(self.rotation_target_deg)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DetectorSpec:
-    """An SSD detector with keypoints (BlazePose, BlazePalm)."""
+    """An SSD detector with keypoints (BlazePose, BlazePalm).
+
+    What differs between detectors has no default (input size and range, anchors, the ROI rule, the
+    number of coordinates and keypoints per anchor); the rest defaults to the layout MediaPipe's
+    TensorsToDetectionsCalculator uses for all of them (box first, then x, y per keypoint).
+    """
 
     input_size: tuple[int, int]  # (height, width)
     anchors: AnchorOptions
     roi: RoiRule
-    input_range: tuple[float, float] = (-1.0, 1.0)
-    num_coords: int = 12
+    input_range: tuple[float, float]  # pixel values 0..255 are scaled to this range
+    num_coords: int  # values per anchor in the boxes output
+    num_keypoints: int
     box_coord_offset: int = 0
     keypoint_coord_offset: int = 4
-    num_keypoints: int = 4
     values_per_keypoint: int = 2
     reverse_output_order: bool = True  # x before y
     box_scale: tuple[float, float] | None = None  # (x_scale, y_scale, = w, h scales); None -> input w, h
@@ -81,9 +89,10 @@ class LandmarkSpec:
     """A landmark model run on the rotated crop."""
 
     input_size: tuple[int, int]  # (height, width)
-    num_landmarks: int  # rows in the raw landmark tensor (body + auxiliary + unused)
+    num_landmarks: int  # rows read from the landmark tensor (keypoints + auxiliary)
     num_keypoints: int  # the ones reported (body)
     values_per_landmark: int = 5  # x, y, z, visibility, presence (3 for hands: x, y, z)
+    tensor_landmarks: int | None = None  # rows the tensor holds, when more than are read (None: num_landmarks)
     normalize_z: float = 1.0  # z is divided by the input width and then by this (TensorsToLandmarks)
     input_range: tuple[float, float] = (0.0, 1.0)
     landmarks_output: str | int = 0
@@ -98,6 +107,18 @@ class LandmarkSpec:
     aux_landmarks: tuple[int, int] | None = None  # (start, end) rows used for the next frame's ROI
     tracking_roi: RoiRule | None = None  # ROI rule from the aux landmarks (None: use the detector's)
 
+    @property
+    def rows(self) -> int:
+        """Rows of the raw landmark tensor (``tensor_landmarks`` or ``num_landmarks``)."""
+        return self.tensor_landmarks or self.num_landmarks
+
+    def __post_init__(self) -> None:
+        if self.tensor_landmarks is not None and self.tensor_landmarks < self.num_landmarks:
+            raise ValueError(
+                f"landmark spec: tensor_landmarks ({self.tensor_landmarks}) is less than num_landmarks "
+                f"({self.num_landmarks}), the rows to read"
+            )
+
 
 @dataclass(frozen=True)
 class SmoothingSpec:
@@ -111,11 +132,13 @@ class SmoothingSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything the core needs to run one model of the zoo, apart from the weight files.
+    """Everything the two-stage family needs to run one model of the zoo, apart from the weight files.
 
-    ``files`` maps roles ("detector", "landmark") to registry file roles; the registry supplies the
-    files per variant.
+    The registry gives each variant's files by role: ``detector`` and ``landmark`` for this family.
     """
+
+    family: ClassVar[str] = "blazepose"
+    roles: ClassVar[tuple[str, ...]] = ("detector", "landmark")
 
     name: str
     detector: DetectorSpec
@@ -136,3 +159,34 @@ class ModelSpec:
         for a, b in self.skeleton:
             if not (0 <= a < k and 0 <= b < k):
                 raise ValueError(f"model spec {self.name!r}: skeleton edge ({a}, {b}) is outside 0..{k - 1}")
+
+    def describe(self) -> dict:
+        """The stages, for ``posezoo info`` (plain data; no weights needed)."""
+        from posezoo.anchors import generate_anchors
+
+        det, lm = self.detector, self.landmark
+        roi = det.roi
+        return {
+            "detector": {
+                "input_size": list(det.input_size),
+                "input_range": list(det.input_range),
+                "anchors": int(len(generate_anchors(det.anchors))),
+                "keypoints": det.num_keypoints,
+                "roi": {"mode": roi.mode, "start": roi.start, "end": roi.end, "scale": roi.scale_x},
+            },
+            "landmark": {
+                "input_size": list(lm.input_size),
+                "input_range": list(lm.input_range),
+                "keypoints": lm.num_keypoints,
+                "raw_landmarks": lm.num_landmarks,
+                "tensor_landmarks": lm.rows,
+            },
+            "summary": [
+                f"detector: {det.input_size[1]}x{det.input_size[0]} input, "
+                f"{len(generate_anchors(det.anchors))} anchors, {det.num_keypoints} keypoints, "
+                f"ROI {roi.mode} {roi.start}->{roi.end} x{roi.scale_x}",
+                f"landmark: {lm.input_size[1]}x{lm.input_size[0]} input, {lm.num_keypoints} keypoints "
+                f"({lm.num_landmarks} raw"
+                + (f" of {lm.rows} in the tensor)" if lm.rows != lm.num_landmarks else ")"),
+            ],
+        }

@@ -208,10 +208,13 @@ class _Track:
     roi: Roi  # the ROI to run on the next frame
     score: float  # the detector's score when the track started
     smoother: PoseSmoother | None
+    id: int = 0  # the person's identity (Pose.track_id), new for every track
 
 
 class Tracker:
-    """Tracks poses over video frames with a :class:`posezoo.estimator.PoseEstimator`.
+    """Tracks poses over video frames with a :class:`posezoo.estimator.PoseEstimator` (the
+    two-stage family's :class:`posezoo.model.PoseTracker`). Each person keeps a ``track_id`` while
+    held; a person found again after being lost gets a new one.
 
     ``update(frame_bgr, timestamp=None) -> list[Pose]``; ``timestamp`` in seconds (default: the frame
     count at ``fps``). ``reset()`` forgets every track (the next update runs the detector).
@@ -247,6 +250,7 @@ class Tracker:
         self._rule = spec.landmark.tracking_roi or spec.detector.roi
         self._scale_rule = self._rule if spec.landmark.aux_landmarks is not None else None
         self._tracks: list[_Track] = []
+        self._next_id = 0
         self.frames = 0
         self.detector_runs = 0
         self.landmark_runs = 0
@@ -304,7 +308,8 @@ class Tracker:
                 tries -= 1
                 result = self._landmarks(rgb, roi)
                 if result.flag >= self.flag_threshold:
-                    kept.append((_Track(roi, det.score, self._new_smoother()), result))
+                    kept.append((_Track(roi, det.score, self._new_smoother(), self._next_id), result))
+                    self._next_id += 1
 
         poses = []
         tracks: list[_Track] = []
@@ -312,7 +317,7 @@ class Tracker:
             if track.smoother is not None:
                 lms, world, aux = track.smoother.apply(result.landmarks, result.world, result.aux, timestamp)
                 result.landmarks, result.world, result.aux = lms, world, aux
-            pose = est.make_pose(result, track.score)
+            pose = est.make_pose(result, track.score, track.id)
             next_roi = est.roi_from_landmarks(pose)
             if any(_square_iou(next_roi, t.roi) > self.overlap for t in tracks):
                 continue  # converged on a person already held (by an older track): drop it

@@ -12,7 +12,7 @@ import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from mirror import build_mirror
-from posezoo.bench import STAGES, open_input, pan_zoom_frames, run_bench, write_clip
+from posezoo.bench import open_input, pan_zoom_frames, run_bench, stages_of, write_clip
 from posezoo.errors import InputError
 from posezoo.runtime import Session
 
@@ -91,30 +91,36 @@ def test_open_input_checks_before_any_model_loads(tmp_path):
 
 def test_bench_reports_stages_ratios_and_runs(estimator):
     report = run_bench(estimator, frames=15, warmup=3)
+    assert report.stages == stages_of(estimator) == (
+        "read", "preprocess", "detector", "landmark", "decode", "other", "draw"
+    )  # fmt: skip
     static, tracking = report.modes["static"], report.modes["tracking"]
     for mode in (static, tracking):
-        assert set(mode.stages_ms) == set(STAGES)
+        assert set(mode.stages_ms) == set(report.stages)
         assert all(v >= 0 for v in mode.stages_ms.values())
         # the measured stages add up to the pipeline time (means)
         inner = sum(mode.stages_ms[s] for s in ("preprocess", "detector", "landmark", "decode", "other"))
         assert inner == pytest.approx(mode.pipeline_mean_ms, rel=1e-6)
-        assert mode.ort_landmark_ms > 0 and np.isfinite(mode.ratio) and mode.ratio > 0
+        assert mode.bare_ms["landmark"] > 0 and np.isfinite(mode.ratio) and mode.ratio > 0
         assert mode.poses == 1.0
-    assert static.detector_runs == 15 and static.stages_ms["detector"] > 0 and static.ort_detector_ms > 0
-    assert tracking.detector_runs == 0 and tracking.stages_ms["detector"] == 0  # held after the warm-up
-    assert tracking.landmark_runs == 15
+    assert static.runs["detector"] == 15 and static.stages_ms["detector"] > 0 and static.bare_ms["detector"] > 0
+    assert static.ort_ms == pytest.approx(static.bare_ms["detector"] + static.bare_ms["landmark"])
+    assert tracking.runs["detector"] == 0 and tracking.stages_ms["detector"] == 0  # held after the warm-up
+    assert tracking.bare_ms["detector"] is None and tracking.ort_ms == pytest.approx(tracking.bare_ms["landmark"])
+    assert tracking.runs["landmark"] == 15
     # relative only: a tracked frame skips the detector, so it is cheaper than a static one
     assert tracking.pipeline_ms < static.pipeline_ms
     table = report.table()
-    assert "| static |" in table and "| tracking |" in table
-    assert json.loads(json.dumps(report.to_dict()))["modes"]["tracking"]["detector_runs"] == 0
+    assert "| static |" in table and "| tracking |" in table and "ORT landmark" in table
+    assert json.loads(json.dumps(report.to_dict()))["modes"]["tracking"]["runs"]["detector"] == 0
 
 
-def test_bench_leaves_the_estimator_as_it_was(estimator, photo):
+def test_bench_leaves_the_model_as_it_was(estimator, photo):
+    from posezoo.timing import NO_CLOCK
+
     run_bench(estimator, open_input(photo), frames=2, warmup=1, modes=("tracking",))
-    assert isinstance(estimator._lm, Session) and isinstance(estimator._det, Session)
-    assert "to_rgb" not in vars(estimator)
-    assert "preprocess" not in vars(estimator._lm_stage) and "decode" not in vars(estimator._lm_stage)
+    assert estimator.clock is NO_CLOCK and all(s.clock is NO_CLOCK for s in estimator.sessions.values())
+    assert all(isinstance(s, Session) for s in estimator.sessions.values())
     assert len(estimator.predict(photo)) == 1
 
 
@@ -125,7 +131,7 @@ def test_bench_on_a_video_loops_it(estimator, clip):
     assert tracking.stages_ms["draw"] < 0.01  # not drawn: only the clock reads
     # 20 frames of a 12-frame clip with a black frame at 6: the detector runs at 0, 6, 7, then the
     # loop restarts at 12 (same person, tracked on), black again at 18, 19
-    assert tracking.detector_runs == 5
+    assert tracking.runs["detector"] == 5
 
 
 def test_cli_bench_json(env, tmp_path):
@@ -134,15 +140,15 @@ def test_cli_bench_json(env, tmp_path):
     data = json.loads(result.stdout)
     assert data["model"] == "blazepose-full" and data["variant"] == "full"
     assert set(data["modes"]) == {"static", "tracking"}
-    assert data["modes"]["static"]["detector_runs"] == 3
+    assert data["modes"]["static"]["runs"]["detector"] == 3
     for mode in data["modes"].values():
-        assert mode["ratio"] > 0 and mode["ort_landmark_ms"] > 0
+        assert mode["ratio"] > 0 and mode["bare_ms"]["landmark"] > 0
 
 
 def test_cli_bench_table_on_a_video(env, tmp_path, clip):
     result = run_posezoo("bench", "blazepose-full", "-v", clip, "--frames", "2", "--warmup", "0", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "| tracking |" in result.stdout and "ORT lm" in result.stdout
+    assert "| tracking |" in result.stdout and "ORT landmark" in result.stdout
 
 
 def test_cli_bench_errors_are_one_line(env, tmp_path):

@@ -12,6 +12,9 @@ SPEC = DetectorSpec(
     input_size=(224, 224),
     anchors=AnchorOptions((224, 224), 5, (8, 16, 32, 32, 32), 0.1484375, 0.75),
     roi=RoiRule(),
+    input_range=(-1.0, 1.0),
+    num_coords=12,
+    num_keypoints=4,
     box_scale=(224.0, 224.0),
 )
 

@@ -27,6 +27,8 @@ SPEC = ModelSpec(
         ),
         roi=RoiRule(mode="alignment", start=2, end=3, rotation_target_deg=90.0, scale_x=1.5, scale_y=1.5),
         input_range=(-1.0, 1.0),
+        num_coords=12,  # box + 4 keypoints
+        num_keypoints=4,
         box_scale=(128.0, 128.0),
         boxes_output="regressors",
         scores_output="classificators",
