@@ -15,7 +15,7 @@ from posezoo.sinks import (
     Display,
     JsonlSink,
     VideoSink,
-    check_writable,
+    check_output,
     image_output_path,
     pose_record,
     write_image,
@@ -61,9 +61,7 @@ def run_model(opts: RunOptions) -> None:
         savepath = savepath or DEFAULT_SAMPLE_OUTPUT
         _say(f"no input given: running on the bundled sample {inputs[0].name} (COCO, CC BY 2.0)")
     paths = image_paths(inputs) if inputs else []
-    for out in (savepath, opts.json_out):
-        if out is not None:
-            check_writable(Path(out))
+    check_output(savepath, opts.json_out, video=opts.video is not None)  # before any model runs
     source = VideoSource(opts.video) if opts.video is not None else None
 
     model = load_model(
