@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Iterator
 from filelock import FileLock, Timeout
 
 from posezoo.atomic import write_atomically
-from posezoo.errors import FetchError
+from posezoo.errors import FetchError, InputError
 from posezoo.hashes import READ_CHUNK, file_digest
 
 if TYPE_CHECKING:
@@ -517,12 +517,18 @@ class Cache:
     def export(self, dest: Path | str) -> list[Path]:
         """Write a mirror: ``dest/<registry file name>`` for each verified file. Returns the paths written."""
         dest = Path(dest)
+        if dest.exists() and not dest.is_dir():
+            raise InputError(f"cannot write the mirror to {dest}: it is not a folder", "give a folder (it is created)")
         written = []
         for name in self._names():
             if not self._has_valid_file(name, self.manifest(name)):
                 continue
             src = self.files_dir / name
-            write_atomically(dest / name, lambda f, src=src: _copy_into(src, f))
+            try:
+                write_atomically(dest / name, lambda f, src=src: _copy_into(src, f))
+            except OSError as exc:
+                raise InputError(f"cannot write the mirror {dest / name}: {exc.strerror or exc}",
+                                 "give a folder you can write to, on a disk with room for the files") from None
             written.append(dest / name)
         return written
 

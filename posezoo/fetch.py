@@ -148,7 +148,18 @@ def _distinct(entries: Iterable[FileEntry]) -> list[FileEntry]:
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).hostname or url
+    try:
+        return urlsplit(url).hostname or shorten(url)
+    except ValueError:
+        return shorten(url)
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme, lower case; "" for a URL that does not parse (an invalid IPv6 host)."""
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
 
 
 def _mib(n: int | float) -> str:
@@ -321,7 +332,10 @@ class _Pace:
 
 def _mirror_folder(mirror: str) -> Path | None:
     """The local folder a mirror names, or None for an http(s) mirror."""
-    parts = urlsplit(mirror)
+    try:
+        parts = urlsplit(mirror)
+    except ValueError as exc:
+        raise FetchError(f"mirror {shorten(mirror)} is not a valid URL ({exc})", "give a folder or an http(s) URL") from None
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         return None
@@ -352,7 +366,7 @@ class _Fetcher:
         self.deadline = _env_number(DEADLINE_ENV)
         self.max_size = int(_env_number(MAX_SIZE_ENV, positive=True))
         # plain http is allowed only where the user asked for it: an http mirror
-        self.allow_http = bool(self.mirror) and urlsplit(self.mirror).scheme.lower() == "http"
+        self.allow_http = bool(self.mirror) and _scheme(self.mirror) == "http"
         self._session: requests.Session | None = None
 
     def __enter__(self) -> _Fetcher:
@@ -433,7 +447,7 @@ class _Fetcher:
         if size > self._limit(entry):
             raise _size_error(entry, url, f"has {_mib(size)}, more than {MAX_SIZE_ENV}={self.max_size}")
         offset = self.cache.open_partial(entry, url)
-        chunks = self._bounded(entry, url, iter_file(src, offset), offset)
+        chunks = self._bounded(entry, url, _read_source(entry, src, offset), offset)
         self._store(entry, url, chunks, offset, entry.size or size)
 
     def _download(self, entry: FileEntry, url: str) -> None:
@@ -494,16 +508,22 @@ class _Fetcher:
                 )
             except requests.RequestException as exc:
                 raise _transport_error(entry, seen[-1], exc, wait) from None
+            except ValueError:  # (a URL urllib3 cannot parse, past requests' own checks)
+                raise _Refused(FetchError(f"cannot download {entry.name}: {shorten(seen[-1])} is not a valid "
+                                          "http(s) URL", "check the mirror URL or the registry entry")) from None
             target = self.session.get_redirect_target(resp) if resp.is_redirect else None
             if target is None:
                 return resp, seen[-1]
             resp.close()
             here = seen[-1]
-            there = requests.utils.requote_uri(urljoin(here, target))
-            scheme = urlsplit(there).scheme.lower()
+            try:
+                there = requests.utils.requote_uri(urljoin(here, target))
+            except ValueError:
+                there = target
+            scheme = _scheme(there)
             if scheme not in ("http", "https"):
-                raise _redirect_error(entry, here, f"redirected to {shorten(there)}: only http(s) URLs are followed")
-            if scheme == "http" and urlsplit(here).scheme.lower() == "https" and not self.allow_http:
+                raise _redirect_error(entry, here, f"redirected to {shorten(there)}: only valid http(s) URLs are followed")
+            if scheme == "http" and _scheme(here) == "https" and not self.allow_http:
                 raise _redirect_error(
                     entry, here, f"redirected to {shorten(there)}, from https to plain http: refused"
                 )
@@ -610,6 +630,15 @@ class _Fetcher:
                 "or check the registry's digest",
             )
         self.cache.install(entry, url)
+
+
+def _read_source(entry: FileEntry, src: Path, offset: int) -> Iterator[bytes]:
+    """The bytes of a mirror folder's file from ``offset`` on; a read error is the mirror's, not the cache's."""
+    try:
+        yield from iter_file(src, offset)
+    except OSError as exc:
+        raise _Refused(FetchError(f"cannot read {entry.name} from the mirror folder: {src}: {exc.strerror or exc}",
+                                  "check the mirror folder's permissions"), keep=True) from None
 
 
 def _range_start(resp: requests.Response) -> int | None:

@@ -205,7 +205,7 @@ def test_an_http_mirror_may_redirect_to_http(home, server, mirror_dir):
 def test_redirect_to_another_scheme_and_loops_are_refused_without_retries(home, server):
     server.inject(DETECTOR.name, "redirect=ftp://127.0.0.1/pose_detection.tflite")
     message, _ = fetch_error(DETECTOR, server.url)
-    assert "redirected to ftp://127.0.0.1/pose_detection.tflite: only http(s) URLs are followed" in message
+    assert "redirected to ftp://127.0.0.1/pose_detection.tflite: only valid http(s) URLs are followed" in message
     assert len(server.requests) == 1
 
     server.inject("a.tflite", "redirect=/b.tflite")
@@ -222,7 +222,7 @@ def test_redirect_to_another_scheme_and_loops_are_refused_without_retries(home, 
 def test_a_huge_redirect_target_is_cut_short_in_the_message(home, server):
     server.inject(DETECTOR.name, "redirect=gopher://" + "x" * 20000)
     message, _ = fetch_error(DETECTOR, server.url)
-    assert "only http(s) URLs are followed" in message and len(message) < 500
+    assert "only valid http(s) URLs are followed" in message and len(message) < 500
 
 
 # --------------------------------------------------------------------------------------------- TLS

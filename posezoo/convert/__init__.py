@@ -63,6 +63,8 @@ def convert_bytes(data: bytes, *, model_name: str | None = None) -> bytes:
 def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = None) -> None:
     """Convert the .tflite at ``src`` to ``dst`` (.onnx), replacing ``dst`` atomically."""
     src, dst = Path(src), Path(dst)
+    if src.exists() and not src.is_file():  # a FIFO would block, a device such as /dev/zero never end
+        raise ConvertError(f"cannot read {src}: it is not a regular file", "give a .tflite file")
     try:
         data = src.read_bytes()
     except OSError as exc:
