@@ -233,3 +233,23 @@ def test_cache_clear_says_what_it_removed_and_verify_names_a_changed_onnx(tmp_pa
         "cleared the cache: 2 file(s) removed",
     ]
     assert run_posezoo("cache", "clear", env=env).stdout.strip() == "the cache: nothing to remove"
+
+
+def test_no_command_writes_over_a_device_or_into_a_file(tmp_path, shared_models):
+    env = posezoo_env(tmp_path)
+    tflite = shared_models / "mediapipe-assets" / "pose_detection.tflite"
+    converted = run_posezoo("convert", tflite, "-o", "/dev/full", env=env, timeout=120)
+    assert converted.returncode == 4 and "cannot write /dev/full: it is not a regular file" in one_line_error(converted)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    from_device = run_posezoo("convert", "/dev/zero", "-o", tmp_path / "x.onnx", env=env, timeout=60)
+    assert from_device.returncode == 4 and "not a regular file" in one_line_error(from_device)
+
+    build_mirror(shared_models, tmp_path / "mirror", [])  # (an empty mirror folder is enough to test export)
+    (tmp_path / "a-file").write_text("x")
+    exported = run_posezoo("cache", "export", tmp_path / "a-file", env=env, timeout=60)
+    assert exported.returncode == 5 and "it is not a folder" in one_line_error(exported)
+
+
+def test_an_invalid_mirror_url_is_one_line(tmp_path):
+    result = run_posezoo("fetch", "blazepose-full", "--mirror", "http://[::1", env=posezoo_env(tmp_path), timeout=60)
+    assert result.returncode == 3 and "is not a valid URL" in one_line_error(result)
