@@ -5,6 +5,7 @@ a real full disk (a 1 MiB tmpfs), a POSEZOO_HOME that is a file."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,24 @@ def test_a_read_only_cache_still_serves_run_offline_list_and_verify(filled, tmp_
         clear = run_posezoo("cache", "clear", env=env, timeout=120)
         assert clear.returncode != 0 and "could not remove" in one_line_error(clear)
         assert (ro / "files" / LITE.name).is_file()
+
+
+def test_verify_on_a_read_only_cache_reports_what_it_cannot_remove(filled, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(filled["home"], copy)
+    flip(copy / "onnx" / f"{LITE.name}.onnx")
+    flip(copy / "files" / DETECTOR.name)
+    with read_only_view(copy, tmp_path / "ro") as ro:
+        problems = {p.name: p for p in Cache(ro).verify()}
+        assert sorted(problems) == [DETECTOR.name, f"{LITE.name}.onnx"]
+        assert not any(p.removed for p in problems.values())
+        assert "digest mismatch" in str(problems[DETECTOR.name])
+        assert "could not remove it" in str(problems[DETECTOR.name])
+        result = run_posezoo("cache", "verify", env=posezoo_env(tmp_path, POSEZOO_HOME=str(ro)), timeout=120)
+        assert result.returncode == 1 and f"posezoo: corrupt file: {DETECTOR.name}: digest mismatch" in result.stderr
+        assert "Traceback" not in result.stderr
+        with pytest.raises(FetchError, match="cannot convert .* is on a read-only file system"):
+            ensure_onnx(LITE, Cache(ro), progress=False)  # the changed .onnx is never run
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, mirror_dir, monkeypatch):
