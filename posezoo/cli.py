@@ -340,13 +340,16 @@ def cache_export(dest: Path = typer.Argument(..., help="Folder to write the mirr
 
 @app.command()
 def convert(
-    src: Path = typer.Argument(..., help="A .tflite file."),
+    src: Path = typer.Argument(..., help="A .tflite file, or a TF.js graph model's model.json (its .bin shards beside it)."),
     out: Path = typer.Option(..., "-o", "--output", help="The .onnx file to write."),
 ) -> None:
-    """Convert a TFLite model to ONNX (exact, NCHW inside, same inputs and outputs)."""
-    from posezoo.convert import convert_file
+    """Convert a TFLite or TF.js model to ONNX (exact, NCHW inside, same inputs and outputs)."""
+    from posezoo.convert import convert_file, convert_tfjs_file
 
-    convert_file(src, out)
+    if src.suffix.lower() == ".json":
+        convert_tfjs_file(src, out)
+    else:
+        convert_file(src, out)
     typer.echo(f"wrote {out}")
 
 

@@ -63,7 +63,7 @@ class FetchError(PosezooError):
 
 
 class ConvertError(PosezooError):
-    """A TFLite file that cannot be converted (malformed, truncated, unsupported op)."""
+    """A TFLite or TF.js model that cannot be converted (malformed, truncated, unsupported op)."""
 
     exit_code = 4
 

@@ -83,3 +83,17 @@ def coco_photo(testdata: Path):
     import cv2
 
     return cv2.imread(str(testdata / "images" / "coco_000000000785.jpg"))
+
+
+@pytest.fixture(scope="session")
+def tfjs_runner(tmp_path_factory):
+    """TF.js (pure-JS CPU backend) under node, the reference of the TF.js converter: skips only when
+    node or npm is not on PATH; installs tests/node's pinned packages (npm ci) when they are missing
+    and fails loudly when that fails."""
+    from tfjs import TfjsRunner, ensure_installed, missing_tools
+
+    why = missing_tools()
+    if why:
+        pytest.skip(why)
+    ensure_installed()
+    return TfjsRunner(tmp_path_factory.mktemp("tfjs"))

@@ -1,4 +1,4 @@
-"""Exact TFLite -> ONNX conversion for MediaPipe's float models.
+"""Exact TFLite -> ONNX and TF.js graph model -> ONNX conversion.
 
 MediaPipe publishes its models only as TFLite; posezoo runs them on onnxruntime, so it converts them
 itself. The converter keeps the TFLite signature (input/output names, NHWC shapes, float32) and lays
@@ -14,6 +14,10 @@ Public API::
     convert_bytes(data, *, model_name=None)      # -> serialized ONNX ModelProto
     CONVERTER_VERSION                            # bump when the output changes
 
+    convert_tfjs_file(model_json, dst, *, weights=None, model_name=None)  # TF.js graph model -> .onnx
+    convert_tfjs_bytes(model_json, shards, *, model_name=None)           # -> serialized ONNX ModelProto
+    TFJS_CONVERTER_VERSION                       # the TF.js path's version (see posezoo.convert.tfjs)
+
 Every failure is a :class:`posezoo.errors.ConvertError` with a one-line message.
 """
 
@@ -21,18 +25,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-
 from posezoo.atomic import write_bytes
-from posezoo.convert.builder import GraphBuilder
+from posezoo.convert.builder import GraphBuilder, checked_bytes
 from posezoo.convert.ops import HANDLERS
 from posezoo.convert.optimize import optimize
+from posezoo.convert.tfjs import SUPPORTED_TFJS_OPS, TFJS_CONVERTER_VERSION, convert_tfjs_bytes, convert_tfjs_file
 from posezoo.convert.tflite_reader import Graph, read_graph
 from posezoo.cache import Cache
 from posezoo.errors import ConvertError
 from posezoo.registry import FileEntry
 
-__all__ = ["CONVERTER_VERSION", "SUPPORTED_OPS", "convert_bytes", "convert_file", "ensure_onnx"]
+__all__ = [
+    "CONVERTER_VERSION",
+    "SUPPORTED_OPS",
+    "SUPPORTED_TFJS_OPS",
+    "TFJS_CONVERTER_VERSION",
+    "convert_bytes",
+    "convert_file",
+    "convert_tfjs_bytes",
+    "convert_tfjs_file",
+    "ensure_onnx",
+]
 
 CONVERTER_VERSION = "4"
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
@@ -50,14 +63,7 @@ def convert_bytes(data: bytes, *, model_name: str | None = None) -> bytes:
         except (ValueError, IndexError, KeyError) as exc:  # shapes/values that contradict each other
             raise ConvertError(f"cannot convert {label}: operator #{number} {op.code} is malformed ({type(exc).__name__})",
                                "the file is inconsistent; download the model again") from None
-    model = optimize(builder.finish(Path(label).stem, CONVERTER_VERSION))
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConvertError(f"cannot convert {label}: produced an invalid ONNX graph ({first_line})",
-                           "please report this as a posezoo bug") from None
-    return model.SerializeToString()
+    return checked_bytes(optimize(builder.finish(Path(label).stem, CONVERTER_VERSION)), label)
 
 
 def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = None) -> None:
@@ -89,33 +95,40 @@ def _check_supported(graph: Graph, label: str) -> None:
 def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool = True) -> Path:
     """The ONNX model of a cached registry file, converted now when missing, written by another
     converter version, or no longer the bytes recorded when it was written (the cache records which
-    version wrote it and its digest). A file of format onnx is its own model.
+    version wrote it and its digest). A file of format onnx is its own model; one of format tfjs (a
+    model.json) is converted with its cached weight shards.
 
     Nothing unverified is returned: an existing .onnx is re-hashed against its recorded digest, the
-    source is re-hashed against the registry digest before every conversion, and a file of format
-    onnx is re-hashed before it is returned. Conversion failures raise :class:`ConvertError`; a file
-    that is not cached, has changed, or a cache that cannot be written, ``FetchError``.
+    source (and every shard) is re-hashed against the registry digest before every conversion, and a
+    file of format onnx is re-hashed before it is returned. Conversion failures raise
+    :class:`ConvertError`; a file that is not cached, has changed, or a cache that cannot be written,
+    ``FetchError``.
     """
     cache = cache or Cache()
     if entry.format == "onnx":
         return cache.require_verified(entry)
-    dst = cache.verified_onnx(entry, CONVERTER_VERSION)
+    version = TFJS_CONVERTER_VERSION if entry.format == "tfjs" else CONVERTER_VERSION
+    dst = cache.verified_onnx(entry, version)
     if dst is not None:
         return dst
     with cache.hold(entry, "converting", progress):
-        dst = cache.verified_onnx(entry, CONVERTER_VERSION)
+        dst = cache.verified_onnx(entry, version)
         if dst is None:
             src = cache.require_verified(entry)
             dst = cache.onnx_path(entry)
-            if entry.format != "tflite":
-                raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
             try:
                 dst.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise cache.write_error(exc, f"convert {entry.name}") from None
-            convert_file(src, dst, model_name=entry.name)
+            if entry.format == "tflite":
+                convert_file(src, dst, model_name=entry.name)
+            elif entry.format == "tfjs":
+                weights = {shard.name: cache.require_verified(shard) for shard in entry.shards}
+                convert_tfjs_file(src, dst, weights=weights, model_name=entry.name)
+            else:
+                raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
             try:
-                cache.record_conversion(entry, CONVERTER_VERSION)
+                cache.record_conversion(entry, version)
             except OSError as exc:
                 raise cache.write_error(exc, f"record the conversion of {entry.name}") from None
     return dst

@@ -184,24 +184,36 @@ class GraphBuilder:
             node.input[:] = [renames.get(n, n) for n in node.input]
             node.output[:] = [renames.get(n, n) for n in node.output]
             node.name = renames.get(node.name, node.name)
-        graph = helper.make_graph(
-            self.nodes,
-            graph_name,
-            [self._value_info(i) for i in self.graph.inputs],
-            [self._value_info(i) for i in self.graph.outputs],
-            initializer=self.initializers,
-        )
-        model = helper.make_model(
-            graph,
-            opset_imports=[helper.make_opsetid("", OPSET)],
-            producer_name="posezoo.convert",
-            producer_version=producer_version,
-        )
-        model.ir_version = IR_VERSION
-        return model
+        return make_model(self.nodes, [self._value_info(i) for i in self.graph.inputs],
+                          [self._value_info(i) for i in self.graph.outputs], self.initializers,
+                          graph_name, producer_version)
 
     def _value_info(self, index: int) -> onnx.ValueInfoProto:
         return helper.make_tensor_value_info(self.tensor_name(index), TensorProto.FLOAT, list(self.shape(index)))
+
+
+def make_model(nodes, inputs, outputs, initializers, graph_name: str, producer_version: str) -> onnx.ModelProto:
+    """The ModelProto of every converter: opset :data:`OPSET`, IR :data:`IR_VERSION`, posezoo as producer."""
+    graph = helper.make_graph(nodes, graph_name, inputs, outputs, initializer=initializers)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="posezoo.convert",
+        producer_version=producer_version,
+    )
+    model.ir_version = IR_VERSION
+    return model
+
+
+def checked_bytes(model: onnx.ModelProto, label: str) -> bytes:
+    """``model`` serialized, after onnx's checker accepted it (else a one-line ConvertError)."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConvertError(f"cannot convert {label}: produced an invalid ONNX graph ({first_line})",
+                           "please report this as a posezoo bug") from None
+    return model.SerializeToString()
 
 
 def unique_name(base: str, taken: set[str]) -> str:
