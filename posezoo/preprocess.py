@@ -4,7 +4,9 @@ and scaling pixels into input tensors.
 Mirrors the OpenCV path of MediaPipe's ``ImageToTensorCalculator``
 (image_to_tensor_converter_opencv.cc): a rotated rect's corners, in ``cv::boxPoints`` order, map to
 the output corners (0,H), (0,0), (W,0), (W,H); bilinear; border replicate, or zero for a letterbox.
-Everything works in image pixels.
+Everything works in image pixels. With ``pixel_centers`` a crop samples as MediaPipe's GPU path does
+(image_to_tensor_converter_gl_texture.cc): each output pixel's centre is mapped through the rect and
+the image is sampled there, half an output pixel further in than the OpenCV path.
 """
 
 from __future__ import annotations
@@ -90,14 +92,22 @@ def crop(
     *,
     border: int = cv2.BORDER_REPLICATE,
     out: np.ndarray | None = None,
+    pixel_centers: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cut the rotated ``roi`` out of ``image`` into an array of ``size`` = (height, width).
 
-    Returns ``(crop, M)`` where M (2x3) maps image pixels to crop pixels. Bilinear; ``border`` is
-    BORDER_REPLICATE (landmark crops) or BORDER_CONSTANT with zeros (the detector's letterbox).
-    ``out`` is reused when given (same dtype as ``image``).
+    Returns ``(crop, M)`` where M (2x3) maps image pixels to crop pixels (the indices of ``crop``).
+    Bilinear; ``border`` is BORDER_REPLICATE (landmark crops) or BORDER_CONSTANT with zeros (the
+    detector's letterbox). ``out`` is reused when given (same dtype as ``image``).
+
+    Sampling: crop pixel (i, j) is read at the image point the ROI puts at crop point (i, j)
+    (MediaPipe's OpenCV path: corner-based crop coordinates read as pixel indices); with
+    ``pixel_centers``, at the point of crop point (i + 0.5, j + 0.5), read in pixel-centre image
+    coordinates (MediaPipe's GPU path: texture sampling at fragment centres).
     """
     fwd = crop_to_image_matrix(roi, size)
+    if pixel_centers:
+        fwd[:, 2] += fwd[:, :2] @ (0.5, 0.5) - 0.5
     res = cv2.warpAffine(
         image,
         fwd,
@@ -132,3 +142,132 @@ def letterbox_roi(image_w: int, image_h: int, tensor_h: int, tensor_w: int) -> t
         new_w, new_h = h / tensor_aspect, h
         pad_x, pad_y = (1.0 - tensor_aspect / (h / w)) * 0.5, 0.0
     return Roi(w * 0.5, h * 0.5, new_w, new_h, 0.0), np.array([pad_x, pad_y, pad_x, pad_y])
+
+
+
+# ------------------------------------------------------------------------------------ TensorFlow's sampling
+#
+# Models published for TensorFlow get their inputs from tf.image ops, whose bilinear sampling differs from
+# OpenCV's: source pixels sit at integer coordinates (no half-pixel shift), the interpolation is done in
+# floating point (OpenCV's warps quantize positions to 1/32 pixel), x first and then y, and crop_and_resize
+# fills points outside the image with a constant. The functions below sample exactly where TensorFlow's
+# CPU kernels sample and interpolate in the same order, in float32 (TensorFlow computes in double and
+# stores float32: the results agree except where a value falls within float32 rounding of another).
+
+_MAX_REMAP = 32767  # cv2.remap's integer maps are int16
+
+
+@dataclass(frozen=True)
+class SampleGrid:
+    """Where a TensorFlow-style bilinear resample reads: the output block ``rows`` x ``cols`` (slices)
+    of an output of ``size`` = (height, width) samples the source at ``ys`` x ``xs`` (pixel coordinates
+    inside the image); the rest of the output is the extrapolation value. Reusable while the source
+    size and the box hold (e.g. every frame of a video for a fixed resize)."""
+
+    size: tuple[int, int]
+    rows: slice
+    cols: slice
+    corners: tuple  # how to gather the 4 neighbours of every sample (see _gather)
+    wx: np.ndarray  # (w,) float32 weights of the right neighbours
+    wy: np.ndarray  # (h, 1) float32 weights of the bottom neighbours
+
+    @staticmethod
+    def make(ys: np.ndarray, xs: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> "SampleGrid":
+        """The grid sampling at ``ys`` (one per output row) and ``xs`` (one per column), in source pixel
+        coordinates; samples outside [0, H - 1] x [0, W - 1] are left to the extrapolation value."""
+        h, w = source_size
+        inside_y = np.flatnonzero((ys >= 0) & (ys <= h - 1))
+        inside_x = np.flatnonzero((xs >= 0) & (xs <= w - 1))
+        if not inside_y.size or not inside_x.size:  # the box misses the image
+            return SampleGrid(size, slice(0, 0), slice(0, 0), (), np.zeros(0, np.float32), np.zeros((0, 1), np.float32))
+        rows = slice(int(inside_y[0]), int(inside_y[-1]) + 1)  # the coordinates are monotonic: one block
+        cols = slice(int(inside_x[0]), int(inside_x[-1]) + 1)
+        ys, xs = ys[rows], xs[cols]
+        y0, x0 = np.floor(ys).astype(np.intp), np.floor(xs).astype(np.intp)
+        y1, x1 = np.ceil(ys).astype(np.intp), np.ceil(xs).astype(np.intp)
+        wy = (ys - y0).astype(np.float32).reshape(-1, 1)
+        wx = (xs - x0).astype(np.float32)
+        if max(h, w) <= _MAX_REMAP:  # one cv2.remap gathers the 4 neighbours, stacked on the rows
+            m = np.empty((4, len(ys), len(xs), 2), np.int16)
+            for k, (yi, xi) in enumerate(((y0, x0), (y0, x1), (y1, x0), (y1, x1))):
+                m[k, :, :, 0] = xi[None, :]
+                m[k, :, :, 1] = yi[:, None]
+            corners: tuple = (m.reshape(4 * len(ys), len(xs), 2),)
+        else:
+            corners = tuple((yi[:, None], xi[None, :]) for yi, xi in ((y0, x0), (y0, x1), (y1, x0), (y1, x1)))
+        return SampleGrid(size, rows, cols, corners, wx, wy)
+
+    def _gather(self, image: np.ndarray) -> list[np.ndarray]:
+        """The top-left, top-right, bottom-left and bottom-right neighbours, each (h, w * C)."""
+        h, w = self.wy.shape[0], self.wx.shape[0]
+        if len(self.corners) == 1:
+            stacked = cv2.remap(image, self.corners[0], None, cv2.INTER_NEAREST)
+            return list(stacked.reshape(4, h, -1))
+        return [image[index].reshape(h, -1) for index in self.corners]
+
+    def sample(self, image: np.ndarray, extrapolation: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 (height, width, C) samples of ``image`` (H, W, C or H, W; uint8 or float32), written
+        into ``out`` when it has that shape and dtype."""
+        channels = image.shape[2] if image.ndim == 3 else 1
+        shape = (*self.size, channels)
+        if out is None or out.shape != shape or out.dtype != np.float32:
+            out = np.empty(shape, np.float32)
+        h, w = self.wy.shape[0], self.wx.shape[0]
+        if h < self.size[0] or w < self.size[1]:
+            out.fill(extrapolation)
+        if not self.corners:
+            return out
+        tl, tr, bl, br = self._gather(image)
+        wx = np.repeat(self.wx, channels)
+        top = np.subtract(tr, tl, dtype=np.float32)  # top = tl + (tr - tl) * wx
+        top *= wx
+        top += tl
+        bottom = np.subtract(br, bl, dtype=np.float32)  # bottom = bl + (br - bl) * wx
+        bottom *= wx
+        bottom += bl
+        bottom -= top  # value = top + (bottom - top) * wy
+        bottom *= self.wy
+        block = out[self.rows, self.cols].reshape(h, -1) if out[self.rows, self.cols].flags.c_contiguous else None
+        if block is not None:
+            np.add(top, bottom, out=block)
+        else:
+            out[self.rows, self.cols] = (top + bottom).reshape(h, w, channels)
+        return out
+
+
+def crop_and_resize_grid(box, source_size: tuple[int, int], size: tuple[int, int]) -> SampleGrid:
+    """The :class:`SampleGrid` of ``tf.image.crop_and_resize`` (bilinear) for one ``box`` = (y0, x0, y1,
+    x1), normalized to the source (it may reach outside it). The box's corners map onto the output's
+    corner pixels: ``src_y = y0 * (H - 1) + i * (y1 - y0) * (H - 1) / (height - 1)``; the box is taken as
+    float32 values, as TensorFlow holds it."""
+    (h, w), (out_h, out_w) = source_size, size
+    y0, x0, y1, x1 = (float(v) for v in np.asarray(box, np.float32))
+
+    def axis(a: float, b: float, n_in: int, n_out: int) -> np.ndarray:
+        if n_out == 1:
+            return np.full(1, 0.5 * (a + b) * (n_in - 1))
+        return a * (n_in - 1) + np.arange(n_out) * ((b - a) * (n_in - 1) / (n_out - 1))
+
+    return SampleGrid.make(axis(y0, y1, h, out_h), axis(x0, x1, w, out_w), (h, w), (out_h, out_w))
+
+
+def resize_bilinear_grid(source_size: tuple[int, int], size: tuple[int, int]) -> SampleGrid:
+    """The :class:`SampleGrid` of ``tf.image.resize_bilinear`` with align_corners and half_pixel_centers
+    off: output pixel ``i`` samples the source at ``i * H / height`` (its last row and column clamped), so
+    the top-left pixels coincide and the scale is the ratio of the sizes."""
+    (h, w), (out_h, out_w) = source_size, size
+    ys = np.minimum(np.arange(out_h) * (h / out_h), h - 1)
+    xs = np.minimum(np.arange(out_w) * (w / out_w), w - 1)
+    return SampleGrid.make(ys, xs, (h, w), (out_h, out_w))
+
+
+def crop_and_resize(image: np.ndarray, box, size: tuple[int, int], *, extrapolation: float = 0.0) -> np.ndarray:
+    """``tf.image.crop_and_resize`` of ``image`` (H, W, C) for one normalized ``box`` = (y0, x0, y1, x1)
+    to ``size`` = (height, width), bilinear: float32 (height, width, C). See :func:`crop_and_resize_grid`."""
+    return crop_and_resize_grid(box, image.shape[:2], size).sample(image, extrapolation)
+
+
+def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``tf.image.resize_bilinear`` of ``image`` (H, W, C) to ``size`` = (height, width): float32. See
+    :func:`resize_bilinear_grid`."""
+    return resize_bilinear_grid(image.shape[:2], size).sample(image)
