@@ -15,7 +15,7 @@ from fstools import read_only_view, small_disk
 from httpserver import home, mirror_dir  # noqa: F401  (pytest fixtures)
 from mirror import build_mirror
 from posezoo.cache import Cache
-from posezoo.convert import CONVERTER_VERSION, ensure_onnx
+from posezoo.convert import conversion_key, ensure_onnx
 from posezoo.errors import FetchError
 from posezoo.fetch import fetch_file, fetch_model
 from posezoo.registry import FileEntry, build_registry
@@ -47,11 +47,11 @@ def test_conversion_records_the_onnx_digest_and_a_changed_onnx_is_converted_agai
     record = cache.manifest(DETECTOR.name)["onnx"]
     onnx = paths["detector"]
     assert record["digest"] == sha256(onnx) and record["size"] == onnx.stat().st_size
-    assert record["converter_version"] == CONVERTER_VERSION
+    assert record["converter_version"] == conversion_key()  # converter version + CPU target block
     good = onnx.read_bytes()
 
     flip(onnx)  # the .onnx changed after it was written: never run it
-    assert cache.verified_onnx(DETECTOR, CONVERTER_VERSION) is None
+    assert cache.verified_onnx(DETECTOR, conversion_key()) is None
     assert ensure_onnx(DETECTOR, cache, progress=False) == onnx
     assert onnx.read_bytes() == good  # converted again from the (re-verified) source
 
@@ -68,7 +68,7 @@ def test_cache_verify_checks_converted_models(home, mirror_dir):
     assert cache.is_cached(LITE)  # the source is intact and stays
     assert cache.verify() == []
     model_files(FULL, "lite", mirror=str(mirror_dir), progress=False)  # converted again on next use
-    assert cache.verified_onnx(LITE, CONVERTER_VERSION) == paths["landmark"]
+    assert cache.verified_onnx(LITE, conversion_key()) == paths["landmark"]
 
 
 def test_the_source_is_re_verified_before_conversion(home, mirror_dir):
