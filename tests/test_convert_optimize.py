@@ -14,9 +14,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from posezoo.convert import convert_bytes
-from posezoo.convert.optimize import BLOCK, optimize
+from posezoo.convert.optimize import optimize
+from posezoo.convert.target import TARGETS, Target
 
 RNG = np.random.default_rng(7)
+AVX512, AVX2, NCHW = TARGETS["avx512"], TARGETS["avx2"], TARGETS["nchw"]
 
 
 def _model(nodes, inputs: dict[str, list[int]], outputs: list[str], weights: dict[str, np.ndarray]) -> onnx.ModelProto:
@@ -36,10 +38,10 @@ def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarra
     return session.run(None, feeds)
 
 
-def _optimized_matches(model: onnx.ModelProto, feeds) -> onnx.ModelProto:
-    """Optimize a copy of ``model``; assert both give the same outputs; return the copy."""
+def _optimized_matches(model: onnx.ModelProto, feeds, target: Target = AVX512) -> onnx.ModelProto:
+    """Optimize a copy of ``model`` for ``target``; assert both give the same outputs; return the copy."""
     before = _run(model, feeds)
-    rewritten = optimize(onnx.ModelProto.FromString(model.SerializeToString()))
+    rewritten = optimize(onnx.ModelProto.FromString(model.SerializeToString()), target)
     onnx.checker.check_model(rewritten)
     after = _run(rewritten, feeds)
     for b, a in zip(before, after):
@@ -108,16 +110,18 @@ def _resize_conv(cin: int, cout: int, mode: str, size=(10, 14)) -> onnx.ModelPro
 
 
 @pytest.mark.parametrize("mode", ["half_pixel", "align_corners", "asymmetric"])
-def test_resize_moves_after_the_pointwise_conv(mode):
+@pytest.mark.parametrize("target", [AVX512, NCHW], ids=lambda t: t.name)
+def test_resize_moves_after_the_pointwise_conv(mode, target):
     model = _resize_conv(12, 4, mode)
     feeds = {"x": _w(1, 12, 5, 7), "skip": _w(1, 4, 10, 14)}
-    rewritten = _optimized_matches(model, feeds)
+    rewritten = _optimized_matches(model, feeds, target)
     ops = _ops(rewritten)
     assert ops.index("Conv") < ops.index("Resize")
     resize = next(n for n in rewritten.graph.node if n.op_type == "Resize")
     sizes = next(numpy_helper.to_array(t) for t in rewritten.graph.initializer if t.name == resize.input[3])
     assert sizes.tolist() == [1, 4, 10, 14]
-    assert ops.count("Conv") == 2  # the Clip now follows an identity depthwise Conv
+    # NCHWc: the Clip follows an identity depthwise Conv (fused there); plain NCHW: it follows the Resize
+    assert ops.count("Conv") == (2 if target.nchwc else 1)
 
 
 @pytest.mark.parametrize("cin, cout, size", [(4, 12, (10, 14)), (12, 4, (3, 4))])
@@ -128,8 +132,9 @@ def test_resize_stays_when_the_conv_would_not_get_cheaper(cin, cout, size):
     assert _ops(rewritten)[0] == "Resize"
 
 
-def _narrow_region(channels: int, to_output: bool) -> onnx.ModelProto:
-    """A ``channels``-wide region: two Convs -> Add -> depthwise Conv -> Relu -> MaxPool -> Resize -> Conv."""
+def _narrow_region(channels: int, to_output: bool, pool: bool = True) -> onnx.ModelProto:
+    """A ``channels``-wide region: two Convs -> Add -> depthwise Conv -> Relu -> MaxPool -> Resize -> Conv
+    (without the MaxPool when not ``pool``)."""
     tail = "r" if to_output else "out"
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["a"], kernel_shape=[1, 1]),
@@ -137,7 +142,8 @@ def _narrow_region(channels: int, to_output: bool) -> onnx.ModelProto:
         helper.make_node("Add", ["a", "b"], ["s"]),
         helper.make_node("Conv", ["s", "dw", "dwb"], ["d"], group=channels, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["d"], ["e"]),
-        helper.make_node("MaxPool", ["e"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("MaxPool", ["e"], ["m"], kernel_shape=[2, 2], strides=[2, 2]) if pool
+        else helper.make_node("Relu", ["e"], ["m"]),
         helper.make_node("Resize", ["m", "", "", "sizes"], ["r"], mode="linear"),
     ]
     if not to_output:
@@ -149,31 +155,79 @@ def _narrow_region(channels: int, to_output: bool) -> onnx.ModelProto:
     return _model(nodes, {"x": [1, 20, 8, 8]}, [tail], weights)
 
 
-@pytest.mark.parametrize("channels", [1, 8])
-def test_narrow_region_widens_to_a_block(channels):
+@pytest.mark.parametrize("channels, target", [(1, AVX512), (8, AVX512), (1, AVX2), (5, AVX2), (24, AVX512)],
+                         ids=lambda v: getattr(v, "name", v))
+def test_narrow_region_widens_to_the_targets_block(channels, target):
+    """Fewer channels than a block, or (24 on AVX-512) a MaxPool on a part block: whole blocks."""
     model = _narrow_region(channels, to_output=False)
-    rewritten = _optimized_matches(model, {"x": _w(1, 20, 8, 8)})
+    rewritten = _optimized_matches(model, {"x": _w(1, 20, 8, 8)}, target)
+    block = -(-channels // target.block) * target.block  # the width it gets
     arrays = {t.name: numpy_helper.to_array(t) for t in rewritten.graph.initializer}
     convs = {n.output[0]: n for n in rewritten.graph.node if n.op_type == "Conv"}
-    assert arrays[convs["a"].input[1]].shape[0] == BLOCK and arrays[convs["b"].input[1]].shape[0] == BLOCK
-    assert arrays[convs["d"].input[1]].shape[:2] == (BLOCK, 1)
-    assert [a.i for a in convs["d"].attribute if a.name == "group"] == [BLOCK]
-    assert arrays[convs["out"].input[1]].shape[:2] == (2, BLOCK)
+    assert arrays[convs["a"].input[1]].shape[0] == block and arrays[convs["b"].input[1]].shape[0] == block
+    assert arrays[convs["d"].input[1]].shape[:2] == (block, 1)
+    assert [a.i for a in convs["d"].attribute if a.name == "group"] == [block]
+    assert arrays[convs["out"].input[1]].shape[:2] == (2, block)
     resize = next(n for n in rewritten.graph.node if n.op_type == "Resize")
-    assert arrays[resize.input[3]].tolist() == [1, BLOCK, 8, 8]
+    assert arrays[resize.input[3]].tolist() == [1, block, 8, 8]
 
 
-def test_narrow_region_reaching_a_graph_output_is_left_alone():
-    model = _narrow_region(8, to_output=True)
-    rewritten = _optimized_matches(model, {"x": _w(1, 20, 8, 8)})
+@pytest.mark.parametrize("channels, target, to_output, pool", [
+    (8, AVX512, True, True),  # reaches a graph output
+    (8, AVX2, False, True),  # already one full block
+    (24, AVX2, False, True),  # three
+    (16, AVX512, False, True),
+    (24, AVX512, False, False),  # no MaxPool: onnxruntime pads the Convs to whole blocks itself
+    (8, NCHW, False, True),  # no blocked layout: padding would only add work
+], ids=str)
+def test_region_left_alone(channels, target, to_output, pool):
+    model = _narrow_region(channels, to_output=to_output, pool=pool)
+    rewritten = _optimized_matches(model, {"x": _w(1, 20, 8, 8)}, target)
     assert rewritten.graph.node == model.graph.node
     assert sorted(t.name for t in rewritten.graph.initializer) == sorted(t.name for t in model.graph.initializer)
 
 
+def _padded_skip(channels: int, before: int, after: int, relu: bool) -> onnx.ModelProto:
+    """BlazeBlock: x -> MaxPool -> zero channel pad (as a 0/1 1x1 Conv); h -> Conv 3x3; Add; Relu."""
+    total = before + channels + after
+    embed = np.zeros((total, channels, 1, 1), np.float32)
+    embed[before + np.arange(channels), np.arange(channels)] = 1.0
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["m", "embed"], ["p"], kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["h", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", "p"], ["s"]),
+    ]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["s"], ["out"]))
+    weights = {"embed": embed, "w": _w(total, 8, 3, 3), "b": _w(total)}
+    return _model(nodes, {"x": [1, channels, 8, 8], "h": [1, 8, 4, 4]}, ["out" if relu else "s"], weights)
+
+
+@pytest.mark.parametrize("before, after, relu", [(0, 16, True), (16, 32, False), (0, 8, True)])
+def test_channel_pad_becomes_a_concat_of_conv_pieces(before, after, relu):
+    model = _padded_skip(16, before, after, relu)
+    target = AVX512 if after % 16 == 0 else AVX2
+    rewritten = _optimized_matches(model, {"x": _w(1, 16, 8, 8), "h": _w(1, 8, 4, 4)}, target)
+    ops = _ops(rewritten)
+    arrays = {t.name: numpy_helper.to_array(t) for t in rewritten.graph.initializer}
+    widths = [arrays[n.input[1]].shape[0] for n in rewritten.graph.node if n.op_type == "Conv"]
+    assert widths == [w for w in (before, 16, after) if w]  # the embedding Conv is gone
+    assert ops[-1] == "Concat" and ops.count("Relu") == (len(widths) if relu else 0)
+
+
+@pytest.mark.parametrize("target", [AVX512, NCHW], ids=lambda t: t.name)
+def test_channel_pad_stays_when_concat_would_leave_nchwc(target):
+    """8 added channels are half a 16-channel block; without NCHWc there is nothing to gain."""
+    model = _padded_skip(16, 0, 8, True)
+    rewritten = _optimized_matches(model, {"x": _w(1, 16, 8, 8), "h": _w(1, 8, 4, 4)}, target)
+    assert "Concat" not in _ops(rewritten) and _ops(rewritten).count("Conv") == 2
+
+
 # -- the shipped models ---------------------------------------------------------------------------
 
-def _convert(shared_models, rel: str) -> onnx.ModelProto:
-    return onnx.load_from_string(convert_bytes((shared_models / rel).read_bytes(), model_name=rel))
+def _convert(shared_models, rel: str, target: Target = AVX512) -> onnx.ModelProto:
+    return onnx.load_from_string(convert_bytes((shared_models / rel).read_bytes(), model_name=rel, target=target))
 
 
 def test_pose_detector_runs_without_depth_to_space_or_wide_resizes(shared_models):
@@ -186,10 +240,12 @@ def test_pose_detector_runs_without_depth_to_space_or_wide_resizes(shared_models
         assert consumers[resize.output[0]].op_type != "Conv" or "identity" in consumers[resize.output[0]].name
 
 
+@pytest.mark.parametrize("target", [AVX512, AVX2], ids=lambda t: t.name)
 @pytest.mark.parametrize("rel", ["mediapipe-assets/pose_landmark_full.tflite", "mediapipe-v0.8.9/pose_landmark_lite.tflite"])
-def test_landmark_segmentation_head_is_a_full_block_wide(shared_models, rel):
-    """No Conv inside the graph reads fewer than 16 channels except the first, on the 3-channel input."""
-    model = _convert(shared_models, rel)
+def test_landmark_segmentation_head_is_a_full_block_wide(shared_models, rel, target):
+    """No Conv inside the graph reads fewer channels than a block except the first, on the 3-channel
+    input; for AVX2 (8-channel blocks) the 8-channel segmentation head stays 8 wide."""
+    model = _convert(shared_models, rel, target)
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
 
@@ -197,4 +253,5 @@ def test_landmark_segmentation_head_is_a_full_block_wide(shared_models, rel):
         return arrays[node.input[1]].shape[1] * next((a.i for a in node.attribute if a.name == "group"), 1)
 
     assert in_channels(convs[0]) == 3
-    assert [n.name for n in convs if in_channels(n) < BLOCK] == [convs[0].name]
+    assert [n.name for n in convs if in_channels(n) < target.block] == [convs[0].name]
+    assert min(in_channels(n) for n in convs[1:]) == target.block  # the head: exactly one block

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from posezoo.convert.target import Target, detect_target
 from posezoo.convert.tflite_reader import Graph
 from posezoo.errors import ConvertError
 
@@ -42,9 +43,10 @@ class Value:
 class GraphBuilder:
     """Accumulates nodes and initializers while the operator handlers walk the TFLite graph."""
 
-    def __init__(self, graph: Graph, label: str):
+    def __init__(self, graph: Graph, label: str, target: Target | None = None):
         self.graph = graph
         self.label = label
+        self.target = target or detect_target()  # the layout choices that depend on the CPU read it
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.values: dict[int, Value] = {}

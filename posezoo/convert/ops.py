@@ -117,7 +117,7 @@ def _conv(b: GraphBuilder, op: Operator, weights: np.ndarray, group: int) -> Non
     bias = []
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         bias = [b.initializer(b.constant(op.inputs[2], f"{op.code} bias").astype(np.float32), name + "_bias")]
-    if out_channels == 1 and group == 1 and in_per_group > 1 and kh * kw > 1:
+    if out_channels == 1 and group == 1 and in_per_group > 1 and kh * kw > 1 and b.target.nchwc:
         y = _single_channel_conv(b, x, weights, bias, window, name)
     else:
         y = b.node("Conv", [x, b.initializer(weights.astype(np.float32), name + "_weights")] + bias, name, group=group, **window)
@@ -126,7 +126,8 @@ def _conv(b: GraphBuilder, op: Operator, weights: np.ndarray, group: int) -> Non
 
 def _single_channel_conv(b: GraphBuilder, x: str, weights: np.ndarray, bias: list[str], window: dict, name: str) -> str:
     """A KxK Conv to one output channel as a depthwise KxK Conv plus a 1x1 channel sum: onnxruntime's
-    blocked layout pads output channels to its block size (8/16), so one channel would cost 8-16x."""
+    blocked layout pads output channels to its block size (8/16), so one channel would cost 8-16x.
+    (Only for NCHWc targets: without that layout the plain Conv is one small GEMM.)"""
     channels = weights.shape[1]
     depthwise = b.initializer(weights.reshape(channels, 1, *weights.shape[2:]).astype(np.float32), name + "_weights")
     per_channel = b.node("Conv", [x, depthwise], name + "_per_channel", group=channels, **window)
@@ -146,14 +147,15 @@ def max_pool_2d(b: GraphBuilder, op: Operator) -> None:
 
 
 def add(b: GraphBuilder, op: Operator) -> None:
-    """ADD with its fused activation. On NCHW tensors a clipping activation (RELU6) goes after an
-    identity 1x1 depthwise Conv: onnxruntime fuses Conv+Clip in its NCHWc layout, whereas a bare
-    Add -> Clip would make it leave that layout and come back (two reorders per ADD)."""
+    """ADD with its fused activation. On NCHW tensors, for NCHWc targets, a clipping activation
+    (RELU6) goes after an identity 1x1 depthwise Conv: onnxruntime fuses Conv+Clip in its NCHWc
+    layout (its NCHWc transformer fuses Relu but not Clip after an Add), whereas a bare Add -> Clip
+    would make it leave that layout and come back (two reorders per ADD)."""
     names, nchw = _elementwise_inputs(b, op.inputs[:2])
     name = b.tensor_name(op.outputs[0])
     fused = op.options.get("FusedActivationFunction", 0)
     y = b.node("Add", names, name)
-    if nchw and fused not in (_ACT_NONE, _ACT_RELU):
+    if nchw and fused not in (_ACT_NONE, _ACT_RELU) and b.target.nchwc:
         channels = b.shape(op.outputs[0])[3]
         identity = b.shared_constant(np.ones((channels, 1, 1, 1)), np.float32)
         y = b.node("Conv", [y, identity], name, group=channels)
@@ -163,7 +165,8 @@ def add(b: GraphBuilder, op: Operator) -> None:
 def prelu(b: GraphBuilder, op: Operator) -> None:
     """Per-channel PRELU on an NCHW tensor becomes x + (1 - alpha) * relu(-x): two 1x1 depthwise Convs
     (the first with a fused Relu, the second with the Add fused in), which onnxruntime runs in its
-    blocked NCHWc layout; its own PRelu kernel is slow and breaks that layout."""
+    blocked NCHWc layout; its own PRelu kernel is slow and breaks that layout. (Without NCHWc too: the
+    Convs are faster than its PRelu kernel, palm_detection_full 15% in all.)"""
     alpha = b.constant(op.inputs[1], "PRELU alpha").astype(np.float32)
     shape = b.shape(op.inputs[0])
     name = b.tensor_name(op.outputs[0])
@@ -181,8 +184,9 @@ def prelu(b: GraphBuilder, op: Operator) -> None:
 
 
 def pad(b: GraphBuilder, op: Operator) -> None:
-    """Zero PAD. On a 4-D tensor: spatial pads stay pending so a following Conv absorbs them; a channel
-    pad becomes a 1x1 Conv with 0/1 weights (exact), which keeps onnxruntime in its NCHWc layout."""
+    """Zero PAD. On a 4-D tensor: spatial pads stay pending so a following Conv absorbs them; for NCHWc
+    targets a channel pad becomes a 1x1 Conv with 0/1 weights (exact), which keeps onnxruntime in its
+    NCHWc layout."""
     paddings = b.constant(op.inputs[1], "PAD paddings").astype(np.int64).reshape(-1, 2)
     shape = b.shape(op.inputs[0])
     if paddings.shape[0] != len(shape) or (paddings < 0).any():
@@ -192,7 +196,7 @@ def pad(b: GraphBuilder, op: Operator) -> None:
     spatial = (int(top), int(left), int(bottom), int(right))
     if len(shape) == 4 and not paddings[0].any() and not paddings[3].any():
         b.set(op.outputs[0], b.nchw(op.inputs[0]), True, pads=spatial)  # nchw(): earlier pending pads applied
-    elif len(shape) == 4 and not paddings[0].any():
+    elif len(shape) == 4 and not paddings[0].any() and b.target.nchwc:
         channels, (before, after) = shape[3], paddings[3]
         embed = np.zeros((before + channels + after, channels, 1, 1), np.float32)
         embed[before + np.arange(channels), np.arange(channels)] = 1.0

@@ -14,14 +14,29 @@ graphs inside fast kernels. Each computes the same function (results agree to fl
     that Conv instead (both are linear per pixel and bilinear weights sum to one, so the bias commutes
     too): the Conv works on the small tensor, the resize on fewer channels. An activation that followed
     the Conv follows the resize, fused into an identity depthwise Conv.
-``widen_narrow_channels``
-    a connected region of tensors with fewer channels than one block (the pose landmark models'
-    8-channel segmentation head) gets zero channels up to 16, so it stays in NCHWc instead of being
-    reordered around every Conv. The producing Convs get zero output rows, the consuming Convs zero
-    input columns. Through depthwise Convs, Add, Relu, Clip, MaxPool and Resize the added channels stay
-    finite (zero, for the Relu6 clips these models use), and the consuming Convs ignore them.
+``widen_narrow_channels`` (depends on the target: :mod:`posezoo.convert.target`)
+    a connected region of tensors with fewer channels than one block of the target (the pose
+    landmark models' 8-channel segmentation head on AVX-512, whose blocks are 16 wide) gets zero
+    channels up to one block, so it stays in NCHWc instead of being reordered around every Conv
+    (onnxruntime keeps a depthwise Conv with fewer channels than a block out of NCHWc); so does a
+    region with a MaxPool whose channels are not whole blocks (24 channels on AVX-512: onnxruntime
+    pools only whole blocks in NCHWc, while its Convs pad to whole blocks anyway, so the widening
+    costs nothing). The producing Convs get zero output rows, the consuming Convs zero input columns.
+    Through depthwise Convs, Add, Relu, Clip, MaxPool and Resize the added channels stay finite (zero,
+    for the Relu6 clips these models use), and the consuming Convs ignore them. With 8-channel blocks
+    (AVX2) these regions already are whole blocks and stay as they are; padding the 8-channel head to
+    16 would double its work for nothing. Without a blocked layout nothing is padded.
+``split_channel_pads`` (NCHWc targets whose block divides the channel counts)
+    a zero channel pad added to a dense Conv's output, ``Add(Conv(h), Pad(x))`` as in BlazeBlocks'
+    skip connections (the converter writes the pad as a 1x1 Conv with 0/1 weights), becomes
+    ``Concat(Conv_a(h), Conv_b(h) + x, Conv_c(h))``: the Conv's output rows split where ``x`` lands,
+    ``x`` added to its own rows only. It saves the embedding Conv's C_in x C_out multiply-adds per
+    pixel for a copy, which matters more where vectors are narrower (AVX2). A Relu that followed moves
+    into the pieces, where onnxruntime fuses it. onnxruntime concatenates in NCHWc only whole blocks.
 
-:func:`optimize` applies all three to a finished ModelProto, deterministically.
+:func:`optimize` applies them to a finished ModelProto for a target, deterministically. The first two
+do not depend on the block width; ``commute_resize`` adds its identity depthwise Conv (a Clip fused
+there) only for NCHWc targets.
 """
 
 from __future__ import annotations
@@ -31,18 +46,25 @@ import onnx
 from onnx import helper, numpy_helper
 
 from posezoo.convert.builder import unique_name
+from posezoo.convert.target import Target, detect_target
 
-BLOCK = 16  # channels padded to this (onnxruntime's NCHWc block with AVX-512; two blocks with AVX2)
 _CHANNELWISE = ("Add", "Clip", "MaxPool", "Relu", "Resize")
 
 
-def optimize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Apply the rewrites in place and return ``model``."""
+def optimize(model: onnx.ModelProto, target: Target | None = None) -> onnx.ModelProto:
+    """Apply the rewrites for ``target`` (default: this machine) in place, record the target in the
+    model's metadata_props (``posezoo.target``, ``posezoo.nchwc_block``) and return ``model``."""
+    target = target or detect_target()
     graph = _Graph(model)
     fold_depth_to_space(graph)
-    commute_resize(graph)
-    widen_narrow_channels(graph)
+    commute_resize(graph, target.nchwc)
+    if target.nchwc:
+        split_channel_pads(graph, target.block)
+        widen_narrow_channels(graph, target.block)
     graph.write_back()
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({"posezoo.target": target.name, "posezoo.nchwc_block": str(target.block)})
+    helper.set_model_props(model, props)  # what the layout was made for
     return model
 
 
@@ -206,7 +228,7 @@ def _fold_head(g: _Graph, conv: onnx.NodeProto, source: str, block: int, pointwi
 
 # -- bilinear upsample -> 1x1 Conv ------------------------------------------------------------------
 
-def commute_resize(g: _Graph) -> None:
+def commute_resize(g: _Graph, nchwc: bool = True) -> None:
     consumers = g.consumers()
     for resize in [n for n in g.nodes if n.op_type == "Resize"]:
         users = consumers.get(resize.output[0], [])
@@ -227,7 +249,7 @@ def commute_resize(g: _Graph) -> None:
         resize.input[3] = g.constant(sizes.astype(np.int64), resize.name + "_sizes")
         g.nodes.remove(resize)
         g.nodes.insert(g.nodes.index(conv) + 1, resize)
-        for act in [n for n in consumers.get(result, []) if n.op_type in ("Clip", "Relu")]:
+        for act in [n for n in consumers.get(result, []) if n.op_type in ("Clip", "Relu") and nchwc]:
             identity = g.constant(np.ones((out_channels, 1, 1, 1), np.float32), resize.name + "_identity")
             hop = g.fresh_name(result + "_identity")
             g.nodes.insert(g.nodes.index(act), helper.make_node("Conv", [result, identity], [hop], name=hop,
@@ -235,15 +257,87 @@ def commute_resize(g: _Graph) -> None:
             act.input[0] = hop
 
 
+# -- Add(Conv, zero channel pad) -> Concat of the Conv's pieces -----------------------------------
+
+def split_channel_pads(g: _Graph, block: int) -> None:
+    consumers = g.consumers()
+    producers = g.producers()
+    for embed in [n for n in g.nodes if g.is_pointwise(n)]:
+        layout = _embedding(g, embed)
+        users = consumers.get(embed.output[0], [])
+        if layout is None or len(users) != 1 or users[0].op_type != "Add" or embed.output[0] in g.outputs:
+            continue
+        add = users[0]
+        other = [i for i in add.input if i != embed.output[0]]
+        conv = producers.get(other[0]) if len(other) == 1 else None
+        before, channels, after = layout
+        if (not g.is_dense(conv) or len(consumers.get(conv.output[0], [])) != 1 or conv.output[0] in g.outputs
+                or any(n % block for n in layout) or g.weight(conv, 1).shape[0] != sum(layout)):
+            continue
+        _split(g, embed, add, conv, layout, consumers)
+
+
+def _embedding(g: _Graph, node: onnx.NodeProto) -> tuple[int, int, int] | None:
+    """(rows before, input channels, rows after) when a bias-free 1x1 Conv copies its input into
+    consecutive output channels and writes zeros elsewhere; else None."""
+    w = g.weight(node, 1)[:, :, 0, 0]
+    if g.weight(node, 2) is not None or w.shape[0] <= w.shape[1]:
+        return None
+    rows = np.flatnonzero(w.any(axis=1))
+    if rows.size != w.shape[1] or rows[-1] - rows[0] + 1 != rows.size:
+        return None
+    if not np.array_equal(w[rows], np.eye(w.shape[1], dtype=w.dtype)):
+        return None
+    return int(rows[0]), int(w.shape[1]), int(w.shape[0] - rows[-1] - 1)
+
+
+def _split(g: _Graph, embed: onnx.NodeProto, add: onnx.NodeProto, conv: onnx.NodeProto,
+           layout: tuple[int, int, int], consumers) -> None:
+    before, channels, _ = layout
+    w, bias, has_bias = g.weight(conv, 1), g.bias(conv), g.weight(conv, 2) is not None
+    result = add.output[0]
+    users = consumers.get(result, [])
+    relu = users[0] if len(users) == 1 and users[0].op_type == "Relu" and result not in g.outputs else None
+    position = g.nodes.index(add) - 2  # the Add comes after the Conv and the embedding, which go
+    g.nodes.remove(conv)
+    g.nodes.remove(embed)
+    g.nodes.remove(add)
+    pieces, new_nodes = [], []
+    for start, stop in ((0, before), (before, before + channels), (before + channels, w.shape[0])):
+        if start == stop:
+            continue
+        piece = onnx.NodeProto.FromString(conv.SerializeToString())
+        piece.name = piece.output[0] = g.fresh_name(f"{conv.output[0]}_{start}_{stop}")
+        g.set_weights(piece, w[start:stop], bias[start:stop] if has_bias else None)
+        new_nodes.append(piece)
+        out = piece.output[0]
+        if start == before:  # the rows that receive x
+            out = g.fresh_name(f"{result}_{start}_{stop}")
+            new_nodes.append(helper.make_node("Add", [piece.output[0], embed.input[0]], [out], name=out))
+        if relu is not None:
+            activated = g.fresh_name(f"{relu.output[0]}_{start}_{stop}")
+            new_nodes.append(helper.make_node("Relu", [out], [activated], name=activated))
+            out = activated
+        pieces.append(out)
+    joined = relu.output[0] if relu is not None else result
+    if relu is not None:
+        g.nodes.remove(relu)
+    new_nodes.append(helper.make_node("Concat", pieces, [joined], name=joined, axis=1))
+    g.nodes[position:position] = new_nodes  # where the Add was: both inputs are computed by then
+
+
 # -- narrow channel regions -> one full block -------------------------------------------------------
 
-def widen_narrow_channels(g: _Graph, block: int = BLOCK) -> None:
+def widen_narrow_channels(g: _Graph, block: int) -> None:
     producers, consumers = g.producers(), g.consumers()
     for region in _channel_regions(g):
         channels = _region_channels(g, region, producers)
-        if channels is None or channels >= block or not _region_closed(g, region, consumers):
+        if channels is None or channels % block == 0 or not _region_closed(g, region, consumers):
             continue
-        extra = block - channels
+        pooled = any(producers[v].op_type == "MaxPool" for v in region)
+        if channels > block and not pooled:  # onnxruntime pads such Convs to whole blocks itself
+            continue
+        extra = -channels % block
         widened_rows: set[int] = set()
         widened_cols: set[int] = set()
         for value in sorted(region):
@@ -256,10 +350,10 @@ def widen_narrow_channels(g: _Graph, block: int = BLOCK) -> None:
                 has_bias = g.weight(node, 2) is not None
                 g.set_weights(node, rows, np.concatenate([g.bias(node), np.zeros(extra, np.float32)]) if has_bias else None)
                 if depthwise:
-                    g.set_attr(node, "group", block)
+                    g.set_attr(node, "group", channels + extra)
             elif node.op_type == "Resize":
                 sizes = g.arrays[node.input[3]].copy()
-                sizes[1] = block
+                sizes[1] = channels + extra
                 node.input[3] = g.constant(sizes, node.name + "_sizes")
             for user in consumers.get(value, []):
                 if not _channelwise(g, user) and id(user) not in widened_cols:  # a dense Conv (checked)
