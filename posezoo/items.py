@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from posezoo.errors import InputError
-from posezoo.sources import IMAGE_EXTENSIONS, Frame, VideoSource, read_image
+from posezoo.sources import IMAGE_EXTENSIONS, Frame, VideoSource, quiet_opencv, read_image
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}
 MAX_CHUNK = 32  # images per unit at most
@@ -81,20 +81,13 @@ def _relative(found: list[tuple[str, str, str]]) -> list[Item]:
     return items
 
 
-def quiet_ffmpeg() -> None:
-    """Keep FFmpeg's own log lines (``moov atom not found``, ...) off stderr: a video that cannot be
-    read is reported once, as posezoo's line. OpenCV reads the level when it first opens a video;
-    an OPENCV_FFMPEG_LOGLEVEL set by the user wins."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-
-
 def _video_frames(path: str) -> int:
-    quiet_ffmpeg()
-    cap = cv2.VideoCapture(path)
-    try:
-        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)) if cap.isOpened() else 0
-    finally:
-        cap.release()
+    with quiet_opencv():  # (a broken video is reported once, by the worker that reads it)
+        cap = cv2.VideoCapture(path)
+        try:
+            return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)) if cap.isOpened() else 0
+        finally:
+            cap.release()
 
 
 # ------------------------------------------------------------------------------------ listing
@@ -279,7 +272,6 @@ class ItemReader:
                     shutil.copyfileobj(src, dst, 1 << 20)
             except Exception as exc:
                 raise InputError(f"cannot read {item.source}: {' '.join(str(exc).split())}", "check the URI and its credentials") from None
-        quiet_ffmpeg()
         try:
             self._video = VideoSource(path)
         except InputError as exc:

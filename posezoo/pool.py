@@ -212,9 +212,33 @@ def _run_unit(job: Callable, index: int, unit: list[Item], args: Any) -> tuple[s
 # ------------------------------------------------------------------------------------ parent
 
 
+_MESSAGES: list = []  # the stream of the run in progress (see _message_stream)
+
+
 def say(line: str) -> None:
     """A ``posezoo:`` line on stderr that does not break the progress bar."""
-    tqdm.write(f"posezoo: {line}", file=sys.stderr)
+    stream = _MESSAGES[-1] if _MESSAGES else sys.stderr
+    tqdm.write(f"posezoo: {line}", file=stream)
+    stream.flush()
+
+
+@contextmanager
+def _message_stream() -> Iterator[Any]:
+    """Stderr for the lines and the bar of a run, on a duplicate of its file descriptor taken before
+    the worker thread starts: the reading code silences descriptor 2 for a moment around each native
+    call (:func:`posezoo.sources.quiet_native_stderr`), which would swallow a line the main thread
+    wrote meanwhile."""
+    try:
+        stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stderr
+        stream = None
+    _MESSAGES.append(stream or sys.stderr)
+    try:
+        yield _MESSAGES[-1]
+    finally:
+        _MESSAGES.pop()
+        if stream is not None:
+            stream.close()
 
 
 def run_units(
@@ -233,10 +257,6 @@ def run_units(
     (:func:`prepare_model`). A model that cannot be loaded in a worker raises its PosezooError;
     Ctrl-C stops the workers and raises KeyboardInterrupt."""
     total = sum(item.frames for unit in units for item in unit)
-    bar = tqdm(
-        total=total or None, unit="frame", desc="posezoo", file=sys.stderr,
-        disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True,
-    )  # fmt: skip
     failures: list[str] = []
 
     def take(index: int, outcome: tuple[str, Any, Any]) -> None:
@@ -251,7 +271,10 @@ def run_units(
         if on_result is not None:
             on_result(index, payload)
 
-    with bar:
+    with _message_stream() as stream, tqdm(
+        total=total or None, unit="frame", desc="posezoo", file=stream,
+        disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True,
+    ) as bar:  # fmt: skip
         if workers <= 1:
             _run_inline(units, job, args, ref, opts, bar, take)
         else:

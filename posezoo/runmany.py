@@ -39,7 +39,7 @@ from posezoo.pool import (
     threads_per_worker,
 )
 from posezoo.runner import RunOptions
-from posezoo.sinks import VideoSink, check_writable, pose_record, write_image
+from posezoo.sinks import VideoSink, check_folder, check_writable, pose_record, write_image
 
 
 @dataclass
@@ -108,12 +108,12 @@ def _plan(opts: RunOptions, many: ManyOptions, items: list[Item]) -> OutputPlan:
                 f"-s {save_dir}: with several inputs -s names a folder (one annotated file per input)",
                 "give a folder, e.g. -s annotated/",
             )
-        if save_dir.exists() and not save_dir.is_dir():
-            raise InputError(f"-s {save_dir} is a file; with several inputs it names a folder", "give a folder")
+        check_folder(save_dir)
     json_file = json_dir = None
     if opts.json_out is not None:
         if many.json_dir or Path(opts.json_out).is_dir():
             json_dir = Path(opts.json_out)
+            check_folder(json_dir)
         else:
             json_file = Path(opts.json_out)
             check_writable(json_file)
