@@ -119,8 +119,11 @@ def _plan(opts: RunOptions, many: ManyOptions, items: list[Item]) -> OutputPlan:
             check_writable(json_file)
     plan = OutputPlan(save_dir, json_file, json_dir)
     if save_dir is None and json_file is None and json_dir is None:
+        given = [str(a) for a in [*opts.inputs, *many.videos]]
+        named = ", ".join(given[:3]) + (f" and {len(given) - 3} more" if len(given) > 3 else "")
         raise InputError(
-            "several inputs and no output: nothing would be kept (no window is shown for several inputs)",
+            f"{len(items)} inputs ({named}) and no output: nothing would be kept (no window is shown for "
+            "several inputs)",
             "give -s DIR and/or --json FILE or --json DIR/",
         )
     if many.resume and json_file is not None:
