@@ -144,15 +144,16 @@ def letterbox_roi(image_w: int, image_h: int, tensor_h: int, tensor_w: int) -> t
 # CPU kernels sample and interpolate in the same order, in float32 (TensorFlow computes in double and
 # stores float32: the results agree except where a value falls within float32 rounding of another).
 
-_MAX_REMAP = 32767  # cv2.remap's integer maps are int16
+_MAX_REMAP = 32767  # cv2.remap works in int16 pixel coordinates
 
 
 @dataclass(frozen=True)
 class SampleGrid:
     """Where a TensorFlow-style bilinear resample reads: the output block ``rows`` x ``cols`` (slices)
-    of an output of ``size`` = (height, width) samples the source at ``ys`` x ``xs`` (pixel coordinates
-    inside the image); the rest of the output is the extrapolation value. Reusable while the source
-    size and the box hold (e.g. every frame of a video for a fixed resize)."""
+    of an output of ``size`` = (height, width) samples the source between its integer pixels; the rest
+    of the output is the extrapolation value. Reusable while the source size and the box hold (e.g.
+    every frame of a video for a fixed resize). Make one with :func:`crop_and_resize_grid` or
+    :func:`resize_bilinear_grid`."""
 
     size: tuple[int, int]
     rows: slice
@@ -173,55 +174,70 @@ class SampleGrid:
         rows = slice(int(inside_y[0]), int(inside_y[-1]) + 1)  # the coordinates are monotonic: one block
         cols = slice(int(inside_x[0]), int(inside_x[-1]) + 1)
         ys, xs = ys[rows], xs[cols]
-        y0, x0 = np.floor(ys).astype(np.intp), np.floor(xs).astype(np.intp)
-        y1, x1 = np.ceil(ys).astype(np.intp), np.ceil(xs).astype(np.intp)
+        y0, x0 = np.floor(ys), np.floor(xs)
         wy = (ys - y0).astype(np.float32).reshape(-1, 1)
         wx = (xs - x0).astype(np.float32)
+        y01 = np.stack([y0, np.ceil(ys)])  # top, bottom rows
+        x01 = np.stack([x0, np.ceil(xs)])  # left, right columns
         if max(h, w) <= _MAX_REMAP:  # one cv2.remap gathers the 4 neighbours, stacked on the rows
-            m = np.empty((4, len(ys), len(xs), 2), np.int16)
-            for k, (yi, xi) in enumerate(((y0, x0), (y0, x1), (y1, x0), (y1, x1))):
-                m[k, :, :, 0] = xi[None, :]
-                m[k, :, :, 1] = yi[:, None]
-            corners: tuple = (m.reshape(4 * len(ys), len(xs), 2),)
+            n, m = len(ys), len(xs)
+            map_x = np.empty((2, 2, n, m), np.float32)  # (left/right, top/bottom, row, column)
+            map_x[...] = x01.astype(np.float32)[:, None, None, :]
+            map_y = np.empty((2, 2, n, m), np.float32)
+            map_y[...] = y01.astype(np.float32)[None, :, :, None]
+            corners: tuple = (map_x.reshape(4 * n, m), map_y.reshape(4 * n, m))
         else:
-            corners = tuple((yi[:, None], xi[None, :]) for yi, xi in ((y0, x0), (y0, x1), (y1, x0), (y1, x1)))
+            y01, x01 = y01.astype(np.intp), x01.astype(np.intp)
+            corners = tuple((yi[:, None], xi[None, :]) for xi in x01 for yi in y01)
         return SampleGrid(size, rows, cols, corners, wx, wy)
 
-    def _gather(self, image: np.ndarray) -> list[np.ndarray]:
-        """The top-left, top-right, bottom-left and bottom-right neighbours, each (h, w * C)."""
-        h, w = self.wy.shape[0], self.wx.shape[0]
-        if len(self.corners) == 1:
-            stacked = cv2.remap(image, self.corners[0], None, cv2.INTER_NEAREST)
-            return list(stacked.reshape(4, h, -1))
-        return [image[index].reshape(h, -1) for index in self.corners]
+    def _gather(self, image: np.ndarray, swap_rb: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The left neighbours of every sample, top row then bottom row, (2h, w * C); and the right ones."""
+        h = self.wy.shape[0]
+        if len(self.corners) == 2:  # whole-pixel float maps: nearest is exact
+            stacked = cv2.remap(image, self.corners[0], self.corners[1], cv2.INTER_NEAREST)
+            if swap_rb:
+                cv2.cvtColor(stacked, cv2.COLOR_BGR2RGB, dst=stacked)
+            stacked = stacked.reshape(4 * h, -1)
+        else:
+            parts = [image[index][..., ::-1] if swap_rb else image[index] for index in self.corners]
+            stacked = np.concatenate([p.reshape(h, -1) for p in parts])
+        return stacked[: 2 * h], stacked[2 * h :]
 
-    def sample(self, image: np.ndarray, extrapolation: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
-        """float32 (height, width, C) samples of ``image`` (H, W, C or H, W; uint8 or float32), written
-        into ``out`` when it has that shape and dtype."""
+    def sample(
+        self, image: np.ndarray, extrapolation: float = 0.0, out: np.ndarray | None = None, *, swap_rb: bool = False
+    ) -> np.ndarray:
+        """Samples of ``image`` (H, W, C or H, W; uint8 or float32): (height, width, C).
+
+        Written into ``out`` when given ((height, width, C), any numeric dtype: float32 keeps the
+        values, int32 truncates them toward zero as TensorFlow's cast does), else a new float32 array.
+        ``swap_rb``: reverse the channels of a 3-channel image (BGR in, RGB out).
+        """
         channels = image.shape[2] if image.ndim == 3 else 1
         shape = (*self.size, channels)
-        if out is None or out.shape != shape or out.dtype != np.float32:
+        if out is None:
             out = np.empty(shape, np.float32)
+        elif out.shape != shape:
+            raise ValueError(f"sample output must have shape {shape}, got {out.shape}")
+        if swap_rb and channels != 3:
+            raise ValueError(f"swap_rb needs a 3-channel image, got {channels} channel(s)")
         h, w = self.wy.shape[0], self.wx.shape[0]
         if h < self.size[0] or w < self.size[1]:
             out.fill(extrapolation)
         if not self.corners:
             return out
-        tl, tr, bl, br = self._gather(image)
-        wx = np.repeat(self.wx, channels)
-        top = np.subtract(tr, tl, dtype=np.float32)  # top = tl + (tr - tl) * wx
-        top *= wx
-        top += tl
-        bottom = np.subtract(br, bl, dtype=np.float32)  # bottom = bl + (br - bl) * wx
-        bottom *= wx
-        bottom += bl
+        left, right = self._gather(image, swap_rb)
+        rows = np.subtract(right, left, dtype=np.float32)  # top and bottom rows: left + (right - left) * wx
+        rows *= np.repeat(self.wx, channels)
+        rows += left
+        top, bottom = rows[:h], rows[h:]
         bottom -= top  # value = top + (bottom - top) * wy
         bottom *= self.wy
-        block = out[self.rows, self.cols].reshape(h, -1) if out[self.rows, self.cols].flags.c_contiguous else None
-        if block is not None:
-            np.add(top, bottom, out=block)
+        block = out[self.rows, self.cols]
+        if block.flags.c_contiguous:
+            np.add(top, bottom, out=block.reshape(h, -1), casting="unsafe")
         else:
-            out[self.rows, self.cols] = (top + bottom).reshape(h, w, channels)
+            block[...] = (top + bottom).reshape(h, w, channels)
         return out
 
 
