@@ -149,3 +149,28 @@ def test_a_grid_is_reusable_and_writes_into_a_given_buffer(photo):
     crop_grid.sample(photo, extrapolation=0.0, out=buf)
     crop_grid.sample(photo[::-1].copy(), extrapolation=0.0, out=buf)  # the extrapolated rows are refilled
     assert_same_as_tensorflow(buf, plain_crop_and_resize(photo[::-1].copy(), (-0.2, 0.1, 0.9, 0.8), (20, 20)))
+
+
+def test_images_wider_than_opencv_maps_reach_take_the_numpy_path():
+    rng = np.random.default_rng(11)
+    strip = rng.integers(0, 256, (3, 40000, 3), dtype=np.uint8)  # cv2.remap maps stop at 32767
+    box = (0.1, 0.8, 0.9, 0.99)
+    grid = crop_and_resize_grid(box, strip.shape[:2], (3, 9))
+    assert len(grid.corners) == 4  # index arrays, not remap maps
+    assert_same_as_tensorflow(grid.sample(strip), plain_crop_and_resize(strip, box, (3, 9)))
+    rgb = grid.sample(strip, swap_rb=True)
+    assert_same_as_tensorflow(rgb, plain_crop_and_resize(strip[:, :, ::-1], box, (3, 9)))
+
+
+def test_sample_into_int32_truncates_like_tensorflows_cast_and_swaps_channels(photo):
+    grid = crop_and_resize_grid((-0.1, 0.05, 0.95, 0.9), photo.shape[:2], (30, 40))
+    want = plain_crop_and_resize(photo[:, :, ::-1], (-0.1, 0.05, 0.95, 0.9), (30, 40))
+    out = np.full((30, 40, 3), -7, np.int32)
+    grid.sample(photo, out=out, swap_rb=True)
+    differ = out != want.astype(np.int32)  # TF: float32 -> int32 truncates toward zero
+    assert not (differ & (np.abs(want - np.round(want)) >= 1e-4)).any()
+    assert (out[:3] == 0).all()  # above the image: the extrapolation value
+    with pytest.raises(ValueError, match="shape"):
+        grid.sample(photo, out=np.zeros((30, 41, 3), np.float32))
+    with pytest.raises(ValueError, match="3-channel"):
+        grid.sample(photo[:, :, :1], swap_rb=True)
