@@ -75,6 +75,22 @@ def run(
     no_display: bool = typer.Option(False, "--no-display", help="Do not open a window."),
     static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
+    draw_boxes: bool = typer.Option(False, "--draw-boxes", help="Draw each pose's box with its score (and track id)."),
+    coco: Optional[Path] = typer.Option(
+        None,
+        "--coco",
+        help="Images: write COCO keypoint results (JSON: image_id, category_id, keypoints [x, y, v] x 17, score) "
+        "for pycocotools, mmpose, FiftyOne, CVAT.",
+    ),
+    coco_ann: Optional[Path] = typer.Option(
+        None, "--coco-ann", help="Take --coco image ids from this COCO annotation file, by file name."
+    ),
+    world_plot: Optional[Path] = typer.Option(
+        None,
+        "--world-plot",
+        help="Draw the first person's world landmarks (metres) in 3D to this image (.png, .jpg, .svg, .pdf; "
+        "needs matplotlib: pip install \"posezoo[plot]\").",
+    ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
@@ -98,6 +114,10 @@ def run(
         device=device,
         mirror=mirror,
         offline=offline,
+        coco_out=coco,
+        coco_ann=coco_ann,
+        draw_boxes=draw_boxes,
+        world_plot=world_plot,
     )
     _zoo()
     run_model(opts)
@@ -133,6 +153,40 @@ def bench(
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
 
 
+@app.command("eval")
+def eval_cmd(
+    models: List[str] = typer.Argument(
+        ..., help="Models to compare (see `posezoo list`); MODEL:VARIANT picks a variant, e.g. blazepose-full:lite."
+    ),
+    ann: Path = typer.Option(..., "--ann", help="COCO person-keypoint annotation file (17 keypoints)."),
+    images: Path = typer.Option(..., "--images", help="Folder holding the annotation file's images (by file_name)."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Variant for models named without one."),
+    max_poses: Optional[int] = typer.Option(
+        None, "--max-poses", min=1, help="At most this many people per image (default 20, COCO's; lowered to a model's limit)."
+    ),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Person-score threshold (default: each model's)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores (all ten COCO numbers) as JSON."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
+    mirror: Optional[str] = MirrorOpt,
+    offline: bool = OfflineOpt,
+) -> None:
+    """Compare MODELs on a COCO keypoint annotation file and its images: AP, AP50, AP75, AR (pycocotools' COCOeval), PCK@0.2."""
+    from posezoo.evaluate import evaluate, table, write_report
+    from posezoo.sinks import check_writable
+
+    _zoo()
+    if json_out is not None:
+        check_writable(json_out)
+    evalset, scores = evaluate(
+        models, ann, images, variant=variant, max_poses=max_poses, threshold=threshold,
+        device=device, mirror=mirror, offline=offline,
+    )  # fmt: skip
+    typer.echo(table(evalset, scores))
+    if json_out is not None:
+        write_report(json_out, evalset, scores)
+        print(f"posezoo: wrote {json_out}", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------------------------- zoo
 
 
@@ -154,6 +208,7 @@ def list_cmd() -> None:
 def model_info(name: str) -> dict:
     """Everything `posezoo info` shows, as a JSON-able dict (no weights are downloaded)."""
     from posezoo.cache import Cache
+    from posezoo.coco import describe_mapping
     from posezoo.model import describe_spec
 
     zoo = _zoo()
@@ -172,6 +227,7 @@ def model_info(name: str) -> dict:
         "paper": entry.paper,
         "default_variant": entry.default_variant,
         **described,
+        **_coco_info(spec, describe_mapping),
         "variants": {
             vname: {
                 "description": var.description,
@@ -193,6 +249,13 @@ def model_info(name: str) -> dict:
             for vname, var in entry.variants.items()
         },
     }
+
+
+def _coco_info(spec, describe_mapping) -> dict:
+    try:
+        return describe_mapping(spec)
+    except ValueError as exc:  # a plugin's bad coco_keypoints: say so, show the rest
+        return {"coco_keypoints": None, "coco_summary": f"invalid mapping: {exc}"}
 
 
 @app.command()
@@ -219,6 +282,7 @@ def info(
     lines += [
         f"keypoints:  {', '.join(data['keypoint_names'])}",
         f"skeleton:   {' '.join(f'{a}-{b}' for a, b in data['skeleton'])}",
+        f"coco-17:    {data['coco_summary']}",
         "variants:",
     ]
     for vname, var in data["variants"].items():

@@ -135,7 +135,8 @@ class DetectorStage:
         Returns (tensor, padding)."""
         h, w = self.spec.input_size
         roi, padding = letterbox_roi(image_rgb.shape[1], image_rgb.shape[0], h, w)
-        crop(image_rgb, roi, (h, w), border=cv2.BORDER_CONSTANT, out=self._pixels)
+        gpu = self.spec.sampling == "gpu"
+        crop(image_rgb, roi, (h, w), border=cv2.BORDER_CONSTANT, out=self._pixels, pixel_centers=gpu)
         return to_tensor(self._pixels, self.spec.input_range, self._tensor), padding
 
     def postprocess(

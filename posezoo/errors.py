@@ -55,3 +55,7 @@ class InputError(PosezooError):
     """A missing or unreadable image, video or camera; an output path that cannot be written."""
 
     exit_code = 5
+
+
+class MissingDependencyError(PosezooError):
+    """An optional dependency a command needs is not installed (the fix names the pip command)."""

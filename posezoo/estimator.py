@@ -47,7 +47,7 @@ class PoseEstimator(PoseModel):
     """
 
     family = "blazepose"
-    features = frozenset({"segmentation", "world"})
+    features = frozenset({"segmentation", "world"})  # what the family can do; each model: the outputs its spec reads
 
     def __init__(self, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
         for role in ModelSpec.roles:
@@ -57,6 +57,10 @@ class PoseEstimator(PoseModel):
                 raise PluginError(f"model {spec.name!r}: {role} file {files[role]} does not exist")
         sessions = {role: Session(files[role], device, role=role) for role in ModelSpec.roles}
         super().__init__(spec, sessions, variant=variant)
+        lm = spec.landmark
+        self.features = frozenset(
+            f for f, out in (("segmentation", lm.segmentation_output), ("world", lm.world_output)) if out is not None
+        )
         self._det, self._lm = sessions["detector"], sessions["landmark"]
         self._det_stage = DetectorStage(spec.detector)
         self._lm_stage = LandmarkStage(spec.landmark)

@@ -147,7 +147,7 @@ class LandmarkStage:
 
     def preprocess(self, image_rgb: np.ndarray, roi: Roi) -> np.ndarray:
         """Crop ``roi`` (border replicate) into the reused input tensor."""
-        crop(image_rgb, roi, self.spec.input_size, out=self._pixels)
+        crop(image_rgb, roi, self.spec.input_size, out=self._pixels, pixel_centers=self.spec.sampling == "gpu")
         return to_tensor(self._pixels, self.spec.input_range, self._tensor)
 
     def flag(self, raw_flag: np.ndarray | None) -> float:

@@ -4,7 +4,9 @@ and scaling pixels into input tensors.
 Mirrors the OpenCV path of MediaPipe's ``ImageToTensorCalculator``
 (image_to_tensor_converter_opencv.cc): a rotated rect's corners, in ``cv::boxPoints`` order, map to
 the output corners (0,H), (0,0), (W,0), (W,H); bilinear; border replicate, or zero for a letterbox.
-Everything works in image pixels.
+Everything works in image pixels. With ``pixel_centers`` a crop samples as MediaPipe's GPU path does
+(image_to_tensor_converter_gl_texture.cc): each output pixel's centre is mapped through the rect and
+the image is sampled there, half an output pixel further in than the OpenCV path.
 """
 
 from __future__ import annotations
@@ -90,14 +92,22 @@ def crop(
     *,
     border: int = cv2.BORDER_REPLICATE,
     out: np.ndarray | None = None,
+    pixel_centers: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cut the rotated ``roi`` out of ``image`` into an array of ``size`` = (height, width).
 
-    Returns ``(crop, M)`` where M (2x3) maps image pixels to crop pixels. Bilinear; ``border`` is
-    BORDER_REPLICATE (landmark crops) or BORDER_CONSTANT with zeros (the detector's letterbox).
-    ``out`` is reused when given (same dtype as ``image``).
+    Returns ``(crop, M)`` where M (2x3) maps image pixels to crop pixels (the indices of ``crop``).
+    Bilinear; ``border`` is BORDER_REPLICATE (landmark crops) or BORDER_CONSTANT with zeros (the
+    detector's letterbox). ``out`` is reused when given (same dtype as ``image``).
+
+    Sampling: crop pixel (i, j) is read at the image point the ROI puts at crop point (i, j)
+    (MediaPipe's OpenCV path: corner-based crop coordinates read as pixel indices); with
+    ``pixel_centers``, at the point of crop point (i + 0.5, j + 0.5), read in pixel-centre image
+    coordinates (MediaPipe's GPU path: texture sampling at fragment centres).
     """
     fwd = crop_to_image_matrix(roi, size)
+    if pixel_centers:
+        fwd[:, 2] += fwd[:, :2] @ (0.5, 0.5) - 0.5
     res = cv2.warpAffine(
         image,
         fwd,

@@ -9,6 +9,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from posezoo.coco import (
+    PERSON_CATEGORY,
+    CocoResultsSink,
+    assign_image_ids,
+    ids_by_file_name,
+    person_category,
+    read_annotations,
+    require_coco,
+)
 from posezoo.draw import draw_poses
 from posezoo.errors import InputError
 from posezoo.sinks import (
@@ -41,6 +50,10 @@ class RunOptions:
     device: str = "auto"
     mirror: str | None = None
     offline: bool = False
+    coco_out: Path | None = None
+    coco_ann: Path | None = None
+    draw_boxes: bool = False
+    world_plot: Path | None = None
 
 
 def _say(message: str) -> None:
@@ -61,9 +74,10 @@ def run_model(opts: RunOptions) -> None:
         savepath = savepath or DEFAULT_SAMPLE_OUTPUT
         _say(f"no input given: running on the bundled sample {inputs[0].name} (COCO, CC BY 2.0)")
     paths = image_paths(inputs) if inputs else []
-    for out in (savepath, opts.json_out):
+    for out in (savepath, opts.json_out, opts.coco_out, opts.world_plot):
         if out is not None:
             check_writable(Path(out))
+    results = ResultFiles.prepare(opts, zoo, paths)
     source = VideoSource(opts.video) if opts.video is not None else None
 
     model = load_model(
@@ -73,11 +87,13 @@ def run_model(opts: RunOptions) -> None:
     _say(f"running {opts.model} ({model.variant}) on {model.provider}")
     json_sink = JsonlSink(opts.json_out) if opts.json_out else None
     display = Display(f"posezoo {opts.model}", enabled=opts.display)
+    results.model = model
     try:
         if source is not None:
-            _run_video(model, source, opts, savepath, json_sink, display)
+            _run_video(model, source, opts, savepath, json_sink, display, results)
         else:
-            _run_images(model, paths, opts, savepath, json_sink, display)
+            _run_images(model, paths, opts, savepath, json_sink, display, results)
+        results.finish()
     finally:
         display.close()
         if json_sink:
@@ -88,6 +104,8 @@ def _check_options(model, opts: RunOptions) -> None:
     """Refuse options the model's family cannot honour, before any frame is read."""
     if opts.segmentation and "segmentation" not in model.features:
         raise InputError(f"model {opts.model!r} has no segmentation output", "run without --segmentation")
+    if opts.world_plot is not None and "world" not in model.features:
+        raise InputError(f"model {opts.model!r} gives no world landmarks", "run without --world-plot")
     limit = model.max_poses_limit
     if limit is not None and opts.max_poses > limit:
         raise InputError(
@@ -105,7 +123,72 @@ def _predict(model, image, opts: RunOptions):
     return model.predict(image, max_poses=opts.max_poses, threshold=opts.threshold, **_options(opts))
 
 
-def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink, display) -> None:
+class ResultFiles:
+    """The files written once a run is over: COCO keypoint results (``--coco``) and the 3D plot of
+    the first person's world landmarks (``--world-plot``). Checked before any model is loaded."""
+
+    def __init__(self, opts: RunOptions, coco: CocoResultsSink | None):
+        self.opts = opts
+        self.coco = coco
+        self.model = None
+        self.world_pose = None
+        self.done = False
+
+    @classmethod
+    def prepare(cls, opts: RunOptions, zoo, paths: list[Path]) -> "ResultFiles":
+        if opts.coco_out is None and opts.coco_ann is not None:
+            raise InputError("--coco-ann gives image ids to --coco results, but no --coco file was given", "add --coco FILE")
+        if opts.world_plot is not None:
+            from posezoo.worldplot import check_plot_path
+
+            check_plot_path(Path(opts.world_plot))
+        if opts.coco_out is None:
+            return cls(opts, None)
+        if opts.video is not None:
+            raise InputError("--coco writes COCO results for images, not for a video", "run it on images (-i)")
+        mapping = require_coco(opts.model, zoo.spec(opts.model))
+        by_name, category = None, PERSON_CATEGORY
+        if opts.coco_ann is not None:
+            data = read_annotations(Path(opts.coco_ann))
+            by_name, category = ids_by_file_name(data), person_category(data, str(opts.coco_ann))["id"]
+        ids, how = assign_image_ids(paths, by_name)
+        _say(f"--coco: {how}")
+        return cls(opts, CocoResultsSink(Path(opts.coco_out), mapping, ids, category))
+
+    def add(self, source, poses) -> None:
+        if self.coco is not None:
+            self.coco.add(Path(source), poses)
+        if self.opts.world_plot is not None and self.world_pose is None:
+            self.world_pose = next((p for p in poses if p.world_landmarks is not None), None)
+
+    def finish(self) -> None:
+        """Write the files (once; also when some images could not be read)."""
+        if self.done:
+            return
+        self.done = True
+        if self.coco is not None:
+            self.coco.close()
+            _say(f"wrote {self.coco.path} (COCO keypoint results: {len(self.coco.results)} pose(s))")
+            if self.coco.unknown:
+                _say(
+                    f"warning: {len(self.coco.unknown)} image(s) are not in {self.opts.coco_ann} and have no COCO "
+                    f"result (first: {self.coco.unknown[0]})"
+                )
+        if self.opts.world_plot is not None:
+            from posezoo.worldplot import write_world_plot
+
+            if self.world_pose is None:
+                raise InputError(f"no person found: {self.opts.world_plot} not written")
+            name = f"{self.opts.model} ({self.model.variant})" if self.model is not None else self.opts.model
+            write_world_plot(Path(self.opts.world_plot), self.world_pose, self.model.skeleton, title=f"{name}: world landmarks (m)")
+            _say(f"wrote {self.opts.world_plot}")
+
+
+def _draw(model, image, poses, opts: RunOptions, fps=None):
+    return draw_poses(image, poses, model.skeleton, fps=fps, boxes=opts.draw_boxes)
+
+
+def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:
     failed: list[str] = []
     many = len(paths) > 1
     for path in tqdm(paths, unit="image", disable=not many, file=sys.stderr):
@@ -122,8 +205,9 @@ def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink,
             _say(f"{path.name}: {len(poses)} pose(s)")
         if json_sink:
             json_sink.write(pose_record(str(path), 0, image, opts.model, model.variant, poses))
+        results.add(path, poses)
         if savepath is not None or display.enabled:
-            drawn = draw_poses(image, poses, model.skeleton)
+            drawn = _draw(model, image, poses, opts)
             if savepath is not None:
                 out = image_output_path(savepath, path, len(paths))
                 write_image(out, drawn)
@@ -132,10 +216,11 @@ def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink,
             if display.enabled and not display.show(drawn, wait_ms=0 if not many else 1):
                 break
     if failed:
+        results.finish()
         raise InputError(f"{len(failed)} of {len(paths)} images could not be read (first: {failed[0]})")
 
 
-def _run_video(model, source: VideoSource, opts: RunOptions, savepath, json_sink, display) -> None:
+def _run_video(model, source: VideoSource, opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:
     tracker = None
     if not opts.static:
         tracker = model.tracker(max_poses=opts.max_poses, threshold=opts.threshold, **_options(opts))
@@ -154,8 +239,9 @@ def _run_video(model, source: VideoSource, opts: RunOptions, savepath, json_sink
             last = now
             if json_sink:
                 json_sink.write(pose_record(frame.source, frame.index, frame.image, opts.model, model.variant, poses))
+            results.add(frame.source, poses)
             if sink is not None or display.enabled:
-                drawn = draw_poses(frame.image, poses, model.skeleton, fps=fps)
+                drawn = _draw(model, frame.image, poses, opts, fps=fps)
                 if sink is not None:
                     sink.write(drawn)
                 if display.enabled and not display.show(drawn):

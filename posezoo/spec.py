@@ -57,6 +57,14 @@ class RoiRule:
         return math.radians(self.rotation_target_deg)
 
 
+SAMPLINGS = ("cpu", "gpu")
+
+
+def _check_sampling(what: str, sampling: str) -> None:
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"{what}: sampling must be one of {', '.join(SAMPLINGS)}, not {sampling!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DetectorSpec:
     """An SSD detector with keypoints (BlazePose, BlazePalm).
@@ -82,6 +90,10 @@ class DetectorSpec:
     nms_iou: float = 0.3
     boxes_output: str | int = 0  # output name or index of [1, N, num_coords]
     scores_output: str | int = 1  # output name or index of [1, N, 1]
+    sampling: str = "cpu"  # "cpu": MediaPipe's OpenCV crop; "gpu": its GL one (pixel centres; see preprocess.crop)
+
+    def __post_init__(self) -> None:
+        _check_sampling("detector spec", self.sampling)
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,10 @@ class LandmarkSpec:
     flag_threshold: float = 0.5
     flag_is_logit: bool = False  # True: apply sigmoid to the flag output
     aux_landmarks: tuple[int, int] | None = None  # (start, end) rows used for the next frame's ROI
-    tracking_roi: RoiRule | None = None  # ROI rule from the aux landmarks (None: use the detector's)
+    # ROI rule for the next frame (None: the detector's), applied to the 2 aux landmarks when there are
+    # some (its start/end then index that pair: 0 -> 1), else to the num_keypoints landmarks
+    tracking_roi: RoiRule | None = None
+    sampling: str = "cpu"  # "cpu": MediaPipe's OpenCV crop; "gpu": its GL one (pixel centres; see preprocess.crop)
 
     @property
     def rows(self) -> int:
@@ -113,6 +128,18 @@ class LandmarkSpec:
         return self.tensor_landmarks or self.num_landmarks
 
     def __post_init__(self) -> None:
+        _check_sampling("landmark spec", self.sampling)
+        if self.aux_landmarks is not None and not all(0 <= i < self.num_landmarks for i in self.aux_landmarks):
+            raise ValueError(
+                f"landmark spec: aux_landmarks {self.aux_landmarks} are outside the {self.num_landmarks} rows read"
+            )
+        rule = self.tracking_roi
+        points = 2 if self.aux_landmarks is not None else self.num_keypoints
+        if rule is not None and not (0 <= rule.start < points and 0 <= rule.end < points):
+            raise ValueError(
+                f"landmark spec: tracking_roi {rule.start} -> {rule.end} is outside the {points} "
+                + ("auxiliary landmarks it is applied to (use 0 -> 1)" if points == 2 else "keypoints")
+            )
         if self.tensor_landmarks is not None and self.tensor_landmarks < self.num_landmarks:
             raise ValueError(
                 f"landmark spec: tensor_landmarks ({self.tensor_landmarks}) is less than num_landmarks "
@@ -147,6 +174,8 @@ class ModelSpec:
     skeleton: tuple[tuple[int, int], ...]
     description: str = ""
     smoothing: SmoothingSpec = field(default_factory=SmoothingSpec)
+    # which keypoints are COCO's 17: ((coco name, keypoint name), ...); None: by name (posezoo.coco)
+    coco_keypoints: tuple[tuple[str, str], ...] | None = None
     plugin: str = ""  # filled in by the plugin manager
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ CI always provides it; elsewhere those tests skip, saying why.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -41,38 +42,74 @@ def testdata(shared: Path) -> Path:
     return shared / "testdata"
 
 
-# Pose weights converted to ONNX once per test session: role -> file under ../shared/models.
+# Pose weights converted to ONNX once per test session (each on first use): name -> file under ../shared/models.
 POSE_TFLITE = {
     "detector": "mediapipe-assets/pose_detection.tflite",
     "full": "mediapipe-assets/pose_landmark_full.tflite",
     "lite": "mediapipe-v0.8.9/pose_landmark_lite.tflite",
+    "heavy": "mediapipe-assets/pose_landmark_heavy.tflite",
+    "detector128": "mediapipe-v0.7.12/pose_detection.tflite",  # the 2020 models' 128x128 detector
+    "upper": "mediapipe-v0.7.12/pose_landmark_upper_body.tflite",
+    "full2020": "mediapipe-0.8.2/pose_landmark_full_body.tflite",
+}
+
+
+class ConvertedModels(Mapping):
+    """{name: ONNX path} for :data:`POSE_TFLITE`, converted with posezoo.convert into one folder the
+    first time a name is asked for (heavy takes seconds: only the tests that use it pay)."""
+
+    def __init__(self, shared_models: Path, out: Path):
+        self._shared, self._out, self._done = shared_models, out, {}
+
+    def __getitem__(self, name: str) -> Path:
+        if name not in self._done:
+            from posezoo.convert import convert_file
+
+            path = self._out / f"{name}.onnx"
+            convert_file(self._shared / POSE_TFLITE[name], path)
+            self._done[name] = path
+        return self._done[name]
+
+    def __iter__(self):
+        return iter(POSE_TFLITE)
+
+    def __len__(self) -> int:
+        return len(POSE_TFLITE)
+
+
+@pytest.fixture(scope="session")
+def converted_models(shared_models: Path, tmp_path_factory) -> ConvertedModels:
+    """The BlazePose models converted to ONNX into a session temp folder, on first use:
+    ``converted_models["detector" | "lite" | "full" | "heavy" | "detector128" | "upper" | "full2020"]``."""
+    return ConvertedModels(shared_models, tmp_path_factory.mktemp("converted"))
+
+
+# model name -> (detector, landmark) of converted_models, for make_estimator
+ESTIMATOR_FILES = {
+    ("blazepose-full", "lite"): ("detector", "lite"),
+    ("blazepose-full", "full"): ("detector", "full"),
+    ("blazepose-full", "heavy"): ("detector", "heavy"),
+    ("blazepose-upper", "default"): ("detector128", "upper"),
+    ("blazepose-full-2020", "default"): ("detector128", "full2020"),
 }
 
 
 @pytest.fixture(scope="session")
-def converted_models(shared_models: Path, tmp_path_factory) -> dict[str, Path]:
-    """The BlazePose detector and lite/full landmark models, converted to ONNX with
-    posezoo.convert into a session temp folder: {"detector": path, "lite": path, "full": path}."""
-    from posezoo.convert import convert_file
-
-    out = tmp_path_factory.mktemp("converted")
-    paths = {}
-    for role, rel in POSE_TFLITE.items():
-        paths[role] = out / f"{role}.onnx"
-        convert_file(shared_models / rel, paths[role])
-    return paths
-
-
-@pytest.fixture(scope="session")
 def make_estimator(converted_models):
-    """Factory: ``make_estimator("full" | "lite")`` -> a new CPU PoseEstimator for blazepose-full on
-    the converted weights (one per call: an estimator reuses its buffers, one thread at a time)."""
-    from posezoo.estimator import PoseEstimator
-    from posezoo_plugins.blazepose_full import SPEC
+    """Factory: ``make_estimator("full" | "lite" | "heavy")`` -> a new CPU PoseEstimator for
+    blazepose-full on the converted weights; ``make_estimator("default", model="blazepose-upper")``
+    (or ``"blazepose-full-2020"``) for the 128-detector models; ``spec=`` runs another spec on the
+    same files. One per call: an estimator reuses its buffers, one thread at a time."""
+    import importlib
 
-    def make(variant: str):
-        files = {"detector": converted_models["detector"], "landmark": converted_models[variant]}
-        return PoseEstimator(SPEC, files, variant=variant, device="cpu")
+    from posezoo.estimator import PoseEstimator
+
+    def make(variant: str, *, model: str = "blazepose-full", spec=None):
+        det, lm = ESTIMATOR_FILES[(model, variant)]
+        files = {"detector": converted_models[det], "landmark": converted_models[lm]}
+        if spec is None:
+            spec = importlib.import_module("posezoo_plugins." + model.replace("-", "_")).SPEC
+        return PoseEstimator(spec, files, variant=variant, device="cpu")
 
     return make
 

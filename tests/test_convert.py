@@ -1,4 +1,4 @@
-"""The TFLite -> ONNX converter: exact against LiteRT on all six shipped models, fast layout, errors.
+"""The TFLite -> ONNX converter: exact against LiteRT on every shared TFLite model, fast layout, errors.
 
 Each model is converted once per module (cached under tmp_path_factory). LiteRT (ai-edge-litert) is
 the reference: the converted graph must agree with it on seeded random input and on a real photo crop.
@@ -19,7 +19,7 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from posezoo.convert import CONVERTER_VERSION, SUPPORTED_OPS, convert_bytes, convert_file
-from posezoo.convert.tflite_reader import _densify
+from posezoo.convert.tflite_reader import _densify, builtin_code
 from posezoo.errors import ConvertError
 
 # name: (file under models/, input range)
@@ -30,6 +30,9 @@ MODELS = {
     "pose_landmark_lite": ("mediapipe-v0.8.9/pose_landmark_lite.tflite", (0.0, 1.0)),
     "palm_detection_full": ("mediapipe-assets/palm_detection_full.tflite", (-1.0, 1.0)),
     "hand_landmark_full": ("mediapipe-assets/hand_landmark_full.tflite", (0.0, 1.0)),
+    "pose_landmark_heavy": ("mediapipe-assets/pose_landmark_heavy.tflite", (0.0, 1.0)),
+    "pose_landmark_upper_body": ("mediapipe-v0.7.12/pose_landmark_upper_body.tflite", (0.0, 1.0)),
+    "pose_landmark_full_body_0.8.2": ("mediapipe-0.8.2/pose_landmark_full_body.tflite", (0.0, 1.0)),
 }
 PHOTO = "images/coco_000000000785.jpg"
 
@@ -99,8 +102,9 @@ def test_outputs_match_litert(name, converted, shared_models, testdata):
             noise = float(np.abs(own[out] - ref).max())
             assert err <= max(1e-3 + 5e-4 * float(np.abs(ref).max()), 1.5 * noise), (kind, out, err, noise)
         if kind == "photo" and name.startswith("pose_landmark"):
-            xy_got = got["Identity"].reshape(-1, 5)[:, :2]
-            xy_want = want["Identity"].reshape(-1, 5)[:, :2]
+            landmarks = "ld_3d" if "ld_3d" in want else "Identity"  # the 2020 models' name
+            xy_got = got[landmarks].reshape(-1, 5)[:, :2]
+            xy_want = want[landmarks].reshape(-1, 5)[:, :2]
             assert np.abs(xy_got - xy_want).max() <= 0.05
 
 
@@ -145,8 +149,7 @@ def _op_counts(data: bytes) -> dict[str, int]:
     graph = model.Subgraphs(0)
     counts: dict[str, int] = {}
     for i in range(graph.OperatorsLength()):
-        code = model.OperatorCodes(graph.Operators(i).OpcodeIndex())
-        name = names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+        name = names[builtin_code(model.OperatorCodes(graph.Operators(i).OpcodeIndex()))]
         counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -160,6 +163,28 @@ def test_conversion_is_deterministic(converted, shared_models):
 def test_convert_file_leaves_no_temp_files(converted):
     folder = converted("pose_detection_v0.7.12").parent
     assert not [p for p in folder.iterdir() if p.suffix != ".onnx"]
+
+
+def _operator_code(deprecated: int | None, new: int | None) -> tflite.OperatorCode:
+    builder = flatbuffers.Builder(0)
+    tflite.OperatorCodeStart(builder)
+    if deprecated is not None:
+        tflite.OperatorCodeAddDeprecatedBuiltinCode(builder, deprecated)
+    if new is not None:
+        tflite.OperatorCodeAddBuiltinCode(builder, new)
+    builder.Finish(tflite.OperatorCodeEnd(builder))
+    return tflite.OperatorCode.GetRootAs(bytes(builder.Output()), 0)
+
+
+@pytest.mark.parametrize("deprecated, new, expected", [
+    (None, 3, 3),  # only the int32 field, as in MediaPipe 0.8.2's full-body model: CONV_2D, not ADD
+    (3, None, 3),  # only the int8 field (files from before the int32 field existed)
+    (3, 3, 3),  # both, as today's converter writes them
+    (127, 150, 150),  # a code above 127: the int8 field holds the placeholder
+    (None, None, 0),  # neither: ADD
+])
+def test_builtin_code_reads_either_field(deprecated, new, expected):
+    assert builtin_code(_operator_code(deprecated, new)) == expected
 
 
 def _patch_opcode(data: bytes, builtin: str, new_code: int) -> bytes:

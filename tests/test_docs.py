@@ -2,7 +2,8 @@
 command in docs/**/*.md runs (offline) unless a ``<!-- no-test: why -->`` line marks its block.
 
 Blocks run in file order, with ``bash -e``, in one shared workspace that holds what the docs refer
-to: ``photo.jpg`` (the bundled sample), ``photos/``, ``clip.mp4``, ``hand.jpg`` and ``posezoo-mirror/``
+to: ``photo.jpg`` (the bundled sample), ``photos/``, ``clip.mp4``, ``hand.jpg``, ``coco/`` (COCO
+val2017 #785 and its ``person_keypoints.json``) and ``posezoo-mirror/``
 (a mirror built from ../shared/models). The environment has an isolated ``POSEZOO_HOME``,
 ``POSEZOO_MIRROR`` set to that mirror and ``POSEZOO_OFFLINE=1``, so a command that "downloads" gets
 the same verified files without the network. The hands example plugin is pip-installed first.
@@ -96,6 +97,9 @@ def workspace(shared_models, testdata, tmp_path_factory) -> tuple[Path, dict]:
     shutil.copyfile(testdata / "images" / "mpii_052475643.jpg", ws / "photos" / "mpii.jpg")
     shutil.copyfile(testdata / "video" / "soccer_5frames.mp4", ws / "clip.mp4")
     shutil.copyfile(testdata / HAND_PHOTO, ws / "hand.jpg")
+    (ws / "coco").mkdir()  # docs/eval.md: COCO val2017 #785 and its ground truth
+    shutil.copyfile(testdata / "images" / "coco_000000000785.jpg", ws / "coco" / "coco_000000000785.jpg")
+    shutil.copyfile(testdata / "coco_val2017_000000000785_person_keypoints.json", ws / "coco" / "person_keypoints.json")
     env = posezoo_env(ws, POSEZOO_MIRROR=str(mirror), POSEZOO_OFFLINE="1")
     return ws, env
 

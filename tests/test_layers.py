@@ -31,8 +31,8 @@ LAYERS: list[set[str]] = [
     {"estimator"},
     {"hookspecs", "plugins"},
     {"zoo"},
-    {"draw", "sources", "sinks"},
-    {"runner", "bench"},
+    {"draw", "sources", "sinks", "coco", "worldplot"},
+    {"runner", "bench", "evaluate"},
     {"cli", "__main__", "__init__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

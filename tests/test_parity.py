@@ -21,7 +21,7 @@ from posezoo.estimator import Pose, PoseEstimator
 from posezoo.runtime import Session, available_device
 from posezoo_plugins.blazepose_full import SPEC
 
-VARIANTS = {"lite": "0", "full": "1"}  # our variant -> the reference's model_complexity
+VARIANTS = {"lite": "0", "full": "1", "heavy": "2"}  # our variant -> the reference's model_complexity
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +29,14 @@ def reference(testdata: Path) -> dict:
     return json.loads((testdata / "mediapipe_reference.json").read_text())["images"]
 
 
-@pytest.fixture(scope="module", params=sorted(VARIANTS))
+@pytest.fixture(scope="module", params=["full", "lite"])
 def estimator(request, make_estimator) -> PoseEstimator:
     return make_estimator(request.param)
 
 
-def test_parity_with_mediapipe(estimator: PoseEstimator, reference: dict, testdata: Path):
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_parity_with_mediapipe(variant: str, make_estimator, reference: dict, testdata: Path):
+    estimator = make_estimator(variant)
     rows, failures = [], []
     for name, by_model in sorted(reference.items()):
         ref = by_model[VARIANTS[estimator.variant]]

@@ -122,6 +122,19 @@ def test_crop_then_project_round_trips_on_a_rotated_roi():
     np.testing.assert_allclose(back[0, :2], target, atol=1e-3)
 
 
+def test_crop_samples_like_mediapipe_cpu_or_gpu():
+    """A 10x shrink of a horizontal ramp (value = pixel column): MediaPipe's OpenCV path reads crop
+    pixel i at image column 10 i; its GL path at the centre of the output pixel, 10 i + 4.5."""
+    ramp = np.tile(np.arange(100, dtype=np.float32), (20, 1))
+    roi = Roi(50.0, 10.0, 100.0, 20.0, 0.0)
+    cpu, _ = crop(ramp, roi, (2, 10))
+    gpu, m = crop(ramp, roi, (2, 10), pixel_centers=True)
+    np.testing.assert_allclose(cpu[0], 10 * np.arange(10), atol=1e-4)
+    np.testing.assert_allclose(gpu[0], 10 * np.arange(10) + 4.5, atol=1e-4)
+    # the returned matrix still takes image pixels to crop indices: column 54.5 is crop pixel 5
+    np.testing.assert_allclose(m @ [54.5, 9.5, 1.0], [5.0, 0.5], atol=1e-9)
+
+
 def test_crop_border_replicates_and_reuses_out():
     image = np.full((20, 20, 3), 7, np.uint8)
     out = np.empty((8, 8, 3), np.uint8)

@@ -13,6 +13,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+import flatbuffers
 import numpy as np
 import tflite
 from tflite.BuiltinOperator import BuiltinOperator
@@ -139,7 +140,7 @@ def _buffer_bytes(buffer, data: bytes) -> bytes | None:
 
 def _read_operator(model, op) -> Operator:
     code = model.OperatorCodes(op.OpcodeIndex())
-    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    builtin = builtin_code(code)
     name = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
     if name == "CUSTOM":
         name = f"CUSTOM ({(code.CustomCode() or b'').decode('utf-8', 'replace')})"
@@ -149,6 +150,21 @@ def _read_operator(model, op) -> Operator:
         outputs=tuple(_ints(op.OutputsAsNumpy, op.OutputsLength)),
         options=_read_options(op),
     )
+
+
+def builtin_code(code: tflite.OperatorCode) -> int:
+    """The operator code's builtin number, as TFLite's own ``GetBuiltinCode`` reads it: the larger of
+    ``builtin_code`` (int32, schema field 3) and ``deprecated_builtin_code`` (int8, field 0).
+
+    Read raw, not through ``tflite.OperatorCode.BuiltinCode()``: that returns the deprecated field
+    whenever ``builtin_code`` is below 127, so a file that stores only ``builtin_code`` (as
+    MediaPipe 0.8.2's pose_landmark_full_body.tflite does; flatbuffers omit the absent int8 field,
+    read as 0) would read as ADD everywhere.
+    """
+    table = code._tab
+    offset = table.Offset(10)
+    new = table.Get(flatbuffers.number_types.Int32Flags, table.Pos + offset) if offset else 0
+    return max(int(new), int(code.DeprecatedBuiltinCode()))
 
 
 def _read_options(op) -> dict[str, Any]:
