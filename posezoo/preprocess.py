@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -157,6 +158,24 @@ def letterbox_roi(image_w: int, image_h: int, tensor_h: int, tensor_w: int) -> t
 _MAX_REMAP = 32767  # cv2.remap works in int16 pixel coordinates
 
 
+@lru_cache(maxsize=8)
+def _row_map(rows: int, cols: int) -> np.ndarray:
+    """float32 (rows, cols) holding each row's index: a remap that keeps rows and picks columns."""
+    out = np.empty((rows, cols), np.float32)
+    out[...] = np.arange(rows, dtype=np.float32)[:, None]
+    out.flags.writeable = False
+    return out
+
+
+def _inside(coords: np.ndarray, n: int) -> slice:
+    """The block of (monotonic) ``coords`` inside [0, n - 1]: they cross each border at most once."""
+    lo, hi = min(coords[0], coords[-1]), max(coords[0], coords[-1])
+    if lo >= 0 and hi <= n - 1:  # the usual case: all inside
+        return slice(0, len(coords))
+    inside = np.flatnonzero((coords >= 0) & (coords <= n - 1))
+    return slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0)
+
+
 @dataclass(frozen=True)
 class SampleGrid:
     """Where a TensorFlow-style bilinear resample reads: the output block ``rows`` x ``cols`` (slices)
@@ -168,51 +187,50 @@ class SampleGrid:
     size: tuple[int, int]
     rows: slice
     cols: slice
-    corners: tuple  # how to gather the 4 neighbours of every sample (see _gather)
+    y01: np.ndarray  # (2, h) source rows above and below each output row
+    x01: np.ndarray  # (2, w) source columns left and right of each output column
     wx: np.ndarray  # (w,) float32 weights of the right neighbours
     wy: np.ndarray  # (h, 1) float32 weights of the bottom neighbours
+    map_x: np.ndarray | None  # (h, 2w) float32: the left, then the right columns, for cv2.remap
 
     @staticmethod
     def make(ys: np.ndarray, xs: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> "SampleGrid":
         """The grid sampling at ``ys`` (one per output row) and ``xs`` (one per column), in source pixel
         coordinates; samples outside [0, H - 1] x [0, W - 1] are left to the extrapolation value."""
         h, w = source_size
-        inside_y = np.flatnonzero((ys >= 0) & (ys <= h - 1))
-        inside_x = np.flatnonzero((xs >= 0) & (xs <= w - 1))
-        if not inside_y.size or not inside_x.size:  # the box misses the image
-            return SampleGrid(size, slice(0, 0), slice(0, 0), (), np.zeros(0, np.float32), np.zeros((0, 1), np.float32))
-        rows = slice(int(inside_y[0]), int(inside_y[-1]) + 1)  # the coordinates are monotonic: one block
-        cols = slice(int(inside_x[0]), int(inside_x[-1]) + 1)
+        rows, cols = _inside(ys, h), _inside(xs, w)
+        if rows.start == rows.stop or cols.start == cols.stop:  # the box misses the image
+            none = np.zeros((2, 0), np.intp)
+            return SampleGrid(size, rows, cols, none, none, np.zeros(0, np.float32), np.zeros((0, 1), np.float32), None)
         ys, xs = ys[rows], xs[cols]
         y0, x0 = np.floor(ys), np.floor(xs)
         wy = (ys - y0).astype(np.float32).reshape(-1, 1)
         wx = (xs - x0).astype(np.float32)
-        y01 = np.stack([y0, np.ceil(ys)])  # top, bottom rows
-        x01 = np.stack([x0, np.ceil(xs)])  # left, right columns
-        if max(h, w) <= _MAX_REMAP:  # one cv2.remap gathers the 4 neighbours, stacked on the rows
-            n, m = len(ys), len(xs)
-            map_x = np.empty((2, 2, n, m), np.float32)  # (left/right, top/bottom, row, column)
-            map_x[...] = x01.astype(np.float32)[:, None, None, :]
-            map_y = np.empty((2, 2, n, m), np.float32)
-            map_y[...] = y01.astype(np.float32)[None, :, :, None]
-            corners: tuple = (map_x.reshape(4 * n, m), map_y.reshape(4 * n, m))
-        else:
-            y01, x01 = y01.astype(np.intp), x01.astype(np.intp)
-            corners = tuple((yi[:, None], xi[None, :]) for xi in x01 for yi in y01)
-        return SampleGrid(size, rows, cols, corners, wx, wy)
+        y01 = np.stack([y0, np.ceil(ys)]).astype(np.intp)
+        x01 = np.concatenate([x0, np.ceil(xs)]).astype(np.float32)
+        map_x = None
+        if w <= _MAX_REMAP:  # whole-pixel float maps: cv2.remap's nearest neighbour is exact
+            map_x = np.empty((len(ys), 2 * len(xs)), np.float32)
+            map_x[...] = x01
+        x01 = x01.astype(np.intp).reshape(2, -1)
+        return SampleGrid(size, rows, cols, y01, x01, wx, wy, map_x)
 
     def _gather(self, image: np.ndarray, swap_rb: bool) -> tuple[np.ndarray, np.ndarray]:
         """The left neighbours of every sample, top row then bottom row, (2h, w * C); and the right ones."""
-        h = self.wy.shape[0]
-        if len(self.corners) == 2:  # whole-pixel float maps: nearest is exact
-            stacked = cv2.remap(image, self.corners[0], self.corners[1], cv2.INTER_NEAREST)
+        h, w = self.wy.shape[0], self.wx.shape[0]
+        if self.map_x is not None:  # the rows above and below (memory copies), then their columns
+            both = np.empty((2 * h, 2 * w, *image.shape[2:]), image.dtype)
+            keep_rows = _row_map(h, 2 * w)
+            for k in (0, 1):
+                rows = np.take(image, self.y01[k], axis=0)
+                cv2.remap(rows, self.map_x, keep_rows, cv2.INTER_NEAREST, dst=both[k * h : (k + 1) * h])
             if swap_rb:
-                cv2.cvtColor(stacked, cv2.COLOR_BGR2RGB, dst=stacked)
-            stacked = stacked.reshape(4 * h, -1)
-        else:
-            parts = [image[index][..., ::-1] if swap_rb else image[index] for index in self.corners]
-            stacked = np.concatenate([p.reshape(h, -1) for p in parts])
-        return stacked[: 2 * h], stacked[2 * h :]
+                cv2.cvtColor(both, cv2.COLOR_BGR2RGB, dst=both)
+            return both[:, :w].reshape(2 * h, -1), both[:, w:].reshape(2 * h, -1)
+        picked = image[self.y01.reshape(-1)][:, self.x01.reshape(-1)]  # (2h, 2w, ...)
+        if swap_rb:
+            picked = picked[..., ::-1]
+        return picked[:, :w].reshape(2 * h, -1), picked[:, w:].reshape(2 * h, -1)
 
     def sample(
         self, image: np.ndarray, extrapolation: float = 0.0, out: np.ndarray | None = None, *, swap_rb: bool = False
@@ -232,13 +250,18 @@ class SampleGrid:
         if swap_rb and channels != 3:
             raise ValueError(f"swap_rb needs a 3-channel image, got {channels} channel(s)")
         h, w = self.wy.shape[0], self.wx.shape[0]
-        if h < self.size[0] or w < self.size[1]:
+        if self.wx.size == 0:
             out.fill(extrapolation)
-        if not self.corners:
             return out
+        if h < self.size[0] or w < self.size[1]:  # the parts of the box outside the image
+            out[: self.rows.start] = extrapolation
+            out[self.rows.stop :] = extrapolation
+            out[self.rows, : self.cols.start] = extrapolation
+            out[self.rows, self.cols.stop :] = extrapolation
         left, right = self._gather(image, swap_rb)
-        rows = np.subtract(right, left, dtype=np.float32)  # top and bottom rows: left + (right - left) * wx
-        rows *= np.repeat(self.wx, channels)
+        rows = right.astype(np.float32)  # top and bottom rows: left + (right - left) * wx
+        rows -= left
+        rows *= self.wx if channels == 1 else np.repeat(self.wx, channels)
         rows += left
         top, bottom = rows[:h], rows[h:]
         bottom -= top  # value = top + (bottom - top) * wy
