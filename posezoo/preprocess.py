@@ -145,7 +145,6 @@ def letterbox_roi(image_w: int, image_h: int, tensor_h: int, tensor_w: int) -> t
     return Roi(w * 0.5, h * 0.5, new_w, new_h, 0.0), np.array([pad_x, pad_y, pad_x, pad_y])
 
 
-
 # ------------------------------------------------------------------------------------ TensorFlow's sampling
 #
 # Models published for TensorFlow get their inputs from tf.image ops, whose bilinear sampling differs from
@@ -153,7 +152,8 @@ def letterbox_roi(image_w: int, image_h: int, tensor_h: int, tensor_w: int) -> t
 # floating point (OpenCV's warps quantize positions to 1/32 pixel), x first and then y, and crop_and_resize
 # fills points outside the image with a constant. The functions below sample exactly where TensorFlow's
 # CPU kernels sample and interpolate in the same order, in float32 (TensorFlow computes in double and
-# stores float32: the results agree except where a value falls within float32 rounding of another).
+# stores float32: the two differ by a few float32 steps at most, which changes a truncated int32 value
+# only where it lies that close to an integer).
 
 _MAX_REMAP = 32767  # cv2.remap works in int16 pixel coordinates
 
