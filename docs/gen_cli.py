@@ -61,6 +61,10 @@ ENV_SECTION = """\
 | `POSEZOO_REGISTRY` | User registry file(s), joined by `os.pathsep`; default `<config dir>/posezoo/registry.yaml`. |
 | `POSEZOO_PLUGINS_PATH` | Folders of local plugin modules, joined by `os.pathsep`. |
 | `POSEZOO_FETCH_RETRIES`, `POSEZOO_FETCH_BACKOFF` | Download tries (default 3) and first back-off in seconds (default 0.5). |
+| `POSEZOO_FETCH_MIN_SPEED`, `POSEZOO_FETCH_SPEED_WINDOW` | A try ends when fewer than this many bytes/s arrive (default 1024; 0: no minimum) over this many seconds (default 30; also the longest wait for any byte). The part is kept for a resume. |
+| `POSEZOO_FETCH_DEADLINE` | Seconds one file's download may take, all tries together (default 3600; 0: no deadline). The part is kept for a resume. |
+| `POSEZOO_FETCH_MAX_SIZE` | Most bytes downloaded for a file whose registry entry has no `size` (default 2147483648, 2 GiB). |
+| `REQUESTS_CA_BUNDLE` | A certificate bundle to trust for https downloads (a private certificate authority). |
 | `POSEZOO_DEBUG` | Show the traceback of an internal error. |
 """
 

@@ -7,8 +7,9 @@ Layout (one folder per kind of file, so no registry file name can collide with a
     <home>/
       files/<name>               verified upstream bytes, named as in the registry; the same layout as a
                                  mirror folder (``Cache.export`` copies these)
-      manifests/<name>.json      {"name", "digest", "size", "url" (where it came from), "fetched" (UTC),
-                                 "onnx": null | {"converter_version", "converted"}}
+      manifests/<name>.json      {"name", "digest", "size", "url" (where the bytes came from, after
+                                 redirects), "fetched" (UTC), "onnx": null | {"converter_version",
+                                 "converted", "digest" (sha256 of the .onnx), "size"}}
       onnx/<name>.onnx           the converted model of a TFLite file
       partial/<name>.part        an interrupted download, resumable with an HTTP Range request
       partial/<name>.part.json   {"url", "digest"} of that download: a part is resumed only from the same
@@ -16,13 +17,20 @@ Layout (one folder per kind of file, so no registry file name can collide with a
       locks/<name>.lock          per-file lock: one process at a time fetches, converts or removes a file
 
 A file is *cached* when ``files/<name>`` exists, its manifest names the registry's digest and the
-file has the manifest's size (a cheap check; :meth:`Cache.verify` re-hashes). A file shared by several
-variants or models is stored once. Temporary files start with ``.`` (never a registry name) and sit in
-the folder of their final file, so ``os.replace`` is atomic.
+file has the manifest's size (a cheap check; :meth:`Cache.verify` re-hashes). A converted model is
+used only when its bytes have the digest recorded when it was written (:meth:`Cache.verified_onnx`),
+and a source file is re-hashed before every conversion (:meth:`Cache.require_verified`). A file shared
+by several variants or models is stored once. Temporary files start with ``.`` (never a registry name)
+and sit in the folder of their final file, so ``os.replace`` is atomic.
+
+Reading needs no write access: a read-only cache serves every file it holds verified (``run
+--offline``, ``cache list``, ``cache verify``). Whatever must write to it (a lock, a download, a
+conversion, a removal) fails as a one-line :class:`FetchError` naming the folder and a fix.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -36,7 +44,7 @@ from typing import TYPE_CHECKING, Iterator
 from filelock import FileLock, Timeout
 
 from posezoo.atomic import write_atomically
-from posezoo.errors import FetchError
+from posezoo.errors import FetchError, InputError
 from posezoo.hashes import READ_CHUNK, file_digest
 
 if TYPE_CHECKING:
@@ -71,12 +79,23 @@ def _write_json(path: Path, data: dict) -> None:
     write_atomically(path, lambda f: f.write(json.dumps(data, indent=2).encode() + b"\n"))
 
 
+MAX_MANIFEST = 1 << 16  # bytes: a manifest is a few hundred
+
+
 def _read_json(path: Path) -> dict | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            data = json.loads(f.read(MAX_MANIFEST + 1))  # (a longer file is cut, so invalid)
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return file_digest(path, "sha256")
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------- records
@@ -92,20 +111,31 @@ class CacheRecord:
     url: str  # where it was fetched from ("" without a manifest)
     models: tuple[str, ...]  # registry models that use it
     verified: bool  # manifest present, size matches, digest is the registry's (when the registry knows it)
-    converted: bool  # a converted .onnx is present
+    converted: bool  # a converted .onnx is present, of the size recorded with its digest
     converter_version: str | None = None
     fetched: str | None = None
 
 
 @dataclass(frozen=True)
 class VerifyProblem:
-    """A cached file that failed :meth:`Cache.verify` (and was removed)."""
+    """A cached file (or its converted model, ``name`` ending in ``.onnx``) that failed
+    :meth:`Cache.verify`; ``removed`` is False when it could not be removed (``error`` says why)."""
 
     name: str
     problem: str
+    removed: bool = True
+    error: str = ""
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.problem}"
+        return f"{self.name}: {self.problem}" + ("" if self.removed else f"; could not remove it: {self.error}")
+
+
+@dataclass
+class Cleared:
+    """What :meth:`Cache.clear` did: the files it removed, and ``(path, reason)`` for what it could not."""
+
+    removed: list[str]
+    failed: list[tuple[str, str]]
 
 
 # --------------------------------------------------------------------------------------------- cache
@@ -152,18 +182,48 @@ class Cache:
 
     @contextmanager
     def hold(self, entry: FileEntry, doing: str, progress: bool = True) -> Iterator[None]:
-        """Hold the file's lock, saying on stderr when another process has it (``doing``: "fetching")."""
-        lock = self.lock(entry)
+        """Hold the file's lock, saying on stderr when another process has it (``doing``: "fetching").
+
+        A cache that cannot be written (read-only, not a folder) is a FetchError naming the folder.
+        """
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if progress:
-                print(f"posezoo: waiting for another process {doing} {entry.name}", file=sys.stderr)
-            lock.acquire()
+            lock = self.lock(entry)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                if progress:
+                    print(f"posezoo: waiting for another process {doing} {entry.name}", file=sys.stderr)
+                lock.acquire()
+        except OSError as exc:
+            raise self.write_error(exc, f"{doing.removesuffix('ing')} {entry.name}") from None
         try:
             yield
         finally:
             lock.release()
+
+    def write_error(self, exc: OSError, doing: str) -> FetchError:
+        """The one-line error for an OSError met while writing to the cache (``doing``: "store x")."""
+        self.check_home()
+        where = f"the cache {self.root}"
+        fix = f"make it writable, or set {HOME_ENV} to a writable folder"
+        if exc.errno == errno.EROFS:
+            return FetchError(f"cannot {doing}: {where} is on a read-only file system", fix)
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return FetchError(f"cannot {doing}: no permission to write in {where}", fix)
+        if exc.errno == errno.ENOSPC:
+            return FetchError(f"cannot {doing}: the disk of {where} is full",
+                              f"free some space, or set {HOME_ENV} to a folder on a larger disk")
+        return FetchError(f"cannot {doing} in {where}: {exc.strerror or exc}", fix)
+
+    def check_home(self) -> None:
+        """A FetchError when the cache folder (or a folder above it) exists but is not a folder."""
+        for p in (self.root, *self.root.parents):
+            if p.exists() or p.is_symlink():
+                if not p.is_dir():
+                    what = f"{HOME_ENV} {self.root}" if p == self.root else f"the cache {self.root}: {p}"
+                    raise FetchError(f"{what} is a file, not a folder",
+                                     f"set {HOME_ENV} to a folder (or unset it for the default cache)")
+                return
 
     def require(self, entry: FileEntry) -> Path:
         """The cached file's path; a FetchError saying how to get it when it is not cached."""
@@ -171,12 +231,49 @@ class Cache:
             raise FetchError(f"{entry.name} is not in the cache", "fetch its model first: `posezoo fetch MODEL`")
         return self.path(entry)
 
+    def require_verified(self, entry: FileEntry) -> Path:
+        """The cached file's path after re-hashing it against the registry digest (before a conversion,
+        or before running a file that is its own ONNX model). A file that no longer matches is removed
+        (when the cache is writable) and is a FetchError."""
+        path = self.require(entry)
+        try:
+            actual = file_digest(path, entry.algorithm)
+        except OSError as exc:
+            raise FetchError(f"cannot read the cached {entry.name}: {exc.strerror or exc}",
+                             "check the cache folder's permissions") from None
+        if actual == entry.digest:
+            return path
+        try:
+            self._remove(entry.name)
+            done = "it was removed"
+        except OSError:
+            done = "it could not be removed (read-only cache)"
+        raise FetchError(
+            f"the cached {entry.name} has changed since it was verified: expected {entry.digest}, got {actual}; {done}",
+            "run the command again to download it again, or `posezoo cache verify`",
+        )
+
     def lock(self, entry: FileEntry | str) -> FileLock:
-        """The per-file lock (``with cache.lock(entry): ...``)."""
+        """The per-file lock (``with cache.lock(entry): ...``); OSError when the cache is not writable."""
         name = entry if isinstance(entry, str) else entry.name
         folder = self.root / "locks"
         folder.mkdir(parents=True, exist_ok=True)
         return FileLock(str(folder / f"{name}.lock"))
+
+    @contextmanager
+    def _lock_if_writable(self, name: str) -> Iterator[bool]:
+        """The file's lock when the cache can be written; yields whether it is held (reading a
+        read-only cache needs none: nobody can change it)."""
+        try:
+            lock = self.lock(name)
+            lock.acquire()
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     # ---- state
 
@@ -196,11 +293,27 @@ class Cache:
         return m is not None and m.get("digest") == entry.digest and self._has_valid_file(entry.name, m)
 
     def is_converted(self, entry: FileEntry, converter_version: str) -> bool:
-        """The file is cached and its .onnx was written by this converter version."""
+        """The file is cached and its .onnx was written by this converter version, with the size
+        recorded (a cheap check; :meth:`verified_onnx` re-hashes)."""
         if not self.is_cached(entry):
             return False
         onnx = (self.manifest(entry.name) or {}).get("onnx") or {}
-        return onnx.get("converter_version") == converter_version and self.onnx_path(entry).is_file()
+        return onnx.get("converter_version") == converter_version and self._onnx_size_ok(entry.name, onnx)
+
+    def _onnx_size_ok(self, name: str, record: dict) -> bool:
+        try:
+            return isinstance(record.get("digest"), str) and self._onnx(name).stat().st_size == record.get("size")
+        except OSError:
+            return False
+
+    def verified_onnx(self, entry: FileEntry, converter_version: str) -> Path | None:
+        """The .onnx of ``entry`` when it was written by this converter version and its bytes still have
+        the digest recorded then; None otherwise (convert it again)."""
+        if not self.is_converted(entry, converter_version):
+            return None
+        record = (self.manifest(entry.name) or {}).get("onnx") or {}
+        path = self.onnx_path(entry)
+        return path if _sha256(path) == record.get("digest") else None
 
     # ---- writing (callers hold the file's lock)
 
@@ -247,10 +360,24 @@ class Cache:
         return final
 
     def record_conversion(self, entry: FileEntry, converter_version: str) -> None:
-        """Note in the manifest which converter version wrote the .onnx."""
+        """Note in the manifest which converter version wrote the .onnx, and the .onnx's digest and size."""
+        path = self.onnx_path(entry)
         m = self.manifest(entry.name) or {}
-        m["onnx"] = {"converter_version": converter_version, "converted": _now()}
+        m["onnx"] = {
+            "converter_version": converter_version,
+            "converted": _now(),
+            "digest": file_digest(path, "sha256"),
+            "size": path.stat().st_size,
+        }
         _write_json(self._manifest(entry.name), m)
+
+    def _drop_onnx(self, name: str) -> None:
+        """Remove a converted model and its record (the source file stays)."""
+        self._onnx(name).unlink(missing_ok=True)
+        m = self.manifest(name)
+        if m is not None and m.get("onnx") is not None:
+            m["onnx"] = None
+            _write_json(self._manifest(name), m)
 
     def _remove(self, name: str) -> None:
         """Remove a file with its manifest, its .onnx and any partial download of it."""
@@ -261,9 +388,14 @@ class Cache:
 
     def _names(self) -> list[str]:
         """Names of the files present (hidden temporaries excluded)."""
+        self.check_home()
         if not self.files_dir.is_dir():
             return []
-        return sorted(p.name for p in self.files_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        try:
+            return sorted(p.name for p in self.files_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        except OSError as exc:
+            raise FetchError(f"cannot read the cache {self.root}: {exc.strerror or exc}",
+                             "check the folder's permissions") from None
 
     def entries(self, registry: Registry) -> list[CacheRecord]:
         """Every cached file, for ``posezoo cache list``; ``registry`` names the models using each."""
@@ -285,21 +417,51 @@ class Cache:
             url=m.get("url", ""),
             models=models,
             verified=self._has_valid_file(name, m) and (known is None or known.digest == m.get("digest")),
-            converted=bool(onnx) and self._onnx(name).is_file(),
+            converted=bool(onnx) and self._onnx_size_ok(name, onnx),
             converter_version=onnx.get("converter_version"),
             fetched=m.get("fetched"),
         )
 
     def verify(self) -> list[VerifyProblem]:
-        """Re-hash every cached file against its manifest; remove the bad ones (with their .onnx)."""
+        """Re-hash every cached file against its manifest, and every converted model against the digest
+        recorded when it was written; remove the bad ones (a bad file with its .onnx; a bad .onnx alone,
+        to be converted again on next use). A read-only cache is checked all the same; what is bad is
+        reported with ``removed=False``."""
         problems = []
         for name in self._names():
-            with self.lock(name):
-                problem = self._check(name) if (self.files_dir / name).is_file() else None
+            with self._lock_if_writable(name):
+                if not (self.files_dir / name).is_file():
+                    continue
+                problem = self._check(name)
                 if problem is not None:
-                    self._remove(name)
-                    problems.append(VerifyProblem(name, problem))
+                    problems.append(self._removing(name, problem, self._remove))
+                    continue
+                problem = self._check_onnx(name)
+                if problem is not None:
+                    problems.append(self._removing(f"{name}.onnx", problem, lambda _: self._drop_onnx(name)))
         return problems
+
+    def _removing(self, name: str, problem: str, remove) -> VerifyProblem:
+        try:
+            remove(name)
+        except OSError as exc:
+            return VerifyProblem(name, problem, removed=False, error=exc.strerror or str(exc))
+        return VerifyProblem(name, problem)
+
+    def _check_onnx(self, name: str) -> str | None:
+        m = self.manifest(name) or {}
+        record = m.get("onnx")
+        path = self._onnx(name)
+        if not record:
+            return "converted model without a record: cannot tell whether it is intact" if path.exists() else None
+        if not isinstance(record, dict) or not isinstance(record.get("digest"), str):
+            return "no digest recorded for the converted model: cannot tell whether it is intact"
+        if not path.is_file():
+            return "the converted model is missing"
+        actual = _sha256(path)
+        if actual != record["digest"]:
+            return f"converted model digest mismatch: expected {record['digest']}, got {actual} (converted again on next use)"
+        return None
 
     def _check(self, name: str) -> str | None:
         m = self.manifest(name)
@@ -314,40 +476,68 @@ class Cache:
             return exc.message
         return None if actual == m["digest"] else f"digest mismatch: expected {m['digest']}, got {actual}"
 
-    def clear(self, model: ModelEntry | None = None, registry: Registry | None = None) -> list[str]:
+    def clear(self, model: ModelEntry | None = None, registry: Registry | None = None) -> Cleared:
         """Remove everything, or the files of one model; a file another model of ``registry`` uses
         stays.
 
-        Returns the names of the files removed. Lock files stay: another process may hold one.
+        Returns the names of the files removed and what could not be removed (with why). Lock files
+        stay: another process may hold one.
         """
+        failed: list[tuple[str, str]] = []
+
+        def note(func, path, exc_info) -> None:
+            exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+            failed.append((str(path), getattr(exc, "strerror", None) or str(exc)))
+
         if model is None:
-            removed = self._names()
+            names = self._names()
             for sub in ("files", "manifests", "onnx", "partial"):
-                shutil.rmtree(self.root / sub, ignore_errors=True)
-            return removed
+                if (self.root / sub).exists():
+                    _rmtree(self.root / sub, note)
+            gone = [n for n in names if not (self.files_dir / n).exists()]
+            return Cleared(gone, failed)
+        self.check_home()
         models = registry.models.values() if registry is not None else ()
         others = {f.name for m in models if m.name != model.name for f in m.files()}
         removed = []
         for f in model.files():
             if f.name in others:
                 continue
-            with self.lock(f):
-                if self.path(f).exists():
+            with self._lock_if_writable(f.name):
+                present = self.path(f).exists()
+                try:
+                    self._remove(f.name)
+                except OSError as exc:
+                    note(None, exc.filename or self.path(f), exc)
+                    continue
+                if present:
                     removed.append(f.name)
-                self._remove(f.name)
-        return removed
+        return Cleared(removed, failed)
 
     def export(self, dest: Path | str) -> list[Path]:
         """Write a mirror: ``dest/<registry file name>`` for each verified file. Returns the paths written."""
         dest = Path(dest)
+        if dest.exists() and not dest.is_dir():
+            raise InputError(f"cannot write the mirror to {dest}: it is not a folder", "give a folder (it is created)")
         written = []
         for name in self._names():
             if not self._has_valid_file(name, self.manifest(name)):
                 continue
             src = self.files_dir / name
-            write_atomically(dest / name, lambda f, src=src: _copy_into(src, f))
+            try:
+                write_atomically(dest / name, lambda f, src=src: _copy_into(src, f))
+            except OSError as exc:
+                raise InputError(f"cannot write the mirror {dest / name}: {exc.strerror or exc}",
+                                 "give a folder you can write to, on a disk with room for the files") from None
             written.append(dest / name)
         return written
+
+
+def _rmtree(path: Path, onerror) -> None:
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=onerror)
+    else:
+        shutil.rmtree(path, onerror=onerror)
 
 
 def _copy_into(src: Path, f) -> None:

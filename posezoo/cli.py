@@ -15,7 +15,7 @@ from typing import List, Optional
 import typer
 
 from posezoo import __version__
-from posezoo.errors import PosezooError
+from posezoo.errors import FetchError, PosezooError
 
 app = typer.Typer(
     add_completion=False,
@@ -364,7 +364,7 @@ def cache_verify() -> None:
     _zoo()
     bad = Cache().verify()
     for item in bad:
-        typer.echo(f"removed corrupt file: {item}", err=True)
+        typer.echo(f"posezoo: {'removed corrupt' if item.removed else 'corrupt'} file: {item}", err=True)
     if bad:
         raise typer.Exit(1)
     typer.echo("all cached files verified")
@@ -377,8 +377,19 @@ def cache_clear(model: Optional[str] = typer.Argument(None, help="Only this mode
 
     zoo = _zoo()
     entry = zoo.model(model) if model else None
-    Cache().clear(entry, zoo.registry)
-    typer.echo(f"cleared {'files of ' + model if model else 'the cache'}")
+    cache = Cache()
+    cleared = cache.clear(entry, zoo.registry)
+    for name in cleared.removed:
+        typer.echo(f"removed {name}")
+    if cleared.failed:
+        path, why = cleared.failed[0]
+        more = f" and {len(cleared.failed) - 1} more" if len(cleared.failed) > 1 else ""
+        raise FetchError(
+            f"could not remove {path}{more} from the cache {cache.root}: {why}",
+            "make the cache writable (or remove it by hand) and run `posezoo cache clear` again",
+        )
+    what = f"the files of {model}" if model else "the cache"
+    typer.echo(f"cleared {what}: {len(cleared.removed)} file(s) removed" if cleared.removed else f"{what}: nothing to remove")
 
 
 @cache_app.command("export")
@@ -419,16 +430,35 @@ def _root(
     """Run pose-estimation models from a verified model zoo."""
 
 
+def _click_exceptions():
+    """(ClickException, Abort) of the click typer runs on (typer's own copy in newer releases)."""
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return click_exception, typer.Abort
+
+
+def _interrupted() -> None:
+    print("posezoo: interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: one-line errors, no tracebacks for user errors."""
+    """Console-script entry point: one-line errors, no tracebacks for user errors, Ctrl-C is
+    ``posezoo: interrupted`` (exit 130).
+
+    The app runs with click's standalone mode off, so that Ctrl-C reaches this function instead of
+    ending in click's own silent exit or "Aborted!".
+    """
+    click_exception, abort = _click_exceptions()
     try:
-        app(args=argv, prog_name="posezoo")
+        code = app(args=argv, prog_name="posezoo", standalone_mode=False)
     except PosezooError as exc:
         print(f"posezoo: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("posezoo: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, abort):
+        _interrupted()
+    except click_exception as exc:  # a usage error: click's own message and exit code (2)
+        exc.show()
+        sys.exit(exc.exit_code)
     except Exception as exc:  # a bug, not a user error: one line unless debugging
         if os.environ.get("POSEZOO_DEBUG"):
             raise
@@ -438,6 +468,9 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(70)
+    if code == 130:  # (typer turns Ctrl-C into exit code 130 when it catches it first)
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,23 @@ as a :class:`PosezooError`; the CLI prints ``posezoo: error: <message>`` and exi
 
 from __future__ import annotations
 
+MAX_MESSAGE = 1000  # characters: a message quoting untrusted text never grows past this
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``value`` for a message: ``repr`` of a non-string, one line, cut to about ``limit`` characters.
+
+    Untrusted text (a registry value, a URL a server sent) goes through this before it is quoted.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[: limit - 20]}...({len(text)} characters)"
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else f"{text[: limit - 30]}... (cut, {len(text)} characters)"
+
 
 class PosezooError(Exception):
     """Base class: ``message`` says what went wrong, ``fix`` how to put it right."""
@@ -13,8 +30,8 @@ class PosezooError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, fix: str | None = None):
-        self.message = " ".join(str(message).split())
-        self.fix = " ".join(fix.split()) if fix else None
+        self.message = _cut(message, MAX_MESSAGE)
+        self.fix = _cut(fix, MAX_MESSAGE // 2) if fix else None
         super().__init__(str(self))
 
     def __str__(self) -> str:

@@ -2,8 +2,9 @@
 
 The built-in plugins (``plugins/`` in the repo, importable as ``posezoo_plugins.*``) are registered
 through the same entry-point group a third-party package uses. A plugin that fails to import, raises
-in a hook, registers an invalid spec or a name that is taken is reported as a one-line warning naming
-the plugin and the cause; the other plugins still load.
+in a hook (any exception, ``sys.exit()`` included; only Ctrl-C goes through), registers an invalid spec
+or a name that is taken is reported as a one-line warning naming the plugin and the cause; the other
+plugins still load.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from types import ModuleType
 import pluggy
 
 from posezoo import hookspecs
-from posezoo.errors import PosezooError
+from posezoo.errors import PosezooError, shorten
 from posezoo.model import Family, check_spec
 from posezoo.registry import ROLE_RE, ModelEntry, parse_models, read_registry_file
 
@@ -48,7 +49,9 @@ class LoadedPlugins:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({shorten(repr(exc.code), 60) if exc.code is not None else ''})"
+    text = shorten(str(exc), 200)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -113,7 +116,9 @@ def load_plugins() -> LoadedPlugins:
         try:
             module = loader()
             pm.register(module, name=name)
-        except Exception as exc:  # a broken plugin must not stop the others
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not stop the others
             result.warnings.append(f"{where} failed to load: {_one_line(exc)}")
             continue
         version = version or str(getattr(module, "__version__", "local"))
@@ -152,7 +157,9 @@ def _call_register_hook(pm, hook: str, info: PluginInfo, where: str, check, resu
         return []
     try:
         impls[info.name].function(register=register)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         result.warnings.append(f"{where}: {hook} failed: {_one_line(exc)}")
         return []
     return items
@@ -188,7 +195,9 @@ def _collect(pm: pluggy.PluginManager, module: ModuleType, info: PluginInfo, whe
     except PosezooError as exc:
         result.warnings.append(f"{where}: registry entries refused: {exc}")
         return
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         result.warnings.append(f"{where}: registry_entries failed: {_one_line(exc)}")
         return
     result.registry_models.extend(models)

@@ -24,6 +24,7 @@ from posezoo.sinks import (
     Display,
     JsonlSink,
     VideoSink,
+    check_output,
     check_writable,
     image_output_path,
     pose_record,
@@ -74,7 +75,8 @@ def run_model(opts: RunOptions) -> None:
         savepath = savepath or DEFAULT_SAMPLE_OUTPUT
         _say(f"no input given: running on the bundled sample {inputs[0].name} (COCO, CC BY 2.0)")
     paths = image_paths(inputs) if inputs else []
-    for out in (savepath, opts.json_out, opts.coco_out, opts.world_plot):
+    check_output(savepath, opts.json_out, video=opts.video is not None)  # before any model runs
+    for out in (opts.coco_out, opts.world_plot):
         if out is not None:
             check_writable(Path(out))
     results = ResultFiles.prepare(opts, zoo, paths)

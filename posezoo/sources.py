@@ -1,11 +1,14 @@
 """Where frames come from: image files and folders, video files, cameras, the bundled sample.
 
 Every failure to open or read is an :class:`posezoo.errors.InputError` naming the path (or camera)
-and a fix.
+and a fix; what OpenCV and the FFmpeg inside it would print about a broken file is silenced
+(:func:`quiet_native_stderr`), so the error is the only line.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,11 +45,15 @@ def read_image(path: Path) -> np.ndarray:
         raise InputError(f"image {path} does not exist", "check the path given to -i")
     if path.is_dir():
         raise InputError(f"{path} is a folder where an image was expected")
+    if not path.is_file():  # a FIFO would block, a device such as /dev/zero never end
+        raise InputError(f"cannot read image {path}: not a regular file (a device, pipe or socket)",
+                         "give an image file")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"cannot read image {path}: {exc.strerror or exc}", "check its permissions") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    with quiet_native_stderr():  # (libjpeg and libpng warn about damaged files on stderr)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise InputError(
             f"cannot read image {path}: not an image file or a format OpenCV cannot decode",
@@ -65,8 +72,10 @@ def image_paths(inputs: list[Path]) -> list[Path]:
             if not found:
                 raise InputError(f"folder {item} holds no image files", f"image types: {', '.join(sorted(IMAGE_EXTENSIONS))}")
             out.extend(found)
-        elif item.exists():
+        elif item.is_file():
             out.append(item)
+        elif item.exists():  # a FIFO would block, a device such as /dev/zero never end
+            raise InputError(f"input {item} is not a regular file (a device, pipe or socket)", "give an image file")
         else:
             raise InputError(f"input {item} does not exist", "check the path given to -i")
     return out
@@ -78,12 +87,34 @@ def iter_images(paths: list[Path]) -> Iterator[Frame]:
 
 
 @contextmanager
-def _quiet_opencv():
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes to the process's stderr (file descriptor 2) meanwhile: FFmpeg
+    inside OpenCV logs about broken videos there, past OpenCV's own log level."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr at all: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@contextmanager
+def quiet_opencv():
+    """OpenCV's log silenced, and native stderr (:func:`quiet_native_stderr`), meanwhile."""
     logging = cv2.utils.logging
     level = logging.getLogLevel()
     logging.setLogLevel(logging.LOG_LEVEL_SILENT)
     try:
-        yield
+        with quiet_native_stderr():
+            yield
     finally:
         logging.setLogLevel(level)
 
@@ -96,8 +127,10 @@ class VideoSource:
         self.is_camera = self.spec.isdigit()
         if not self.is_camera and not Path(self.spec).exists():
             raise InputError(f"video {self.spec} does not exist", "check the path given to -v")
+        if not self.is_camera and Path(self.spec).is_dir():
+            raise InputError(f"{self.spec} is a folder where a video was expected", "give a video file to -v")
         target: int | str = int(self.spec) if self.is_camera else self.spec
-        with _quiet_opencv():  # OpenCV logs its own multi-line warnings for a missing camera
+        with quiet_opencv():  # OpenCV logs its own multi-line warnings for a missing camera
             self.cap = cv2.VideoCapture(target)
             ok = self.cap.isOpened()
             first = None
@@ -110,7 +143,10 @@ class VideoSource:
                     f"cannot open camera {self.spec}",
                     "check that a webcam is connected and free, or try another index (-v 1)",
                 )
-            raise InputError(f"cannot read video {self.spec}: not a video file or an unsupported codec")
+            raise InputError(
+                f"cannot read video {self.spec}: not a video file, damaged, or a codec OpenCV cannot decode",
+                "give an MP4, AVI, MKV or MOV file that plays elsewhere (`ffprobe FILE` shows what it holds)",
+            )
         self._first = first
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1.0 <= fps <= 1000.0 else 30.0
@@ -127,7 +163,8 @@ class VideoSource:
             ts = (time.perf_counter() - start) if self.is_camera else index / self.fps
             yield Frame(frame, self.spec, index, ts)
             index += 1
-            ok, frame = self.cap.read()
+            with quiet_opencv():  # (a damaged frame is skipped, not narrated by FFmpeg)
+                ok, frame = self.cap.read()
             if not ok:
                 frame = None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from httpserver import home, mirror_dir  # noqa: F401  (pytest fixtures)
-from posezoo.cache import Cache, cache_home
+from posezoo.cache import Cache, Cleared, cache_home
 from posezoo.hashes import file_digest
 from posezoo.fetch import fetch_model
 from posezoo.registry import Registry, Variant, build_registry
@@ -97,14 +97,15 @@ def test_clear_one_model_keeps_shared_files(filled):
     registry = Registry()
     registry.add(FULL)
     registry.add(other)
-    assert filled.clear(FULL, registry=registry) == [LANDMARK_FULL.name]
+    assert filled.clear(FULL, registry=registry) == Cleared([LANDMARK_FULL.name], [])
     assert filled.is_cached(DETECTOR) and filled.is_cached(LITE) and not filled.is_cached(LANDMARK_FULL)
     assert filled.manifest(LANDMARK_FULL.name) is None
 
 
 def test_clear_everything(filled):
     filled.open_partial(REGISTRY.files["pose_landmark_heavy.tflite"], "https://example.invalid/heavy")
-    assert sorted(filled.clear()) == sorted([DETECTOR.name, LITE.name, LANDMARK_FULL.name])
+    cleared = filled.clear()
+    assert sorted(cleared.removed) == sorted([DETECTOR.name, LITE.name, LANDMARK_FULL.name]) and cleared.failed == []
     assert filled.entries(REGISTRY) == []
     assert not any((filled.root / sub).exists() for sub in ("files", "manifests", "onnx", "partial"))
 

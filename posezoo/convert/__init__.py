@@ -69,6 +69,8 @@ def convert_bytes(data: bytes, *, model_name: str | None = None) -> bytes:
 def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = None) -> None:
     """Convert the .tflite at ``src`` to ``dst`` (.onnx), replacing ``dst`` atomically."""
     src, dst = Path(src), Path(dst)
+    if src.exists() and not src.is_file():  # a FIFO would block, a device such as /dev/zero never end
+        raise ConvertError(f"cannot read {src}: it is not a regular file", "give a .tflite file")
     try:
         data = src.read_bytes()
     except OSError as exc:
@@ -91,29 +93,42 @@ def _check_supported(graph: Graph, label: str) -> None:
 
 
 def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool = True) -> Path:
-    """The ONNX model of a cached registry file, converted now when missing or written by another
-    converter version (the cache records which). A file of format onnx is its own model; one of format
-    tfjs (a model.json) is converted with its cached weight shards.
+    """The ONNX model of a cached registry file, converted now when missing, written by another
+    converter version, or no longer the bytes recorded when it was written (the cache records which
+    version wrote it and its digest). A file of format onnx is its own model; one of format tfjs (a
+    model.json) is converted with its cached weight shards.
 
-    Conversion failures raise :class:`ConvertError`; a file that is not cached, ``FetchError``.
+    Nothing unverified is returned: an existing .onnx is re-hashed against its recorded digest, the
+    source (and every shard) is re-hashed against the registry digest before every conversion, and a
+    file of format onnx is re-hashed before it is returned. Conversion failures raise
+    :class:`ConvertError`; a file that is not cached, has changed, or a cache that cannot be written,
+    ``FetchError``.
     """
     cache = cache or Cache()
     if entry.format == "onnx":
-        return cache.require(entry)
+        return cache.require_verified(entry)
     version = TFJS_CONVERTER_VERSION if entry.format == "tfjs" else CONVERTER_VERSION
-    dst = cache.onnx_path(entry)
-    if cache.is_converted(entry, version):
+    dst = cache.verified_onnx(entry, version)
+    if dst is not None:
         return dst
     with cache.hold(entry, "converting", progress):
-        src = cache.require(entry)
-        if not cache.is_converted(entry, version):
-            dst.parent.mkdir(parents=True, exist_ok=True)
+        dst = cache.verified_onnx(entry, version)
+        if dst is None:
+            src = cache.require_verified(entry)
+            dst = cache.onnx_path(entry)
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise cache.write_error(exc, f"convert {entry.name}") from None
             if entry.format == "tflite":
                 convert_file(src, dst, model_name=entry.name)
             elif entry.format == "tfjs":
-                weights = {shard.name: cache.require(shard) for shard in entry.shards}
+                weights = {shard.name: cache.require_verified(shard) for shard in entry.shards}
                 convert_tfjs_file(src, dst, weights=weights, model_name=entry.name)
             else:
                 raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
-            cache.record_conversion(entry, version)
+            try:
+                cache.record_conversion(entry, version)
+            except OSError as exc:
+                raise cache.write_error(exc, f"record the conversion of {entry.name}") from None
     return dst

@@ -96,6 +96,8 @@ def convert_tfjs_file(model_json: str | Path, dst: str | Path, *, weights: Mappi
 
 
 def _read(path: Path, what: str) -> bytes:
+    if path.exists() and not path.is_file():  # a FIFO would block, a device such as /dev/zero never end
+        raise ConvertError(f"cannot read {what} {path}: it is not a regular file", "give the model.json of a TF.js model")
     try:
         return path.read_bytes()
     except OSError as exc:
