@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -144,7 +145,6 @@ def letterbox_roi(image_w: int, image_h: int, tensor_h: int, tensor_w: int) -> t
     return Roi(w * 0.5, h * 0.5, new_w, new_h, 0.0), np.array([pad_x, pad_y, pad_x, pad_y])
 
 
-
 # ------------------------------------------------------------------------------------ TensorFlow's sampling
 #
 # Models published for TensorFlow get their inputs from tf.image ops, whose bilinear sampling differs from
@@ -152,86 +152,125 @@ def letterbox_roi(image_w: int, image_h: int, tensor_h: int, tensor_w: int) -> t
 # floating point (OpenCV's warps quantize positions to 1/32 pixel), x first and then y, and crop_and_resize
 # fills points outside the image with a constant. The functions below sample exactly where TensorFlow's
 # CPU kernels sample and interpolate in the same order, in float32 (TensorFlow computes in double and
-# stores float32: the results agree except where a value falls within float32 rounding of another).
+# stores float32: the two differ by a few float32 steps at most, which changes a truncated int32 value
+# only where it lies that close to an integer).
 
-_MAX_REMAP = 32767  # cv2.remap's integer maps are int16
+_MAX_REMAP = 32767  # cv2.remap works in int16 pixel coordinates
+
+
+@lru_cache(maxsize=8)
+def _row_map(rows: int, cols: int) -> np.ndarray:
+    """float32 (rows, cols) holding each row's index: a remap that keeps rows and picks columns."""
+    out = np.empty((rows, cols), np.float32)
+    out[...] = np.arange(rows, dtype=np.float32)[:, None]
+    out.flags.writeable = False
+    return out
+
+
+def _inside(coords: np.ndarray, n: int) -> slice:
+    """The block of (monotonic) ``coords`` inside [0, n - 1]: they cross each border at most once."""
+    lo, hi = min(coords[0], coords[-1]), max(coords[0], coords[-1])
+    if lo >= 0 and hi <= n - 1:  # the usual case: all inside
+        return slice(0, len(coords))
+    inside = np.flatnonzero((coords >= 0) & (coords <= n - 1))
+    return slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0)
 
 
 @dataclass(frozen=True)
 class SampleGrid:
     """Where a TensorFlow-style bilinear resample reads: the output block ``rows`` x ``cols`` (slices)
-    of an output of ``size`` = (height, width) samples the source at ``ys`` x ``xs`` (pixel coordinates
-    inside the image); the rest of the output is the extrapolation value. Reusable while the source
-    size and the box hold (e.g. every frame of a video for a fixed resize)."""
+    of an output of ``size`` = (height, width) samples the source between its integer pixels; the rest
+    of the output is the extrapolation value. Reusable while the source size and the box hold (e.g.
+    every frame of a video for a fixed resize). Make one with :func:`crop_and_resize_grid` or
+    :func:`resize_bilinear_grid`."""
 
     size: tuple[int, int]
     rows: slice
     cols: slice
-    corners: tuple  # how to gather the 4 neighbours of every sample (see _gather)
+    y01: np.ndarray  # (2, h) source rows above and below each output row
+    x01: np.ndarray  # (2, w) source columns left and right of each output column
     wx: np.ndarray  # (w,) float32 weights of the right neighbours
     wy: np.ndarray  # (h, 1) float32 weights of the bottom neighbours
+    map_x: np.ndarray | None  # (h, 2w) float32: the left, then the right columns, for cv2.remap
 
     @staticmethod
     def make(ys: np.ndarray, xs: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> "SampleGrid":
         """The grid sampling at ``ys`` (one per output row) and ``xs`` (one per column), in source pixel
         coordinates; samples outside [0, H - 1] x [0, W - 1] are left to the extrapolation value."""
         h, w = source_size
-        inside_y = np.flatnonzero((ys >= 0) & (ys <= h - 1))
-        inside_x = np.flatnonzero((xs >= 0) & (xs <= w - 1))
-        if not inside_y.size or not inside_x.size:  # the box misses the image
-            return SampleGrid(size, slice(0, 0), slice(0, 0), (), np.zeros(0, np.float32), np.zeros((0, 1), np.float32))
-        rows = slice(int(inside_y[0]), int(inside_y[-1]) + 1)  # the coordinates are monotonic: one block
-        cols = slice(int(inside_x[0]), int(inside_x[-1]) + 1)
+        rows, cols = _inside(ys, h), _inside(xs, w)
+        if rows.start == rows.stop or cols.start == cols.stop:  # the box misses the image
+            none = np.zeros((2, 0), np.intp)
+            return SampleGrid(size, rows, cols, none, none, np.zeros(0, np.float32), np.zeros((0, 1), np.float32), None)
         ys, xs = ys[rows], xs[cols]
-        y0, x0 = np.floor(ys).astype(np.intp), np.floor(xs).astype(np.intp)
-        y1, x1 = np.ceil(ys).astype(np.intp), np.ceil(xs).astype(np.intp)
+        y0, x0 = np.floor(ys), np.floor(xs)
         wy = (ys - y0).astype(np.float32).reshape(-1, 1)
         wx = (xs - x0).astype(np.float32)
-        if max(h, w) <= _MAX_REMAP:  # one cv2.remap gathers the 4 neighbours, stacked on the rows
-            m = np.empty((4, len(ys), len(xs), 2), np.int16)
-            for k, (yi, xi) in enumerate(((y0, x0), (y0, x1), (y1, x0), (y1, x1))):
-                m[k, :, :, 0] = xi[None, :]
-                m[k, :, :, 1] = yi[:, None]
-            corners: tuple = (m.reshape(4 * len(ys), len(xs), 2),)
-        else:
-            corners = tuple((yi[:, None], xi[None, :]) for yi, xi in ((y0, x0), (y0, x1), (y1, x0), (y1, x1)))
-        return SampleGrid(size, rows, cols, corners, wx, wy)
+        y01 = np.stack([y0, np.ceil(ys)]).astype(np.intp)
+        x01 = np.concatenate([x0, np.ceil(xs)]).astype(np.float32)
+        map_x = None
+        if w <= _MAX_REMAP:  # whole-pixel float maps: cv2.remap's nearest neighbour is exact
+            map_x = np.empty((len(ys), 2 * len(xs)), np.float32)
+            map_x[...] = x01
+        x01 = x01.astype(np.intp).reshape(2, -1)
+        return SampleGrid(size, rows, cols, y01, x01, wx, wy, map_x)
 
-    def _gather(self, image: np.ndarray) -> list[np.ndarray]:
-        """The top-left, top-right, bottom-left and bottom-right neighbours, each (h, w * C)."""
+    def _gather(self, image: np.ndarray, swap_rb: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The left neighbours of every sample, top row then bottom row, (2h, w * C); and the right ones."""
         h, w = self.wy.shape[0], self.wx.shape[0]
-        if len(self.corners) == 1:
-            stacked = cv2.remap(image, self.corners[0], None, cv2.INTER_NEAREST)
-            return list(stacked.reshape(4, h, -1))
-        return [image[index].reshape(h, -1) for index in self.corners]
+        if self.map_x is not None:  # the rows above and below (memory copies), then their columns
+            both = np.empty((2 * h, 2 * w, *image.shape[2:]), image.dtype)
+            keep_rows = _row_map(h, 2 * w)
+            for k in (0, 1):
+                rows = np.take(image, self.y01[k], axis=0)
+                cv2.remap(rows, self.map_x, keep_rows, cv2.INTER_NEAREST, dst=both[k * h : (k + 1) * h])
+            if swap_rb:
+                cv2.cvtColor(both, cv2.COLOR_BGR2RGB, dst=both)
+            return both[:, :w].reshape(2 * h, -1), both[:, w:].reshape(2 * h, -1)
+        picked = image[self.y01.reshape(-1)][:, self.x01.reshape(-1)]  # (2h, 2w, ...)
+        if swap_rb:
+            picked = picked[..., ::-1]
+        return picked[:, :w].reshape(2 * h, -1), picked[:, w:].reshape(2 * h, -1)
 
-    def sample(self, image: np.ndarray, extrapolation: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
-        """float32 (height, width, C) samples of ``image`` (H, W, C or H, W; uint8 or float32), written
-        into ``out`` when it has that shape and dtype."""
+    def sample(
+        self, image: np.ndarray, extrapolation: float = 0.0, out: np.ndarray | None = None, *, swap_rb: bool = False
+    ) -> np.ndarray:
+        """Samples of ``image`` (H, W, C or H, W; uint8 or float32): (height, width, C).
+
+        Written into ``out`` when given ((height, width, C), any numeric dtype: float32 keeps the
+        values, int32 truncates them toward zero as TensorFlow's cast does), else a new float32 array.
+        ``swap_rb``: reverse the channels of a 3-channel image (BGR in, RGB out).
+        """
         channels = image.shape[2] if image.ndim == 3 else 1
         shape = (*self.size, channels)
-        if out is None or out.shape != shape or out.dtype != np.float32:
+        if out is None:
             out = np.empty(shape, np.float32)
+        elif out.shape != shape:
+            raise ValueError(f"sample output must have shape {shape}, got {out.shape}")
+        if swap_rb and channels != 3:
+            raise ValueError(f"swap_rb needs a 3-channel image, got {channels} channel(s)")
         h, w = self.wy.shape[0], self.wx.shape[0]
-        if h < self.size[0] or w < self.size[1]:
+        if self.wx.size == 0:
             out.fill(extrapolation)
-        if not self.corners:
             return out
-        tl, tr, bl, br = self._gather(image)
-        wx = np.repeat(self.wx, channels)
-        top = np.subtract(tr, tl, dtype=np.float32)  # top = tl + (tr - tl) * wx
-        top *= wx
-        top += tl
-        bottom = np.subtract(br, bl, dtype=np.float32)  # bottom = bl + (br - bl) * wx
-        bottom *= wx
-        bottom += bl
+        if h < self.size[0] or w < self.size[1]:  # the parts of the box outside the image
+            out[: self.rows.start] = extrapolation
+            out[self.rows.stop :] = extrapolation
+            out[self.rows, : self.cols.start] = extrapolation
+            out[self.rows, self.cols.stop :] = extrapolation
+        left, right = self._gather(image, swap_rb)
+        rows = right.astype(np.float32)  # top and bottom rows: left + (right - left) * wx
+        rows -= left
+        rows *= self.wx if channels == 1 else np.repeat(self.wx, channels)
+        rows += left
+        top, bottom = rows[:h], rows[h:]
         bottom -= top  # value = top + (bottom - top) * wy
         bottom *= self.wy
-        block = out[self.rows, self.cols].reshape(h, -1) if out[self.rows, self.cols].flags.c_contiguous else None
-        if block is not None:
-            np.add(top, bottom, out=block)
+        block = out[self.rows, self.cols]
+        if block.flags.c_contiguous:
+            np.add(top, bottom, out=block.reshape(h, -1), casting="unsafe")
         else:
-            out[self.rows, self.cols] = (top + bottom).reshape(h, w, channels)
+            block[...] = (top + bottom).reshape(h, w, channels)
         return out
 
 

@@ -15,7 +15,7 @@ import pytest
 from posezoo.estimator import PoseEstimator
 from posezoo.roi import roi_from_landmarks
 from posezoo.spec import SmoothingSpec
-from posezoo.track import LowPassFilter, OneEuroFilter, PoseSmoother, Tracker, object_scale
+from posezoo.track import BoxIdentities, LowPassFilter, OneEuroFilter, PoseSmoother, Tracker, box_iou, object_scale
 from posezoo_plugins.blazepose_full import ROI, SPEC
 
 AIC = "aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # two people
@@ -113,6 +113,93 @@ def test_low_pass_alpha():
     assert f.apply(np.array([0.0]))[0] == pytest.approx(0.81)
     with pytest.raises(ValueError):
         LowPassFilter(0.0)
+
+
+def reference_threshold_one_euro(values, times, min_cutoff, beta, dcutoff, th_cutoff, th_beta, freq=30.0):
+    """The one-euro filter with a soft threshold on the step, scalar and plain (TF.js pose-detection's
+    OneEuroFilter + LowPassFilter.applyWithAlpha with a threshold)."""
+
+    def alpha(cutoff, f):
+        return 1.0 / (1.0 + f / (2 * math.pi * cutoff))
+
+    out, y, x_raw, dx, t_prev = [], None, None, None, None
+    for v, t in zip(values, times):
+        if t_prev is not None:
+            freq = 1.0 / (t - t_prev)
+        t_prev = t
+        dv = 0.0 if x_raw is None else (v - x_raw) * freq
+        a_d = alpha(dcutoff, freq)
+        dx = dv if dx is None else dx + a_d * (dv - dx)
+        a = alpha(min_cutoff + beta * abs(dx), freq)
+        th = th_cutoff + th_beta * abs(dx)
+        y = v if y is None else y + a * th * math.asinh((v - y) / th)
+        x_raw = v
+        out.append(y)
+    return np.array(out)
+
+
+def test_one_euro_with_a_threshold_matches_a_plain_scalar_implementation():
+    rng = np.random.default_rng(7)
+    times = np.cumsum(rng.uniform(0.02, 0.05, 80))
+    values = np.cumsum(rng.normal(0, 0.01, (80, 5, 2)), axis=0)
+    values[40] += 0.3  # a jump: the threshold tempers it
+    f = OneEuroFilter(2.5, 300.0, 2.5, threshold_cutoff=0.5, threshold_beta=5.0)
+    got = np.array([f.apply(v, t) for v, t in zip(values, times)])
+    for i in range(5):
+        for j in range(2):
+            ref = reference_threshold_one_euro(values[:, i, j], times, 2.5, 300.0, 2.5, 0.5, 5.0)
+            np.testing.assert_allclose(got[:, i, j], ref, rtol=1e-12, atol=1e-12)
+    plain = OneEuroFilter(2.5, 300.0, 2.5)
+    plain_out = np.array([plain.apply(v, t) for v, t in zip(values, times)])
+    assert np.abs(plain_out - got).max() > 1e-4  # the threshold changes the result
+    with pytest.raises(ValueError):
+        OneEuroFilter(1.0, 0.0, 1.0, threshold_cutoff=0.0)
+
+
+def test_low_pass_threshold_is_close_to_plain_for_small_steps_and_log_for_big_ones():
+    small, plain = LowPassFilter(0.5), LowPassFilter(0.5)
+    for f in (small, plain):
+        f.apply(np.array([0.0]))
+    assert small.apply(np.array([0.01]), threshold=1.0)[0] == pytest.approx(plain.apply(np.array([0.01]))[0], rel=1e-4)
+    big = LowPassFilter(0.5)
+    big.apply(np.array([0.0]))
+    assert big.apply(np.array([100.0]), threshold=1.0)[0] == pytest.approx(0.5 * math.asinh(100.0))
+
+
+def test_box_iou():
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 10]])
+    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]])
+    np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0, 1], [0, 0, 0]])
+
+
+def test_box_identities_follow_boxes_greedily_best_detection_first():
+    ids = BoxIdentities(min_similarity=0.15, max_age=1.0, max_tracks=18)
+    assert ids.assign([[0, 0, 10, 20], [50, 0, 60, 20]], 0.0) == [0, 1]
+    # the people swap order in the detections and move a little: identities follow the boxes
+    assert ids.assign([[52, 1, 62, 21], [1, 0, 11, 20]], 0.1) == [1, 0]
+    # a box overlapping two identities takes the one it overlaps most
+    assert ids.assign([[50, 0, 60, 20], [3, 0, 13, 20]], 0.2) == [1, 0]
+    # too little overlap (IoU 0.05): a new identity (numbering goes on)
+    assert ids.assign([[12, 0, 22, 20]], 0.3) == [2]
+    assert ids.ids == {0, 1, 2}
+    # identity 0 and 1 are still held (seen at 0.2, within max_age): a box back on 1 gets it back
+    assert ids.assign([[50, 0, 60, 20]], 1.15) == [1]
+    # after max_age unseen, an identity is forgotten
+    assert ids.assign([[0, 0, 10, 20]], 1.25) == [3]
+    assert ids.ids == {1, 2, 3}
+    ids.reset()
+    assert ids.ids == set() and ids.assign([[0, 0, 10, 20]], 2.0) == [4]
+
+
+def test_box_identities_keep_the_most_recent_tracks_and_two_boxes_never_share_one():
+    ids = BoxIdentities(max_tracks=2)
+    assert ids.assign([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], 0.0) == [0, 1, 2]
+    assert len(ids.ids) == 2
+    assert ids.assign([[0, 0, 10, 10], [0, 0, 10, 10]], 0.1) in ([0, 3], [3, 4])
+    with pytest.raises(ValueError):
+        BoxIdentities(min_similarity=1.5)
+    with pytest.raises(ValueError):
+        BoxIdentities(max_age=0)
 
 
 def test_object_scale_is_the_aux_alignment_side_in_pixels():

@@ -44,17 +44,18 @@ def next_crop(keypoints: np.ndarray, width: int, height: int, rule: CropRule) ->
     """The crop for the next frame from this frame's ``keypoints`` (K, 3): x, y normalized to the image,
     score (COCO order). See :class:`CropRule`."""
     w, h = float(width), float(height)
-    xs, ys, scores = keypoints[:, 0] * w, keypoints[:, 1] * h, keypoints[:, 2]
-    if not torso_visible(scores, rule):
+    kps = keypoints.tolist()  # 17 points: plain floats are quicker than numpy here
+    if not torso_visible(keypoints[:, 2], rule):
         return initial_crop(width, height, first=False)
-    cy = (ys[LEFT_HIP] + ys[RIGHT_HIP]) / 2.0
-    cx = (xs[LEFT_HIP] + xs[RIGHT_HIP]) / 2.0
-    torso = list(TORSO)
-    torso_y = float(np.max(np.abs(cy - ys[torso])))
-    torso_x = float(np.max(np.abs(cx - xs[torso])))
-    body = scores >= rule.min_keypoint_score
-    body_y = float(np.max(np.abs(cy - ys[body]), initial=0.0))
-    body_x = float(np.max(np.abs(cx - xs[body]), initial=0.0))
+    cx = (kps[LEFT_HIP][0] * w + kps[RIGHT_HIP][0] * w) / 2.0
+    cy = (kps[LEFT_HIP][1] * h + kps[RIGHT_HIP][1] * h) / 2.0
+    torso_x = max(abs(cx - kps[i][0] * w) for i in TORSO)
+    torso_y = max(abs(cy - kps[i][1] * h) for i in TORSO)
+    body_x = body_y = 0.0
+    for x, y, score in kps:
+        if score >= rule.min_keypoint_score:
+            body_x = max(body_x, abs(cx - x * w))
+            body_y = max(body_y, abs(cy - y * h))
     half = max(torso_x * rule.torso_scale, torso_y * rule.torso_scale, body_y * rule.body_scale, body_x * rule.body_scale)
     half = min(half, max(cx, w - cx, cy, h - cy))
     if half > max(w, h) / 2.0:

@@ -74,8 +74,8 @@ class MoveNet(PoseModel):
         self._out = self._check_session()
         self._input_size = spec.input_size
         self._tensor: np.ndarray | None = None  # int32 model input, reused while its shape holds
-        self._pixels: np.ndarray | None = None  # float32 resampled pixels (BGR)
         self._resize: tuple[tuple, SampleGrid, tuple[int, int, int, int]] | None = None  # multi-person
+        self._crop_grid: tuple[tuple, SampleGrid] | None = None  # single-person: the last crop's grid
 
     @classmethod
     def from_files(cls, spec: MoveNetSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
@@ -146,14 +146,11 @@ class MoveNet(PoseModel):
             self._tensor = np.zeros(shape, np.int32)
         return self._tensor
 
-    def _fill(self, tensor: np.ndarray, grid: SampleGrid, image_bgr: np.ndarray, height: int, width: int) -> None:
-        """Resample ``image_bgr`` on ``grid`` into ``tensor[0, :height, :width]`` as RGB int32 (truncated
-        toward zero, as TensorFlow casts)."""
-        shape = (height, width, 3)
-        if self._pixels is None or self._pixels.shape != shape:
-            self._pixels = np.empty(shape, np.float32)
-        pixels = grid.sample(image_bgr, out=self._pixels)
-        np.copyto(tensor[0, :height, :width], pixels[:, :, ::-1], casting="unsafe")
+    @staticmethod
+    def _fill(tensor: np.ndarray, grid: SampleGrid, image_bgr: np.ndarray, height: int, width: int) -> None:
+        """Resample ``image_bgr`` on ``grid`` into ``tensor[0, :height, :width]``: RGB, truncated toward
+        zero to int32 as TensorFlow casts."""
+        grid.sample(image_bgr, out=tensor[0, :height, :width], swap_rb=True)
 
     @staticmethod
     def _bgr(image: np.ndarray) -> np.ndarray:
@@ -169,7 +166,10 @@ class MoveNet(PoseModel):
         h, w = image_bgr.shape[:2]
         side = self.spec.input_size
         with self.clock("preprocess"):
-            grid = crop_and_resize_grid(crop, (h, w), (side, side))
+            key = (tuple(crop), h, w)
+            if self._crop_grid is None or self._crop_grid[0] != key:  # photos and static video reuse it
+                self._crop_grid = (key, crop_and_resize_grid(crop, (h, w), (side, side)))
+            grid = self._crop_grid[1]
             tensor = self._input((1, side, side, 3))
             self._fill(tensor, grid, image_bgr, side, side)
         raw = self._session.run_reused(tensor)[self._out]

@@ -1,0 +1,96 @@
+"""MoveNet speed: ms/frame of posezoo's MoveNet pipeline on a tracked 640x480 clip, against the bare
+onnxruntime model timed in the same run.
+
+Writes a pan-and-zoom clip over a test photo, converts the shared TF.js MoveNet files
+(../shared/models/human-models) into a temporary folder, runs ``posezoo.bench`` on the clip (its
+tracking mode: the crop follows the person; static: the centred square every frame) and prints a
+markdown table per model (``$POSEZOO_SHARED`` or ../shared) plus the target: tracking ms/frame <= 1.15 x the bare model. The bench
+interleaves a bare ``InferenceSession.run`` on the pipeline's own input after every frame, so both
+numbers see the same machine load; still, repeat on a busy machine (``--repeat``).
+
+    python benchmarks/movenet_speed.py [--models movenet-lightning ...] [--frames 300] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("POSEZOO_SHARED") or REPO.parent / "shared")
+PHOTO = SHARED / "testdata" / "images" / "coco_000000000785.jpg"
+TARGET_RATIO = 1.15
+MODELS = ("movenet-lightning", "movenet-thunder", "movenet-multipose")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared-models", type=Path, default=SHARED / "models", help="../shared/models")
+    parser.add_argument("--image", type=Path, default=PHOTO, help="photo to pan and zoom over")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=["movenet-lightning"])
+    parser.add_argument("--frames", type=int, default=300, help="timed frames per mode")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per model (the median ratio is the verdict)")
+    parser.add_argument("--clip", type=Path, help="write (or reuse) the clip here instead of a temp file")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(REPO))
+    import cv2
+
+    from posezoo.bench import open_input, run_bench, write_clip
+    from posezoo.convert import convert_tfjs_file
+
+    try:
+        from posezoo_plugins.movenet import LIGHTNING, MULTIPOSE, THUNDER, MoveNet
+    except ImportError:  # not installed: the plugins folder holds the package
+        sys.path.insert(0, str(REPO / "plugins"))
+        from movenet import LIGHTNING, MULTIPOSE, THUNDER, MoveNet
+    specs = {s.name: s for s in (LIGHTNING, THUNDER, MULTIPOSE)}
+
+    results: dict[str, list[dict]] = {}
+    tables = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip = args.clip or tmp / "clip.mp4"
+        if not clip.exists():
+            photo = cv2.imread(str(args.image))
+            if photo is None:
+                parser.error(f"cannot read {args.image}")
+            write_clip(clip, photo, 300)
+        for name in args.models:
+            onnx = tmp / f"{name}.onnx"
+            convert_tfjs_file(args.shared_models / "human-models" / f"{name}.json", onnx)
+            model = MoveNet(specs[name], {"model": onnx}, variant="default", device="cpu")
+            for _ in range(args.repeat):
+                report = run_bench(model, open_input(video=clip), frames=args.frames, warmup=args.warmup, model_name=name)
+                results.setdefault(name, []).append(report.to_dict())
+                tables.append(report.table())
+
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print("\n\n".join(tables))
+    print()
+    for name, runs in results.items():
+        for mode in ("tracking", "static"):
+            ratios = [r["modes"][mode]["ratio"] for r in runs]
+            ms = [r["modes"][mode]["pipeline_ms"] for r in runs]
+            ort = [r["modes"][mode]["ort_ms"] for r in runs]
+            ratio = statistics.median(ratios)
+            verdict = ("ok" if ratio <= TARGET_RATIO else "OVER") if mode == "tracking" else "info"
+            print(
+                f"{name} {mode}: {statistics.median(ms):.2f} ms/frame = {ratio:.3f} x bare ORT "
+                f"{statistics.median(ort):.2f} ms (runs: {', '.join(f'{r:.3f}' for r in ratios)}; "
+                f"target <= {TARGET_RATIO}: {verdict})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
