@@ -51,7 +51,8 @@ ABUSE = {
     "billion laughs": (billion_laughs(), f"more than {MAX_NODES} YAML nodes once aliases are expanded"),
     "recursive alias": ("models: &a {x: *a}\n", "alias *a names no complete node before it"),
     "deep nesting": ("".join("  " * i + f"k{i}:\n" for i in range(60)), f"nesting deeper than {MAX_DEPTH} levels"),
-    "deep flow nesting": ("models: " + "[" * 5000 + "]" * 5000, "invalid YAML"),
+    # libyaml's own depth limit (newer PyYAML wheels) or ours (older ones) refuses it first: both say "nesting"
+    "deep flow nesting": ("models: " + "[" * 5000 + "]" * 5000, "nesting"),
     "too many nodes": ("models: [" + ",".join(["1"] * (MAX_NODES + 10)) + "]\n", f"more than {MAX_NODES} YAML nodes"),
     "too large": ("# " + "x" * MAX_FILE_BYTES, f"larger than {MAX_FILE_BYTES} bytes"),
     "list as a key": ("? [a, b]\n: 1\n", "key a sequence is not a string (quote it)"),
