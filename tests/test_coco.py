@@ -229,9 +229,9 @@ def test_run_coco_refusals_are_one_line(env, tmp_path, testdata):
 
 @pytest.mark.slow
 def test_a_hand_model_says_it_has_no_coco_keypoints(env, tmp_path):
-    from test_hands_plugin import install_hands
+    from test_hands_plugin import hands_env
 
-    install_hands()
+    env = hands_env(env)
     result = run_posezoo("run", "mediapipe-hands", "--coco", "r.json", "--no-display", env=env, cwd=tmp_path)
     assert "has none of COCO's 17 person keypoints" in one_line_error(result)
     info = run_posezoo("info", "mediapipe-hands", env=env)

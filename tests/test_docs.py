@@ -6,7 +6,7 @@ to: ``photo.jpg`` (the bundled sample), ``photos/``, ``clip.mp4``, ``hand.jpg``,
 val2017 #785 and its ``person_keypoints.json``) and ``posezoo-mirror/``
 (a mirror built from ../shared/models). The environment has an isolated ``POSEZOO_HOME``,
 ``POSEZOO_MIRROR`` set to that mirror and ``POSEZOO_OFFLINE=1``, so a command that "downloads" gets
-the same verified files without the network. The hands example plugin is pip-installed first.
+the same verified files without the network. The hands example plugin is pip-installed into a private folder on PYTHONPATH first.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from clitools import posezoo_env
 from conftest import REPO, SHARED
 from mirror import build_mirror
-from test_hands_plugin import HAND_PHOTO, install_hands
+from test_hands_plugin import HAND_PHOTO, hands_env
 
 DOCS = REPO / "docs"
 NO_TEST = "<!-- no-test"
@@ -87,7 +87,6 @@ def test_docs_have_commands_and_few_exemptions():
 
 @pytest.fixture(scope="module")
 def workspace(shared_models, testdata, tmp_path_factory) -> tuple[Path, dict]:
-    install_hands()
     ws = tmp_path_factory.mktemp("docs")
     mirror = ws / "posezoo-mirror"
     build_mirror(shared_models, mirror)
@@ -100,7 +99,7 @@ def workspace(shared_models, testdata, tmp_path_factory) -> tuple[Path, dict]:
     (ws / "coco").mkdir()  # docs/eval.md: COCO val2017 #785 and its ground truth
     shutil.copyfile(testdata / "images" / "coco_000000000785.jpg", ws / "coco" / "coco_000000000785.jpg")
     shutil.copyfile(testdata / "coco_val2017_000000000785_person_keypoints.json", ws / "coco" / "person_keypoints.json")
-    env = posezoo_env(ws, POSEZOO_MIRROR=str(mirror), POSEZOO_OFFLINE="1")
+    env = hands_env(posezoo_env(ws, POSEZOO_MIRROR=str(mirror), POSEZOO_OFFLINE="1"))
     return ws, env
 
 

@@ -1,15 +1,20 @@
 """The example third-party plugin (docs/examples/posezoo-hands), pip-installed and run for real.
 
-The package is installed into the test interpreter (editable), then the ``posezoo`` CLI runs in a
+The package is pip-installed into a private folder put on PYTHONPATH (never into the test
+interpreter), then the ``posezoo`` CLI runs in a
 subprocess with an isolated cache, fetching the hand weights from a mirror folder built from
 ../shared/models (files matched to the registry by their SHA-256, as SHA256SUMS lists them).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,26 +30,46 @@ HAND_PHOTO = "images/aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # the ri
 HAND_REGION = (780.0, 320.0, 870.0, 420.0)
 
 
-def install_hands() -> None:
-    """pip install -e docs/examples/posezoo-hands into this interpreter (idempotent).
+_INSTALLED: list[str] = []
 
+
+def install_hands() -> str:
+    """pip install docs/examples/posezoo-hands into a private folder (once per test session) and return
+    that folder: put it on PYTHONPATH (``hands_env``) for the subprocesses that should see the plugin.
+
+    The interpreter running the tests is left as it was: no test installs into it, so one test's plugin
+    never shows up (or breaks) in another test's run, nor in the user's environment after the suite.
     An isolated build needs setuptools from the index (CI has PyPI); without an index, a build in this
-    environment (setuptools + wheel installed) is tried.
+    environment (setuptools + wheel installed) is tried. The build runs on a copy: the checkout stays
+    untouched (no build/ or egg-info beside the example).
     """
-    base = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q", "-e"]
-    first = subprocess.run([*base, str(HANDS_PKG)], capture_output=True, text=True, timeout=300)
-    if first.returncode == 0:
-        return
-    second = subprocess.run(
-        [*base[:-1], "--no-build-isolation", "-e", str(HANDS_PKG)], capture_output=True, text=True, timeout=300
-    )
-    assert second.returncode == 0, f"pip install failed:\n{first.stderr}\n{second.stderr}"
+    if _INSTALLED:
+        return _INSTALLED[0]
+    work = Path(tempfile.mkdtemp(prefix="posezoo-hands-"))
+    atexit.register(shutil.rmtree, work, True)
+    source, target = work / "src", str(work / "site")
+    shutil.copytree(HANDS_PKG, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    base = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
+            "--target", target]  # fmt: skip
+    first = subprocess.run([*base, str(source)], capture_output=True, text=True, timeout=300)
+    if first.returncode != 0:
+        second = subprocess.run(
+            [*base, "--no-build-isolation", str(source)], capture_output=True, text=True, timeout=300
+        )
+        assert second.returncode == 0, f"pip install failed:\n{first.stderr}\n{second.stderr}"
+    _INSTALLED.append(target)
+    return target
+
+
+def hands_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the installed example plugin importable (and its entry point visible)."""
+    site = install_hands()
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p)}
 
 
 @pytest.fixture(scope="session")
-def hands_installed() -> Path:
-    install_hands()
-    return HANDS_PKG
+def hands_installed() -> str:
+    return install_hands()
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +95,7 @@ def test_registry_doc_example_is_the_package_registry():
 
 @pytest.mark.slow
 def test_installed_plugin_lists_and_finds_a_hand(hands_installed, mirror, testdata, tmp_path):
-    env = posezoo_env(tmp_path)
+    env = hands_env(posezoo_env(tmp_path))
 
     listed = run_posezoo("list", env=env, script=True)
     assert listed.returncode == 0, listed.stderr
@@ -119,7 +144,7 @@ def test_python_api_runs_the_plugin(hands_installed, mirror, testdata, tmp_path,
         "print(len(poses) >= 1, poses[0].landmarks.shape, poses[0].names[0], poses[0].names[20])\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], env=posezoo_env(tmp_path), capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code], env=hands_env(posezoo_env(tmp_path)), capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "(21,", "5)", "wrist", "pinky_tip"]
