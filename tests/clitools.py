@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,15 @@ def posezoo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.pop("WAYLAND_DISPLAY", None)
     env.update(extra)
     return env
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts as Ctrl-C would: SIGINT back to its default.
+
+    A test run started in the background of a non-interactive shell (``cmd &``) inherits SIGINT
+    ignored, and Python then never turns SIGINT into KeyboardInterrupt: the child would run on and
+    finish as though no Ctrl-C came. A process started from a terminal has the default, as here."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_posezoo(*args: str, env: dict[str, str], cwd: Path | None = None, script: bool = False, timeout: float = 300):

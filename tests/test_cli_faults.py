@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import one_line_error, posezoo_env, run_posezoo
+from clitools import default_sigint, one_line_error, posezoo_env, run_posezoo
 from fstools import read_only_view, small_disk
 from httpserver import MirrorServer, mirror_dir  # noqa: F401  (pytest fixtures)
 from mirror import build_mirror
@@ -162,7 +162,9 @@ def test_ctrl_c_says_interrupted_exits_130_and_keeps_the_part(tmp_path, mirror_d
     with MirrorServer(mirror_dir) as server:
         server.delay = 0.1  # about 5 s for the detector: time to interrupt it
         cmd = [sys.executable, "-m", "posezoo", "fetch", "blazepose-full", "--variant", "lite", "--mirror", server.url]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+        )
         try:
             deadline = time.monotonic() + 60
             while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < deadline:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clitools import one_line_error, posezoo_env, run_posezoo
+from clitools import default_sigint, one_line_error, posezoo_env, run_posezoo
 from mirror import build_mirror
 
 TOL = 1e-4  # JSON Lines round landmarks to 4 decimals
@@ -186,7 +186,7 @@ def test_ctrl_c_stops_the_workers_cleanly(env, tmp_path, coco_photo):
         [sys.executable, "-m", "posezoo", "run", "blazepose-full", "-v", str(clips), "-s", "ann", "--json", "all.jsonl",
          "--jobs", "2"],
         cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
