@@ -16,8 +16,10 @@ every pose of every frame into a row of :mod:`posezoo.parquet`'s schema, whichev
 Either way the worker (process or actor) that ran a unit writes its Parquet file,
 ``OUT/part-<unit>.parquet`` (atomically: a retried unit replaces it whole), and returns one small
 summary row; the rows and the files are the same. (Handing the pose tables to Ray's ``write_parquet``
-instead cost a stage of its own: on 2 cores, 300 images took 8.1 s against 6.2 s, with 30 % more CPU.) Beside the Parquet files: ``OUT/_posezoo.json`` (the model,
-its keypoint names and skeleton, counts), ``OUT/_errors/`` (one JSON file per failed input) and, with
+instead cost a stage of its own: on 2 cores, 300 images took 8.1 s against 6.2 s, with 30 % more
+CPU.)
+
+Beside the Parquet files: ``OUT/_posezoo.json`` (the model, its keypoint names and skeleton, counts), ``OUT/_errors/`` (one JSON file per failed input) and, with
 ``--save-media``, annotated copies under ``OUT/_media/`` (mirroring the input tree). Readers of the
 folder (pyarrow, pandas, DuckDB, Ray) skip names starting with ``_``.
 
