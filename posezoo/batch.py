@@ -19,9 +19,10 @@ summary row; the rows and the files are the same. (Handing the pose tables to Ra
 instead cost a stage of its own: on 2 cores, 300 images took 8.1 s against 6.2 s, with 30 % more
 CPU.)
 
-Beside the Parquet files: ``OUT/_posezoo.json`` (the model, its keypoint names and skeleton, counts), ``OUT/_errors/`` (one JSON file per failed input) and, with
-``--save-media``, annotated copies under ``OUT/_media/`` (mirroring the input tree). Readers of the
-folder (pyarrow, pandas, DuckDB, Ray) skip names starting with ``_``.
+Beside the Parquet files: ``OUT/_posezoo.json`` (the model, its keypoint names and skeleton,
+counts), ``OUT/_errors/`` (one JSON file per failed input) and, with ``--save-media``, annotated
+copies under ``OUT/_media/`` (mirroring the input tree). Readers of the folder (pyarrow, pandas,
+DuckDB, Ray) skip names starting with ``_``.
 
 Weights: the model is fetched, verified and converted once here before any worker starts; workers on
 this machine then open it offline from the cache. On a cluster every node fetches it into its own
