@@ -35,8 +35,8 @@ from pathlib import Path
 
 import onnx
 
-from posezoo.atomic import write_bytes
 from posezoo.convert.builder import GraphBuilder, checked_bytes
+from posezoo.convert.files import read_source, write_onnx
 from posezoo.convert.ops import HANDLERS
 from posezoo.convert.optimize import optimize
 from posezoo.convert.target import Target, detect_target
@@ -98,19 +98,8 @@ def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = N
                  target: Target | None = None) -> None:
     """Convert the .tflite at ``src`` to ``dst`` (.onnx) for ``target``, replacing ``dst`` atomically."""
     src, dst = Path(src), Path(dst)
-    if src.exists() and not src.is_file():  # a FIFO would block, a device such as /dev/zero never end
-        raise ConvertError(f"cannot read {src}: it is not a regular file", "give a .tflite file")
-    try:
-        data = src.read_bytes()
-    except OSError as exc:
-        raise ConvertError(f"cannot read {src}: {exc.strerror or type(exc).__name__}",
-                           "check the path, or delete the cached file so it is downloaded again") from None
-    onnx_bytes = convert_bytes(data, model_name=model_name or src.name, target=target)
-    try:
-        write_bytes(dst, onnx_bytes)
-    except OSError as exc:
-        raise ConvertError(f"cannot write {dst}: {exc.strerror or type(exc).__name__}",
-                           "check that the folder is writable and the disk is not full") from None
+    data = read_source(src, "give a .tflite file")
+    write_onnx(dst, convert_bytes(data, model_name=model_name or src.name, target=target))
 
 
 def _check_supported(graph: Graph, label: str) -> None:

@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from posezoo.atomic import write_bytes
 from posezoo.convert.builder import checked_bytes
+from posezoo.convert.files import read_source, write_onnx
 from posezoo.convert.optimize import optimize
 from posezoo.convert.tfjs_builder import TfjsBuilder
 from posezoo.convert.tfjs_ops import HANDLERS
@@ -38,6 +38,7 @@ __all__ = ["SUPPORTED_TFJS_OPS", "TFJS_CONVERTER_VERSION", "convert_tfjs_bytes",
 TFJS_CONVERTER_VERSION = "tfjs-1"
 _STRUCTURAL = ("Const", "Placeholder")
 SUPPORTED_TFJS_OPS = tuple(sorted(set(HANDLERS) | set(_STRUCTURAL)))
+_NOT_A_FILE = "give the model.json of a TF.js model"
 
 
 def convert_tfjs_bytes(model_json: bytes, shards: Sequence[bytes], *, model_name: str | None = None,
@@ -82,27 +83,13 @@ def convert_tfjs_file(model_json: str | Path, dst: str | Path, *, weights: Mappi
     """
     src, dst = Path(model_json), Path(dst)
     label = model_name or src.name
-    json_bytes = _read(src, "model.json")
+    json_bytes = read_source(src, _NOT_A_FILE, "model.json")
     paths = manifest_paths(json_bytes, label)
     files = _shard_files(src, paths, weights, label)
-    shards = [_read(f, "weight shard") for f in files]
+    shards = [read_source(f, _NOT_A_FILE, "weight shard") for f in files]
     onnx_bytes = convert_tfjs_bytes(json_bytes, shards, model_name=label, extra_outputs=extra_outputs,
                                     shard_names=[f.name for f in files])
-    try:
-        write_bytes(dst, onnx_bytes)
-    except OSError as exc:
-        raise ConvertError(f"cannot write {dst}: {exc.strerror or type(exc).__name__}",
-                           "check that the folder is writable and the disk is not full") from None
-
-
-def _read(path: Path, what: str) -> bytes:
-    if path.exists() and not path.is_file():  # a FIFO would block, a device such as /dev/zero never end
-        raise ConvertError(f"cannot read {what} {path}: it is not a regular file", "give the model.json of a TF.js model")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConvertError(f"cannot read {what} {path}: {exc.strerror or type(exc).__name__}",
-                           "check the path, or delete the cached file so it is downloaded again") from None
+    write_onnx(dst, onnx_bytes)
 
 
 def _shard_files(src: Path, paths: list[str], weights: Mapping[str, str | Path] | None, label: str) -> list[Path]:
