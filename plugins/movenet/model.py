@@ -305,7 +305,28 @@ class _Smoothing:
         )  # fmt: skip
 
 
-class CropTracker:
+class _VideoTracker:
+    """What both trackers share: the model, smoothing settings, frame and model-run counts, and the
+    start of every ``update`` (the frame checked, the timestamp defaulted)."""
+
+    def __init__(self, model: MoveNet, *, smooth: bool, fps: float):
+        self.model = model
+        self.fps = float(fps)
+        self.smooth = smooth
+        self._smoothing = _Smoothing(model, fps)
+        self.frames = 0
+        self.model_runs = 0
+
+    def _next_frame(self, frame_bgr: np.ndarray, timestamp: float | None) -> tuple[np.ndarray, float]:
+        """The checked BGR image of this frame and its timestamp (default: frame count / fps)."""
+        image = self.model._bgr(frame_bgr)
+        if timestamp is None:
+            timestamp = self.frames / self.fps
+        self.frames += 1
+        return image, float(timestamp)
+
+
+class CropTracker(_VideoTracker):
     """Single-person video (TF.js pose-detection's MoveNet loop): each frame runs the model on the crop
     found from the previous frame's keypoints (smoothed first), low-passed; the first frame, and the one
     after the person was lost (score under the threshold), use the centred square.
@@ -315,17 +336,12 @@ class CropTracker:
     """
 
     def __init__(self, model: MoveNet, *, threshold: float | None = None, smooth: bool = True, fps: float = DEFAULT_FPS):
-        self.model = model
+        super().__init__(model, smooth=smooth, fps=fps)
         self.threshold = model.spec.min_pose_score if threshold is None else threshold
-        self.fps = float(fps)
-        self.smooth = smooth
-        self._filters = _Smoothing(model, fps)
-        self._keypoints = self._filters.new() if smooth else None
+        self._keypoints = self._smoothing.new() if smooth else None
         self._crop_filter = LowPassFilter(model.spec.crop.alpha)
         self.crop: Crop | None = None
         self._size: tuple[int, int] | None = None
-        self.frames = 0
-        self.model_runs = 0
 
     def reset(self) -> None:
         """Forget the crop and the filters: the next frame starts from the centred square."""
@@ -336,11 +352,8 @@ class CropTracker:
 
     def update(self, frame_bgr: np.ndarray, timestamp: float | None = None) -> list[Pose]:
         model = self.model
-        image = model._bgr(frame_bgr)
+        image, timestamp = self._next_frame(frame_bgr, timestamp)
         h, w = image.shape[:2]
-        if timestamp is None:
-            timestamp = self.frames / self.fps
-        self.frames += 1
         if self._size != (w, h):  # another video size: crops of the old one mean nothing here
             self.reset()
             self._size = (w, h)
@@ -352,13 +365,13 @@ class CropTracker:
             self.reset()
             return []
         if self._keypoints is not None:
-            det.keypoints[:, :2] = self._keypoints.apply(det.keypoints[:, :2], float(timestamp))
+            det.keypoints[:, :2] = self._keypoints.apply(det.keypoints[:, :2], timestamp)
         crop = next_crop(det.keypoints, w, h, model.spec.crop)
         self.crop = tuple(float(v) for v in self._crop_filter.apply(np.array(crop)))
         return [model.make_pose(det, w, h)]
 
 
-class MultiPoseTracker:
+class MultiPoseTracker(_VideoTracker):
     """Multi-person video: the model runs on every whole frame; people keep an identity
     (``Pose.track_id``) through :class:`posezoo.track.BoxIdentities` and their own keypoint filters.
     Poses come in identity order: people seen before first, in the same order every frame."""
@@ -372,19 +385,14 @@ class MultiPoseTracker:
         smooth: bool = True,
         fps: float = DEFAULT_FPS,
     ):
-        self.model = model
+        super().__init__(model, smooth=smooth, fps=fps)
         self.max_poses = max_poses
         self.threshold = threshold
-        self.fps = float(fps)
-        self.smooth = smooth
         rule = model.spec.identities
         self.identities = BoxIdentities(
             min_similarity=rule.min_similarity, max_age=rule.max_age, max_tracks=rule.max_tracks
         )
-        self._smoothing = _Smoothing(model, fps)
         self._filters: dict[int, OneEuroFilter] = {}
-        self.frames = 0
-        self.model_runs = 0
 
     def reset(self) -> None:
         """Forget every identity and filter."""
@@ -393,12 +401,8 @@ class MultiPoseTracker:
 
     def update(self, frame_bgr: np.ndarray, timestamp: float | None = None) -> list[Pose]:
         model = self.model
-        image = model._bgr(frame_bgr)
+        image, timestamp = self._next_frame(frame_bgr, timestamp)
         h, w = image.shape[:2]
-        if timestamp is None:
-            timestamp = self.frames / self.fps
-        timestamp = float(timestamp)
-        self.frames += 1
         self.model_runs += 1
         detections = model.detect_all(image, threshold=self.threshold)[: self.max_poses]
         ids = self.identities.assign([d.box for d in detections], timestamp)
