@@ -26,6 +26,8 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from convert_speed import median_ms, ort_session  # noqa: E402  (benchmarks/, this script's folder)
+
 from posezoo.convert import convert_tfjs_file  # noqa: E402
 
 # name: (model.json under models/, input sizes (height, width) to time)
@@ -35,32 +37,6 @@ MODELS = {
     "movenet-multipose": ("human-models/movenet-multipose.json", [(256, 256), (192, 256)]),
 }
 THREADS = 2
-
-
-def ort_session(path: Path, spinning: bool) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if not spinning:  # idle worker threads sleep instead of spinning: better when cores are shared
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def median_ms(runs_by_name: dict, warmup: int, runs: int, rounds: int = 5) -> dict[str, float]:
-    """Median latency of each callable, timed in alternating blocks (each after a short pause)."""
-    times: dict[str, list[float]] = {name: [] for name in runs_by_name}
-    for _ in range(rounds):
-        for name, run in runs_by_name.items():
-            time.sleep(0.05)
-            for _ in range(max(1, warmup // rounds)):
-                run()
-            for _ in range(max(1, runs // rounds)):
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def tfjs_ms(model_json: Path, shape: tuple[int, ...], runs: int, workdir: Path) -> float | None:
@@ -95,11 +71,11 @@ def main() -> None:
             start = time.perf_counter()
             convert_tfjs_file(model_json, onnx_path)
             convert_s = time.perf_counter() - start
-            sessions = {spin: ort_session(onnx_path, spin) for spin in (True, False)}
+            sessions = {spin: ort_session(onnx_path, spin, THREADS) for spin in (True, False)}
             for h, w in sizes:
                 x = np.random.default_rng(0).integers(0, 256, size=(1, h, w, 3)).astype(np.int32)
                 ms = median_ms({spin: (lambda s=s: s.run(None, {"input": x})) for spin, s in sessions.items()},
-                               args.warmup, args.runs)
+                               args.warmup, args.runs, rounds=5)
                 js = tfjs_ms(model_json, x.shape, args.tfjs, Path(tmp) / f"{name}-{h}x{w}") if args.tfjs else None
                 js_text = f"{js:.0f}" if js is not None else "-"
                 print(f"| {name} | {h}x{w} | {convert_s:.1f} | {ms[True]:.2f} | {ms[False]:.2f} | {js_text} |", flush=True)
