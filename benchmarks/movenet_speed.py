@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
-    import cv2
+    from video_speed import bench_clip  # benchmarks/, this script's folder
 
-    from posezoo.bench import open_input, run_bench, write_clip
+    from posezoo.bench import open_input, run_bench
     from posezoo.convert import convert_tfjs_file
 
     try:
@@ -57,12 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        clip = args.clip or tmp / "clip.mp4"
-        if not clip.exists():
-            photo = cv2.imread(str(args.image))
-            if photo is None:
-                parser.error(f"cannot read {args.image}")
-            write_clip(clip, photo, 300)
+        clip = bench_clip(args, parser, tmp)
         for name in args.models:
             onnx = tmp / f"{name}.onnx"
             convert_tfjs_file(args.shared_models / "human-models" / f"{name}.json", onnx)

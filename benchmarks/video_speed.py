@@ -68,6 +68,22 @@ def mediapipe_only(clip: Path, frames: int, warmup: int, complexity: int) -> dic
     return out
 
 
+def bench_clip(args: argparse.Namespace, parser: argparse.ArgumentParser, folder: Path) -> Path:
+    """The clip the video benchmarks time: ``--clip`` if it exists, else a 300-frame pan and zoom over
+    ``--image`` written there (or into ``folder``). Needs posezoo on sys.path."""
+    import cv2
+
+    from posezoo.bench import write_clip
+
+    clip = args.clip or folder / "clip.mp4"
+    if not clip.exists():
+        photo = cv2.imread(str(args.image))
+        if photo is None:
+            parser.error(f"cannot read {args.image}")
+        write_clip(clip, photo, 300)
+    return clip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=SHARED / "models", help="../shared/models")
@@ -88,9 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "plugins"))
-    import cv2
 
-    from posezoo.bench import open_input, run_bench, write_clip
+    from posezoo.bench import open_input, run_bench
     from posezoo.convert import convert_file
     from posezoo.estimator import PoseEstimator
 
@@ -101,12 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        clip = args.clip or tmp / "clip.mp4"
-        if not clip.exists():
-            photo = cv2.imread(str(args.image))
-            if photo is None:
-                parser.error(f"cannot read {args.image}")
-            write_clip(clip, photo, 300)
+        clip = bench_clip(args, parser, tmp)
         files = {}
         for role, key in (("detector", "detector"), ("landmark", args.variant)):
             files[role] = tmp / f"{key}.onnx"
