@@ -290,6 +290,52 @@ def crop_and_resize_grid(box, source_size: tuple[int, int], size: tuple[int, int
     return SampleGrid.make(axis(y0, y1, h, out_h), axis(x0, x1, w, out_w), (h, w), (out_h, out_w))
 
 
+def crop_and_resize_warp(
+    image: np.ndarray, box, size: tuple[int, int], out: np.ndarray | None = None, *, swap_rb: bool = False
+) -> np.ndarray:
+    """The box and corner mapping of :func:`crop_and_resize_grid`, sampled by OpenCV instead:
+    ``cv2.warpAffine`` (bilinear, zeros outside the image) of ``image`` (H, W, C uint8), about three
+    times quicker than the exact sampler. It differs from TensorFlow's kernel in three ways: positions
+    are quantized to 1/32 pixel, values are rounded to uint8 (TensorFlow keeps floats, which a cast to
+    int32 then truncates), and a sample less than a pixel outside the image blends with zero instead
+    of being zero. A fast path for video, where a model's input need not be TensorFlow's to the last
+    level of grey; use the exact grid wherever outputs are compared with TensorFlow's. (Images over
+    32767 pixels a side, past OpenCV's coordinates, are sampled exactly.)
+
+    Written into ``out`` when given ((height, width, C), any numeric dtype), else a new uint8 array;
+    ``swap_rb``: BGR in, RGB out.
+    """
+    (h, w), (out_h, out_w) = image.shape[:2], size
+    y0, x0, y1, x1 = (float(v) for v in np.asarray(box, np.float32))
+
+    def axis(a: float, b: float, n_in: int, n_out: int) -> tuple[float, float]:  # (first position, step)
+        if n_out == 1:
+            return 0.5 * (a + b) * (n_in - 1), 0.0
+        return a * (n_in - 1), (b - a) * (n_in - 1) / (n_out - 1)
+
+    if max(h, w) > _MAX_REMAP:  # past OpenCV's int16 coordinates: the exact sampler, truncated
+        exact = crop_and_resize_grid(box, (h, w), size).sample(image, out=out, swap_rb=swap_rb)
+        return exact if out is not None else exact.astype(image.dtype)
+    (ay, sy), (ax, sx) = axis(y0, y1, h, out_h), axis(x0, x1, w, out_w)
+    to_source = np.array([[sx, 0.0, ax], [0.0, sy, ay]])
+    warped = cv2.warpAffine(
+        image, to_source, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+    )  # fmt: skip
+    if warped.ndim == 2:
+        warped = warped[:, :, None]
+    if swap_rb:
+        if warped.shape[2] != 3:
+            raise ValueError(f"swap_rb needs a 3-channel image, got {warped.shape[2]} channel(s)")
+        cv2.cvtColor(warped, cv2.COLOR_BGR2RGB, dst=warped)
+    if out is None:
+        return warped
+    if out.shape != warped.shape:
+        raise ValueError(f"crop output must have shape {warped.shape}, got {out.shape}")
+    np.copyto(out, warped, casting="unsafe")
+    return out
+
+
 def resize_bilinear_grid(source_size: tuple[int, int], size: tuple[int, int]) -> SampleGrid:
     """The :class:`SampleGrid` of ``tf.image.resize_bilinear`` with align_corners and half_pixel_centers
     off: output pixel ``i`` samples the source at ``i * H / height`` (its last row and column clamped), so

@@ -10,7 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from posezoo.preprocess import crop_and_resize, crop_and_resize_grid, resize_bilinear, resize_bilinear_grid
+from posezoo.preprocess import (
+    crop_and_resize,
+    crop_and_resize_grid,
+    crop_and_resize_warp,
+    resize_bilinear,
+    resize_bilinear_grid,
+)
 
 
 def plain_crop_and_resize(image, box, size, extrapolation=0.0):
@@ -174,3 +180,32 @@ def test_sample_into_int32_truncates_like_tensorflows_cast_and_swaps_channels(ph
         grid.sample(photo, out=np.zeros((30, 41, 3), np.float32))
     with pytest.raises(ValueError, match="3-channel"):
         grid.sample(photo[:, :, :1], swap_rb=True)
+
+
+@pytest.mark.parametrize("box", [(0.1, 0.2, 0.8, 0.7), (-0.25, 0.17, 1.25, 0.83), (0.9, 0.8, 0.2, 0.1)])
+def test_the_opencv_warp_crop_is_close_to_tensorflows(photo, box):
+    """crop_and_resize_warp: the same box and corners as TensorFlow's kernel, sampled by OpenCV (1/32 px
+    positions, values rounded to uint8): a quarter level of grey off on average, about half at worst."""
+    want = plain_crop_and_resize(photo, box, (48, 40))
+    got = crop_and_resize_warp(photo, box, (48, 40))
+    assert got.dtype == np.uint8 and got.shape == (48, 40, 3)
+    diff = np.abs(got.astype(np.float32) - want)
+    assert diff.mean() < 0.3
+    assert diff.max() <= 1.0
+
+
+def test_the_opencv_warp_crop_into_int32_swaps_channels_and_checks_shapes(photo):
+    box = (0.1, 0.2, 0.8, 0.7)
+    out = np.full((48, 40, 3), -7, np.int32)
+    crop_and_resize_warp(photo, box, (48, 40), out=out, swap_rb=True)
+    np.testing.assert_array_equal(out, crop_and_resize_warp(photo, box, (48, 40))[:, :, ::-1])
+    assert (crop_and_resize_warp(photo, (1.2, 1.3, 1.5, 1.9), (5, 5)) == 0).all()  # off the image: zeros
+    single = crop_and_resize_warp(photo, box, (1, 1))  # one sample: the box's centre, as TensorFlow
+    assert np.abs(single.astype(np.float32) - plain_crop_and_resize(photo, box, (1, 1))).max() <= 2
+    with pytest.raises(ValueError, match="shape"):
+        crop_and_resize_warp(photo, box, (48, 40), out=np.zeros((48, 41, 3), np.int32))
+    with pytest.raises(ValueError, match="3-channel"):
+        crop_and_resize_warp(photo[:, :, 0], box, (4, 4), swap_rb=True)
+    strip = np.random.default_rng(3).integers(0, 256, (3, 40000, 3), dtype=np.uint8)  # past OpenCV's maps
+    wide = crop_and_resize_warp(strip, (0.1, 0.8, 0.9, 0.99), (3, 9))
+    np.testing.assert_array_equal(wide, plain_crop_and_resize(strip, (0.1, 0.8, 0.9, 0.99), (3, 9)).astype(np.uint8))
