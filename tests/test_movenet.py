@@ -142,6 +142,8 @@ def test_multi_person_input_size_is_a_multiple_of_32(models, testdata):
         models["movenet-lightning"].input_size = 256
     with pytest.raises(ValueError, match="multiple of 32"):
         MoveNetSpec(name="x", multipose=True, input_size=250, max_poses=6)
+    with pytest.raises(ValueError, match="video_crop must be one of fast, exact"):
+        MoveNetSpec(name="x", multipose=False, input_size=192, video_crop="tf")
 
 
 # ------------------------------------------------------------------------------------ crop rules
@@ -275,7 +277,7 @@ def test_tracked_keypoints_stay_near_the_still_photos_and_smoothing_calms_them(m
 
 def test_losing_the_person_resets_the_crop_to_the_centred_square(models, clip_frames):
     model = models["movenet-lightning"]
-    tracker = model.tracker()
+    tracker = model.tracker(exact_crop=True)  # TensorFlow's crop, as photos get: comparable with predict
     for i in range(5):
         assert len(tracker.update(clip_frames[i], timestamp=i / 30)) == 1
     assert tracker.crop is not None
@@ -288,6 +290,26 @@ def test_losing_the_person_resets_the_crop_to_the_centred_square(models, clip_fr
     # another frame size: the crop of the old size is dropped
     tracker.update(cv2.resize(clip_frames[7], (320, 240)), timestamp=7 / 30)
     assert tracker.crop is not None and tracker._size == (320, 240)
+
+
+def test_the_fast_video_crop_keeps_keypoints_within_a_pixel_of_the_exact_crop(models, clip_frames):
+    """Video crops are cut by OpenCV's warp by default (spec video_crop "fast"); over the written clip
+    the tracked keypoints stay within a pixel, on average, of those TensorFlow's crop gives."""
+    model = models["movenet-lightning"]
+    assert model.spec.video_crop == "fast"
+    fast, exact = model.tracker(), model.tracker(exact_crop=True)
+    assert not fast.exact_crop and exact.exact_crop
+    gaps, diagonals = [], []
+    for i, frame in enumerate(clip_frames):
+        a, b = fast.update(frame, timestamp=i / 30), exact.update(frame, timestamp=i / 30)
+        assert len(a) == len(b) == 1
+        sure = b[0].landmarks[:, 2] > 0.3
+        gaps.append(np.linalg.norm(a[0].landmarks[sure, :2] - b[0].landmarks[sure, :2], axis=1).mean())
+        x0, y0, x1, y1 = b[0].box
+        diagonals.append(np.hypot(x1 - x0, y1 - y0))
+    assert 0 < np.mean(gaps) < 1.5  # not the same crop, but close: pixels of a 640x480 frame
+    assert np.mean(gaps) / np.median(diagonals) < 0.005  # the photo parity bound, 0.5 % of the diagonal
+    assert fast.crop == pytest.approx(exact.crop, abs=0.01)
 
 
 def test_multi_person_identities_stay_with_their_people(models, testdata, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 
 from posezoo.errors import InputError, PluginError
 from posezoo.model import Family, Pose, PoseModel, box_around
-from posezoo.preprocess import SampleGrid, crop_and_resize_grid, resize_bilinear_grid, to_rgb
+from posezoo.preprocess import SampleGrid, crop_and_resize_grid, crop_and_resize_warp, resize_bilinear_grid, to_rgb
 from posezoo.runtime import Session
 from posezoo.track import DEFAULT_FPS, BoxIdentities, LowPassFilter, OneEuroFilter
 from posezoo_plugins.movenet.crop import Crop, initial_crop, next_crop
@@ -161,17 +161,21 @@ class MoveNet(PoseModel):
         rgb = to_rgb(image)  # raises InputError for what is not an image
         return np.ascontiguousarray(rgb[:, :, ::-1])
 
-    def detect_in_crop(self, image_bgr: np.ndarray, crop: Crop) -> Detection:
-        """Single-person: the model on ``crop`` (ymin, xmin, ymax, xmax, normalized) of a BGR image."""
+    def detect_in_crop(self, image_bgr: np.ndarray, crop: Crop, *, exact: bool = True) -> Detection:
+        """Single-person: the model on ``crop`` (ymin, xmin, ymax, xmax, normalized) of a BGR image,
+        cut by TensorFlow's ``crop_and_resize`` (``exact``) or OpenCV's quicker warp (see
+        :attr:`MoveNetSpec.video_crop`)."""
         h, w = image_bgr.shape[:2]
         side = self.spec.input_size
         with self.clock("preprocess"):
-            key = (tuple(crop), h, w)
-            if self._crop_grid is None or self._crop_grid[0] != key:  # photos and static video reuse it
-                self._crop_grid = (key, crop_and_resize_grid(crop, (h, w), (side, side)))
-            grid = self._crop_grid[1]
             tensor = self._input((1, side, side, 3))
-            self._fill(tensor, grid, image_bgr, side, side)
+            if exact:
+                key = (tuple(crop), h, w)
+                if self._crop_grid is None or self._crop_grid[0] != key:  # photos and static video reuse it
+                    self._crop_grid = (key, crop_and_resize_grid(crop, (h, w), (side, side)))
+                self._fill(tensor, self._crop_grid[1], image_bgr, side, side)
+            else:
+                crop_and_resize_warp(image_bgr, crop, (side, side), out=tensor[0], swap_rb=True)
         raw = self._session.run_reused(tensor)[self._out]
         with self.clock("decode"):
             values = np.asarray(raw, np.float64).reshape(-1, 3)  # (K, 3): y, x, score in the crop
@@ -275,10 +279,19 @@ class MoveNet(PoseModel):
         return [self.make_pose(d, w, h) for d in detections]
 
     def tracker(
-        self, *, max_poses: int = 1, threshold: float | None = None, smooth: bool = True, fps: float = DEFAULT_FPS, **options
+        self,
+        *,
+        max_poses: int = 1,
+        threshold: float | None = None,
+        smooth: bool = True,
+        fps: float = DEFAULT_FPS,
+        exact_crop: bool | None = None,
+        **options,
     ):
         """A video tracker: the crop follows the person (single-person models), or identities follow
-        people's boxes (multi-person); keypoints are one-euro filtered unless ``smooth`` is False."""
+        people's boxes (multi-person); keypoints are one-euro filtered unless ``smooth`` is False.
+        ``exact_crop``: cut a single-person model's crops with TensorFlow's kernel (True) or OpenCV's
+        quicker warp (False); default: the spec's ``video_crop``. Multi-person models do not crop."""
         self._check_options(options)
         limit = self._check_max_poses(max_poses)
         if limit < 1:
@@ -287,7 +300,7 @@ class MoveNet(PoseModel):
             raise InputError(f"fps must be > 0, got {fps}")
         if self.spec.multipose:
             return MultiPoseTracker(self, max_poses=limit, threshold=threshold, smooth=smooth, fps=fps)
-        return CropTracker(self, threshold=threshold, smooth=smooth, fps=fps)
+        return CropTracker(self, threshold=threshold, smooth=smooth, fps=fps, exact_crop=exact_crop)
 
 
 class _Smoothing:
@@ -329,15 +342,25 @@ class _VideoTracker:
 class CropTracker(_VideoTracker):
     """Single-person video (TF.js pose-detection's MoveNet loop): each frame runs the model on the crop
     found from the previous frame's keypoints (smoothed first), low-passed; the first frame, and the one
-    after the person was lost (score under the threshold), use the centred square.
+    after the person was lost (score under the threshold), use the centred square. Crops are cut as
+    ``exact_crop`` says (see :attr:`MoveNetSpec.video_crop`).
 
     ``update(frame_bgr, timestamp=None) -> list[Pose]`` (timestamp in seconds, default frame count /
     fps); ``reset()``; ``crop``: the crop the next frame will use (None: the centred square).
     """
 
-    def __init__(self, model: MoveNet, *, threshold: float | None = None, smooth: bool = True, fps: float = DEFAULT_FPS):
+    def __init__(
+        self,
+        model: MoveNet,
+        *,
+        threshold: float | None = None,
+        smooth: bool = True,
+        fps: float = DEFAULT_FPS,
+        exact_crop: bool | None = None,
+    ):
         super().__init__(model, smooth=smooth, fps=fps)
         self.threshold = model.spec.min_pose_score if threshold is None else threshold
+        self.exact_crop = model.spec.video_crop == "exact" if exact_crop is None else bool(exact_crop)
         self._keypoints = self._smoothing.new() if smooth else None
         self._crop_filter = LowPassFilter(model.spec.crop.alpha)
         self.crop: Crop | None = None
@@ -360,7 +383,7 @@ class CropTracker(_VideoTracker):
         if self.crop is None:
             self.crop = initial_crop(w, h, first=True)
         self.model_runs += 1
-        det = model.detect_in_crop(image, self.crop)
+        det = model.detect_in_crop(image, self.crop, exact=self.exact_crop)
         if det.score < self.threshold:
             self.reset()
             return []
