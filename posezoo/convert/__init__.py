@@ -27,22 +27,21 @@ metadata_props (``posezoo.target``, ``posezoo.nchwc_block``; a TFLite conversion
 it recorded (converter version and block) is not this machine's.
 
 Every failure is a :class:`posezoo.errors.ConvertError` with a one-line message.
+
+The converters themselves (:mod:`posezoo.convert.tflite`, :mod:`posezoo.convert.tfjs`, with onnx and
+their op tables) are imported on first use: running a model that is already converted, which is what
+``posezoo run`` and every batch worker do, never loads them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+import sys
+from typing import Any
 
-import onnx
-
-from posezoo.convert.builder import GraphBuilder, checked_bytes
-from posezoo.convert.files import read_source, write_onnx
-from posezoo.convert.ops import HANDLERS
-from posezoo.convert.optimize import optimize
-from posezoo.convert.target import Target, detect_target
-from posezoo.convert.tfjs import SUPPORTED_TFJS_OPS, TFJS_CONVERTER_VERSION, convert_tfjs_bytes, convert_tfjs_file
-from posezoo.convert.tflite_reader import Graph, read_graph
 from posezoo.cache import Cache
+from posezoo.convert.target import Target, detect_target
+from posezoo.convert.versions import CONVERTER_VERSION, TFJS_CONVERTER_VERSION
 from posezoo.errors import ConvertError
 from posezoo.registry import FileEntry
 
@@ -61,8 +60,27 @@ __all__ = [
     "ensure_onnx",
 ]
 
-CONVERTER_VERSION = "5"
-SUPPORTED_OPS = tuple(sorted(HANDLERS))
+_CONVERTERS = {  # name -> the module that defines it, imported when the name is first asked for
+    "SUPPORTED_OPS": "posezoo.convert.tflite",
+    "convert_bytes": "posezoo.convert.tflite",
+    "convert_file": "posezoo.convert.tflite",
+    "SUPPORTED_TFJS_OPS": "posezoo.convert.tfjs",
+    "convert_tfjs_bytes": "posezoo.convert.tfjs",
+    "convert_tfjs_file": "posezoo.convert.tfjs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _CONVERTERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_CONVERTERS))
 
 
 def conversion_key(target: Target | None = None, version: str | None = None) -> str:
@@ -71,43 +89,6 @@ def conversion_key(target: Target | None = None, version: str | None = None) -> 
     target = target or detect_target()
     version = version or CONVERTER_VERSION
     return f"{version}/nchwc{target.block}" if target.nchwc else f"{version}/nchw"
-
-
-def convert_bytes(data: bytes, *, model_name: str | None = None, target: Target | None = None) -> bytes:
-    """Convert a TFLite model (the bytes of a .tflite file) to a serialized ONNX model laid out for
-    ``target`` (default: this machine, :func:`detect_target`)."""
-    label = model_name or "TFLite model"
-    target = target or detect_target()
-    graph = read_graph(bytes(data), label)
-    _check_supported(graph, label)
-    builder = GraphBuilder(graph, label, target)
-    for number, op in enumerate(graph.operators):
-        try:
-            HANDLERS[op.code](builder, op)
-        except (ValueError, IndexError, KeyError) as exc:  # shapes/values that contradict each other
-            raise ConvertError(f"cannot convert {label}: operator #{number} {op.code} is malformed ({type(exc).__name__})",
-                               "the file is inconsistent; download the model again") from None
-    model = optimize(builder.finish(Path(label).stem, CONVERTER_VERSION), target)  # records the target
-    props = {p.key: p.value for p in model.metadata_props}
-    props.update({"posezoo.converter_version": CONVERTER_VERSION, "posezoo.conversion_key": conversion_key(target)})
-    onnx.helper.set_model_props(model, props)
-    return checked_bytes(model, label)
-
-
-def convert_file(src: str | Path, dst: str | Path, *, model_name: str | None = None,
-                 target: Target | None = None) -> None:
-    """Convert the .tflite at ``src`` to ``dst`` (.onnx) for ``target``, replacing ``dst`` atomically."""
-    src, dst = Path(src), Path(dst)
-    data = read_source(src, "give a .tflite file")
-    write_onnx(dst, convert_bytes(data, model_name=model_name or src.name, target=target))
-
-
-def _check_supported(graph: Graph, label: str) -> None:
-    unsupported = sorted({op.code for op in graph.operators if op.code not in HANDLERS})
-    if unsupported:
-        which = "operators " + ", ".join(unsupported) + " are" if len(unsupported) > 1 else f"operator {unsupported[0]} is"
-        raise ConvertError(f"cannot convert {label}: {which} not supported",
-                           "supported: " + ", ".join(SUPPORTED_OPS))
 
 
 def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool = True) -> Path:
@@ -140,11 +121,12 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
                 dst.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise cache.write_error(exc, f"convert {entry.name}") from None
+            package = sys.modules[__name__]  # (attribute access: loads the converter on first use)
             if entry.format == "tflite":
-                convert_file(src, dst, model_name=entry.name)
+                package.convert_file(src, dst, model_name=entry.name)
             elif entry.format == "tfjs":
                 weights = {shard.name: cache.require_verified(shard) for shard in entry.shards}
-                convert_tfjs_file(src, dst, weights=weights, model_name=entry.name)
+                package.convert_tfjs_file(src, dst, weights=weights, model_name=entry.name)
             else:
                 raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
             try:

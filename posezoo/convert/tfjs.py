@@ -31,11 +31,11 @@ from posezoo.convert.optimize import optimize
 from posezoo.convert.tfjs_builder import TfjsBuilder
 from posezoo.convert.tfjs_ops import HANDLERS
 from posezoo.convert.tfjs_reader import Model, Node, manifest_paths, read_model, split_ref, tensor_ref
+from posezoo.convert.versions import TFJS_CONVERTER_VERSION
 from posezoo.errors import ConvertError
 
 __all__ = ["SUPPORTED_TFJS_OPS", "TFJS_CONVERTER_VERSION", "convert_tfjs_bytes", "convert_tfjs_file"]
 
-TFJS_CONVERTER_VERSION = "tfjs-1"
 _STRUCTURAL = ("Const", "Placeholder")
 SUPPORTED_TFJS_OPS = tuple(sorted(set(HANDLERS) | set(_STRUCTURAL)))
 _NOT_A_FILE = "give the model.json of a TF.js model"
