@@ -378,11 +378,18 @@ def _run_processes(units, job, args, ref, opts, workers, bar, take) -> None:
     init = (ref, opts, threads, stop, counter)
     local = ThreadPoolExecutor(max_workers=1, initializer=_init_local, initargs=init)
     processes = ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker, initargs=init)
-    slots = {local: 1, processes: 2 * (workers - 1)}  # units in flight: keep every process fed
+    # units in flight: one queued behind each process's running unit keeps it fed, until the last
+    # units, which go to whichever worker frees up first (a queued one would leave another worker idle)
+    slots = {local: 1, processes: 2 * (workers - 1)}
+    tail = {local: 1, processes: workers - 1}
     running: dict[Future, tuple[Executor, int]] = {}
 
     def feed(executor: Executor) -> None:
-        while order and sum(1 for e, _ in running.values() if e is executor) < slots[executor]:
+        def room() -> bool:
+            limit = (slots if len(order) > workers else tail)[executor]
+            return sum(1 for e, _ in running.values() if e is executor) < limit
+
+        while order and room():
             index = order.popleft()
             with _sigint_deferred():  # (a submit may start a worker process)
                 running[executor.submit(_run_unit, job, index, units[index], args)] = (executor, index)
