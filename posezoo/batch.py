@@ -293,6 +293,8 @@ def _run_ray(address: str, units: list[list[Item]], job: BatchJob, ref: ModelRef
             threads = max(1, cpus // actors)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = progress and sys.stderr.isatty()
+        if hasattr(context, "memory_usage_poll_interval_s"):  # its per-second reads of every actor's memory
+            context.memory_usage_poll_interval_s = None  # (/proc smaps) slow the actors; nothing here shows them
         rows = [
             {"index": i, "sources": [it.source for it in unit], "kinds": [it.kind for it in unit], "rels": [it.rel for it in unit]}
             for i, unit in enumerate(units)
