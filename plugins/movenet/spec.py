@@ -75,7 +75,7 @@ class MoveNetSpec:
     the person's score, normalized to the padded input.
 
     ``video_crop`` (single-person): how a tracked video frame's crop is sampled. ``"fast"``: OpenCV's
-    fixed-point bilinear warp (:func:`posezoo.preprocess.crop_and_resize_warp`), about 0.6 ms a frame
+    fixed-point bilinear warp (:func:`posezoo.preprocess.crop_and_resize_warp`), about 0.7 ms a frame
     quicker at 192x192, keypoints within a pixel of the exact crop's; ``"exact"``: TensorFlow's
     ``crop_and_resize``, as photos always are.
     """

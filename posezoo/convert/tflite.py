@@ -36,7 +36,8 @@ def convert_bytes(data: bytes, *, model_name: str | None = None, target: Target 
                                "the file is inconsistent; download the model again") from None
     model = optimize(builder.finish(Path(label).stem, CONVERTER_VERSION), target)  # records the target
     props = {p.key: p.value for p in model.metadata_props}
-    props.update({"posezoo.converter_version": CONVERTER_VERSION, "posezoo.conversion_key": conversion_key(target, CONVERTER_VERSION)})
+    props["posezoo.converter_version"] = CONVERTER_VERSION
+    props["posezoo.conversion_key"] = conversion_key(target, CONVERTER_VERSION)
     onnx.helper.set_model_props(model, props)
     return checked_bytes(model, label)
 
