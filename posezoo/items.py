@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from posezoo.errors import InputError
-from posezoo.sources import IMAGE_EXTENSIONS, Frame, VideoSource, quiet_opencv, read_image
+from posezoo.sources import IMAGE_EXTENSIONS, Frame, VideoSource, decode_image, quiet_opencv, read_image
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}
 MAX_CHUNK = 32  # images per unit at most
@@ -222,14 +222,7 @@ def read_item_image(item: Item) -> np.ndarray:
     """The image of an image item, BGR uint8 (InputError naming it when it cannot be decoded)."""
     if not item.is_remote:
         return read_image(Path(item.source))
-    data = np.frombuffer(_read_remote(item.source), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise InputError(
-            f"cannot read image {item.source}: not an image file or a format OpenCV cannot decode",
-            "give a JPEG, PNG, BMP, WebP or TIFF file",
-        )
-    return image
+    return decode_image(np.frombuffer(_read_remote(item.source), np.uint8), item.source)
 
 
 class ItemReader:

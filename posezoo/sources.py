@@ -52,11 +52,17 @@ def read_image(path: Path) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"cannot read image {path}: {exc.strerror or exc}", "check its permissions") from None
+    return decode_image(data, path)
+
+
+def decode_image(data: np.ndarray, name: str | Path) -> np.ndarray:
+    """The image in ``data`` (the bytes of an image file, as uint8) as BGR uint8, or an InputError
+    naming ``name``."""
     with quiet_native_stderr():  # (libjpeg and libpng warn about damaged files on stderr)
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise InputError(
-            f"cannot read image {path}: not an image file or a format OpenCV cannot decode",
+            f"cannot read image {name}: not an image file or a format OpenCV cannot decode",
             "give a JPEG, PNG, BMP, WebP or TIFF file",
         )
     return image
