@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,3 +63,17 @@ def build_mirror(shared_models: Path, dest: Path, files=None, *, link: bool = Fa
                 shutil.copyfile(src, target)
         out[entry.name] = target
     return out
+
+
+def fetched_home(shared_models: Path, root: Path, *fetches: Sequence[str], link: bool = False) -> Path:
+    """``root`` as a test's POSEZOO_HOME root (``clitools.posezoo_env(root)``) with each of ``fetches``
+    (the arguments of one ``posezoo fetch``, e.g. ``("blazepose-full", "--variant", "lite")``) fetched
+    and converted through the real CLI from a mirror of ``shared_models`` built at ``root / "mirror"``."""
+    from clitools import posezoo_env, run_posezoo
+
+    mirror = root / "mirror"
+    build_mirror(shared_models, mirror, link=link)
+    for args in fetches:
+        result = run_posezoo("fetch", *args, "--mirror", mirror, env=posezoo_env(root))
+        assert result.returncode == 0, result.stderr
+    return root

@@ -13,7 +13,7 @@ import pytest
 from clitools import one_line_error, posezoo_env, run_posezoo
 from fstools import read_only_view, small_disk
 from httpserver import home, mirror_dir  # noqa: F401  (pytest fixtures)
-from mirror import build_mirror
+from mirror import fetched_home
 from posezoo.cache import Cache
 from posezoo.convert import conversion_key, ensure_onnx
 from posezoo.errors import FetchError
@@ -105,13 +105,8 @@ def test_a_file_that_is_its_own_onnx_model_is_re_verified_before_use(home, mirro
 @pytest.fixture(scope="module")
 def filled(shared_models, tmp_path_factory) -> dict:
     """A cache with blazepose-full lite fetched and converted through the real CLI, and a mirror."""
-    root = tmp_path_factory.mktemp("filled")
-    mirror = root / "mirror"
-    build_mirror(shared_models, mirror)
-    env = posezoo_env(root)
-    result = run_posezoo("fetch", "blazepose-full", "--variant", "lite", "--mirror", mirror, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return {"home": root / "home", "mirror": mirror}
+    root = fetched_home(shared_models, tmp_path_factory.mktemp("filled"), ["blazepose-full", "--variant", "lite"])
+    return {"home": root / "home", "mirror": root / "mirror"}
 
 
 def test_a_read_only_cache_still_serves_run_offline_list_and_verify(filled, tmp_path, testdata):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
-from mirror import build_mirror
+from mirror import fetched_home
 from posezoo.coco import (
     COCO_KEYPOINTS,
     CocoResultsSink,
@@ -153,12 +153,7 @@ def test_results_file_is_what_pycocotools_reads(tmp_path, testdata):
 @pytest.fixture(scope="module")
 def home(shared_models, tmp_path_factory):
     """A POSEZOO_HOME holding blazepose-full (full), fetched through the CLI from a mirror."""
-    root = tmp_path_factory.mktemp("coco")
-    mirror = root / "mirror"
-    build_mirror(shared_models, mirror, link=True)
-    result = run_posezoo("fetch", "blazepose-full", "--mirror", mirror, env=posezoo_env(root))
-    assert result.returncode == 0, result.stderr
-    return root
+    return fetched_home(shared_models, tmp_path_factory.mktemp("coco"), ["blazepose-full"], link=True)
 
 
 @pytest.fixture

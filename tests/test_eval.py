@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
-from mirror import build_mirror
+from mirror import fetched_home
 from posezoo.coco import COCO_KEYPOINTS, coco_mapping
 from posezoo.evaluate import coco_stats, load_eval_set, parse_model_arg, pck
 from posezoo_plugins.blazepose_full import SPEC as FULL
@@ -96,13 +96,11 @@ def test_model_arguments_pick_variants():
 def home(shared_models, tmp_path_factory):
     """A POSEZOO_HOME holding blazepose-full (full, lite) and MoveNet Thunder and Lightning, fetched
     (and converted) through the CLI from a mirror."""
-    root = tmp_path_factory.mktemp("eval")
-    mirror = root / "mirror"
-    build_mirror(shared_models, mirror, link=True)
-    for args in (["blazepose-full", "--variant", "full"], ["blazepose-full", "--variant", "lite"],
-                 ["movenet-thunder"], ["movenet-lightning"]):  # fmt: skip
-        result = run_posezoo("fetch", *args, "--mirror", mirror, env=posezoo_env(root))
-        assert result.returncode == 0, result.stderr
+    root = fetched_home(
+        shared_models, tmp_path_factory.mktemp("eval"),
+        ["blazepose-full", "--variant", "full"], ["blazepose-full", "--variant", "lite"],
+        ["movenet-thunder"], ["movenet-lightning"], link=True,
+    )  # fmt: skip
     return root
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
-from mirror import build_mirror
+from mirror import fetched_home
 
 VIDEO = "street_5frames.mp4"
 
@@ -18,13 +18,9 @@ VIDEO = "street_5frames.mp4"
 @pytest.fixture(scope="module")
 def home(shared_models, tmp_path_factory):
     """A POSEZOO_HOME holding blazepose-full lite + full, fetched through the real CLI from a mirror."""
-    root = tmp_path_factory.mktemp("run")
-    mirror = root / "mirror"
-    build_mirror(shared_models, mirror)
-    env = posezoo_env(root)
-    for variant in ("full", "lite"):
-        result = run_posezoo("fetch", "blazepose-full", "--variant", variant, "--mirror", mirror, env=env)
-        assert result.returncode == 0, result.stderr
+    root = fetched_home(
+        shared_models, tmp_path_factory.mktemp("run"), *(("blazepose-full", "--variant", v) for v in ("full", "lite"))
+    )
     return root
 
 

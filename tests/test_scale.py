@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from clitools import default_sigint, one_line_error, posezoo_env, run_posezoo
-from mirror import build_mirror
+from mirror import fetched_home
 
 TOL = 1e-4  # JSON Lines round landmarks to 4 decimals
 
@@ -28,12 +28,7 @@ TOL = 1e-4  # JSON Lines round landmarks to 4 decimals
 @pytest.fixture(scope="module")
 def home(shared_models, tmp_path_factory):
     """A POSEZOO_HOME holding blazepose-full (full), fetched through the real CLI from a mirror."""
-    root = tmp_path_factory.mktemp("scale")
-    mirror = root / "mirror"
-    build_mirror(shared_models, mirror)
-    result = run_posezoo("fetch", "blazepose-full", "--mirror", mirror, env=posezoo_env(root))
-    assert result.returncode == 0, result.stderr
-    return root
+    return fetched_home(shared_models, tmp_path_factory.mktemp("scale"), ["blazepose-full"])
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 import posezoo
 from clitools import one_line_error, posezoo_env, run_posezoo
 from conftest import REPO
-from mirror import build_mirror
+from mirror import fetched_home
 from posezoo.errors import PluginError
 from posezoo.estimator import PoseEstimator
 from posezoo.roi import Roi, crop, roi_from_landmarks
@@ -272,13 +272,7 @@ def test_a_tracked_clip_follows_the_aux_landmarks(estimators, model, street):
 @pytest.fixture(scope="module")
 def home(shared_models, tmp_path_factory):
     """A POSEZOO_HOME with both 128-detector models fetched through the real CLI from a mirror."""
-    root = tmp_path_factory.mktemp("upper_home")
-    mirror = root / "mirror"
-    build_mirror(shared_models, mirror, link=True)
-    for model in MODELS:
-        result = run_posezoo("fetch", model, "--mirror", mirror, env=posezoo_env(root))
-        assert result.returncode == 0, result.stderr
-    return root
+    return fetched_home(shared_models, tmp_path_factory.mktemp("upper_home"), *([m] for m in MODELS), link=True)
 
 
 @pytest.fixture
