@@ -274,20 +274,30 @@ class SampleGrid:
         return out
 
 
+def _box_axes(box, source_size: tuple[int, int], size: tuple[int, int]) -> tuple[tuple[float, float], ...]:
+    """``((first y, step y), (first x, step x))``: where ``tf.image.crop_and_resize`` samples the source
+    for one normalized ``box`` = (y0, x0, y1, x1), taken as float32 values as TensorFlow holds it. The
+    box's corners map onto the output's corner pixels; a single output row or column samples the box's
+    centre."""
+    (h, w), (out_h, out_w) = source_size, size
+    y0, x0, y1, x1 = (float(v) for v in np.asarray(box, np.float32))
+
+    def axis(a: float, b: float, n_in: int, n_out: int) -> tuple[float, float]:
+        if n_out == 1:
+            return 0.5 * (a + b) * (n_in - 1), 0.0
+        return a * (n_in - 1), (b - a) * (n_in - 1) / (n_out - 1)
+
+    return axis(y0, y1, h, out_h), axis(x0, x1, w, out_w)
+
+
 def crop_and_resize_grid(box, source_size: tuple[int, int], size: tuple[int, int]) -> SampleGrid:
     """The :class:`SampleGrid` of ``tf.image.crop_and_resize`` (bilinear) for one ``box`` = (y0, x0, y1,
     x1), normalized to the source (it may reach outside it). The box's corners map onto the output's
     corner pixels: ``src_y = y0 * (H - 1) + i * (y1 - y0) * (H - 1) / (height - 1)``; the box is taken as
     float32 values, as TensorFlow holds it."""
-    (h, w), (out_h, out_w) = source_size, size
-    y0, x0, y1, x1 = (float(v) for v in np.asarray(box, np.float32))
-
-    def axis(a: float, b: float, n_in: int, n_out: int) -> np.ndarray:
-        if n_out == 1:
-            return np.full(1, 0.5 * (a + b) * (n_in - 1))
-        return a * (n_in - 1) + np.arange(n_out) * ((b - a) * (n_in - 1) / (n_out - 1))
-
-    return SampleGrid.make(axis(y0, y1, h, out_h), axis(x0, x1, w, out_w), (h, w), (out_h, out_w))
+    (ay, sy), (ax, sx) = _box_axes(box, source_size, size)
+    ys, xs = ay + np.arange(size[0]) * sy, ax + np.arange(size[1]) * sx
+    return SampleGrid.make(ys, xs, tuple(source_size), tuple(size))
 
 
 def crop_and_resize_warp(
@@ -306,17 +316,10 @@ def crop_and_resize_warp(
     ``swap_rb``: BGR in, RGB out.
     """
     (h, w), (out_h, out_w) = image.shape[:2], size
-    y0, x0, y1, x1 = (float(v) for v in np.asarray(box, np.float32))
-
-    def axis(a: float, b: float, n_in: int, n_out: int) -> tuple[float, float]:  # (first position, step)
-        if n_out == 1:
-            return 0.5 * (a + b) * (n_in - 1), 0.0
-        return a * (n_in - 1), (b - a) * (n_in - 1) / (n_out - 1)
-
     if max(h, w) > _MAX_REMAP:  # past OpenCV's int16 coordinates: the exact sampler, truncated
         exact = crop_and_resize_grid(box, (h, w), size).sample(image, out=out, swap_rb=swap_rb)
         return exact if out is not None else exact.astype(image.dtype)
-    (ay, sy), (ax, sx) = axis(y0, y1, h, out_h), axis(x0, x1, w, out_w)
+    (ay, sy), (ax, sx) = _box_axes(box, (h, w), size)
     to_source = np.array([[sx, 0.0, ax], [0.0, sy, ay]])
     warped = cv2.warpAffine(
         image, to_source, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
