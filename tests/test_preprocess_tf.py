@@ -19,6 +19,15 @@ from posezoo.preprocess import (
 )
 
 
+def plain_lerp(image, top, bottom, left, right, x_lerp, y_lerp):
+    """Both TensorFlow kernels' interpolation of one pixel, in float64: x first, then y."""
+    tl, tr = image[top, left].astype(np.float64), image[top, right].astype(np.float64)
+    bl, br = image[bottom, left].astype(np.float64), image[bottom, right].astype(np.float64)
+    t = tl + (tr - tl) * x_lerp
+    b = bl + (br - bl) * x_lerp
+    return t + (b - t) * y_lerp
+
+
 def plain_crop_and_resize(image, box, size, extrapolation=0.0):
     """tensorflow/core/kernels/image/crop_and_resize_op.cc (bilinear), written out pixel by pixel."""
     h, w = image.shape[:2]
@@ -38,12 +47,7 @@ def plain_crop_and_resize(image, box, size, extrapolation=0.0):
             if in_x < 0 or in_x > w - 1:
                 continue
             left, right = math.floor(in_x), math.ceil(in_x)
-            x_lerp = in_x - left
-            tl, tr = image[top, left].astype(np.float64), image[top, right].astype(np.float64)
-            bl, br = image[bottom, left].astype(np.float64), image[bottom, right].astype(np.float64)
-            t = tl + (tr - tl) * x_lerp
-            b = bl + (br - bl) * x_lerp
-            out[y, x] = t + (b - t) * y_lerp
+            out[y, x] = plain_lerp(image, top, bottom, left, right, in_x - left, y_lerp)
     return out.astype(np.float32)
 
 
@@ -61,12 +65,7 @@ def plain_resize_bilinear(image, size):
             fx = w / out_w * c
             x0 = max(0, math.floor(fx))
             x1 = min(w - 1, math.ceil(fx))
-            dx = fx - x0
-            tl, tr = image[y0, x0].astype(np.float64), image[y0, x1].astype(np.float64)
-            bl, br = image[y1, x0].astype(np.float64), image[y1, x1].astype(np.float64)
-            t = tl + (tr - tl) * dx
-            b = bl + (br - bl) * dx
-            out[r, c] = t + (b - t) * dy
+            out[r, c] = plain_lerp(image, y0, y1, x0, x1, fx - x0, dy)
     return out.astype(np.float32)
 
 
