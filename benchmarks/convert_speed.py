@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("POSEZOO_SHARED") or REPO.parent / "shared")
 sys.path.insert(0, str(REPO))
 
-from posezoo.convert import Target, convert_file, detect_target  # noqa: E402
-from posezoo.convert.target import cpu_flags, cpu_name, target_named  # noqa: E402
+from posezoo.supply.convert import Target, convert_file, detect_target  # noqa: E402
+from posezoo.supply.convert.target import cpu_flags, cpu_name, target_named  # noqa: E402
 
 # name: file under --models (every other *.tflite there is added under its path)
 TFLITE_MODELS = {

@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from convert_speed import TFLITE_MODELS, cpu_line  # noqa: E402
-from posezoo.convert import convert_bytes, detect_target  # noqa: E402
-from posezoo.convert.target import target_named  # noqa: E402
+from posezoo.supply.convert import convert_bytes, detect_target  # noqa: E402
+from posezoo.supply.convert.target import target_named  # noqa: E402
 
 MEMORY_BOUND = ("Add", "Resize", "MaxPool", "Concat", "Clip", "Relu")
 

@@ -2,7 +2,7 @@
 onnxruntime model timed in the same run.
 
 Writes a pan-and-zoom clip over a test photo, converts the shared TF.js MoveNet files
-(../shared/models/human-models) into a temporary folder, runs ``posezoo.bench`` on the clip (its
+(../shared/models/human-models) into a temporary folder, runs ``posezoo.drivers.bench`` on the clip (its
 tracking mode: the crop follows the person; static: the centred square every frame) and prints a
 markdown table per model (``$POSEZOO_SHARED`` or ../shared) plus the target: tracking ms/frame <= 1.15 x the bare model. Single-person
 models run twice: with their default video crop (OpenCV's warp, spec ``video_crop="fast"``) and with
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from video_speed import bench_clip  # benchmarks/, this script's folder
 
-    from posezoo.bench import open_input, run_bench
-    from posezoo.convert import convert_tfjs_file
+    from posezoo.drivers.bench import open_input, run_bench
+    from posezoo.supply.convert import convert_tfjs_file
 
     try:
         from posezoo_plugins.movenet import LIGHTNING, MULTIPOSE, THUNDER, MoveNet

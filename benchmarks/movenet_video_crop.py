@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=150)
     args = parser.parse_args(argv)
 
-    from posezoo.bench import pan_zoom_frames
-    from posezoo.convert import convert_tfjs_file
+    from posezoo.drivers.bench import pan_zoom_frames
+    from posezoo.supply.convert import convert_tfjs_file
 
     try:
         from posezoo_plugins.movenet import LIGHTNING, THUNDER, MoveNet

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import ray.data
 
-    from posezoo.runtime import physical_cores
+    from posezoo.inference.runtime import physical_cores
 
     ray.init(num_cpus=physical_cores(), include_dashboard=False, log_to_driver=False)
     try:

@@ -1,6 +1,6 @@
 """Latency of the converted MoveNet models (TF.js graph models) on onnxruntime, and of TF.js itself.
 
-Converts the three MoveNet models of ../shared/models/human-models with posezoo.convert into a
+Converts the three MoveNet models of ../shared/models/human-models with posezoo.supply.convert into a
 temporary folder, then times onnxruntime on seeded random int32 input (2 threads; warm-up, then N runs
 in alternating blocks so background load hits all alike; medians), with and without thread spinning.
 With ``--tfjs`` it also times TF.js 4 under node (pure-JS CPU backend, tests/node; `npm ci --prefix
@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from convert_speed import median_ms, ort_session  # noqa: E402  (benchmarks/, this script's folder)
 
-from posezoo.convert import convert_tfjs_file  # noqa: E402
+from posezoo.supply.convert import convert_tfjs_file  # noqa: E402
 
 # name: (model.json under models/, input sizes (height, width) to time)
 MODELS = {

@@ -12,7 +12,7 @@ Then, interleaved and repeated ``--repeats`` times (the machine may be shared: c
 
 1. ``posezoo run MODEL -i images --json out.jsonl --jobs 1`` / ``--jobs 2``, and the same over
    ``-v videos``: items/s (images, or video frames) over the whole command, start-up included;
-2. ``posezoo.batch.batch(..., ray=None)`` (the local process pool) against ``ray="local"`` in one Ray
+2. ``posezoo.drivers.batch.batch(..., ray=None)`` (the local process pool) against ``ray="local"`` in one Ray
    started by this script: seconds from the engine's start (Ray already running) to the last file;
 3. once: ``posezoo run -i many --jobs 2 --json`` with every worker's resident memory sampled each
    second: its growth from the first tenth of the run to the end.
@@ -58,7 +58,7 @@ def letterbox(image: np.ndarray, size=SIZE) -> np.ndarray:
 
 
 def photos() -> list[np.ndarray]:
-    from posezoo.sources import sample_image_path
+    from posezoo.io.sources import sample_image_path
 
     folder = SHARED / "testdata" / "images"
     paths = sorted(folder.glob("*.jpg")) if folder.is_dir() else [sample_image_path()]
@@ -66,8 +66,8 @@ def photos() -> list[np.ndarray]:
 
 
 def make_inputs(work: Path, n_images: int, n_videos: int, frames: int, n_many: int) -> dict[str, Path]:
-    from posezoo.bench import pan_zoom_frames, write_clip
-    from posezoo.sources import sample_image_path
+    from posezoo.drivers.bench import pan_zoom_frames, write_clip
+    from posezoo.io.sources import sample_image_path
 
     dirs = {"images": work / f"images-{n_images}", "videos": work / f"videos-{n_videos}x{frames}", "many": work / f"many-{n_many}"}
     if not dirs["images"].is_dir():
@@ -189,8 +189,8 @@ def time_run(model: str, flag: str, folder: Path, jobs: int, extra: list[str]) -
 
 def time_batch(model: str, folder: Path, ray: str | None, workers: int, extra: dict) -> tuple[float, float]:
     """(seconds from the engine's start to the last file, CPU seconds of this process and everything
-    below it meanwhile, Ray's processes included) of one ``posezoo.batch.batch``."""
-    from posezoo.batch import batch
+    below it meanwhile, Ray's processes included) of one ``posezoo.drivers.batch.batch``."""
+    from posezoo.drivers.batch import batch
 
     with tempfile.TemporaryDirectory() as tmp, CpuMeter() as meter:
         result = batch(model, [str(folder)], str(Path(tmp) / "out"), ray=ray, workers=workers, progress=False, **extra)
@@ -300,8 +300,8 @@ def main() -> None:
     ap.add_argument("--skip-throughput", action="store_true", help="only the memory run")
     args = ap.parse_args()
 
-    from posezoo.runtime import physical_cores
-    from posezoo.zoo import get_zoo, model_files
+    from posezoo.inference.runtime import physical_cores
+    from posezoo.zoo.resolve import get_zoo, model_files
 
     zoo = get_zoo()
     model_files(zoo.model(args.model), args.variant, mirror=args.mirror)  # fetched + converted once, up front
@@ -319,7 +319,7 @@ def main() -> None:
     if not args.skip_ray:
         import ray
 
-        from posezoo.runtime import physical_cores as pc
+        from posezoo.inference.runtime import physical_cores as pc
 
         start = time.perf_counter()
         ray.init(num_cpus=pc(), include_dashboard=False, log_to_driver=False)

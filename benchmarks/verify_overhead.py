@@ -24,11 +24,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from mirror import build_mirror  # noqa: E402
-from posezoo.cache import Cache  # noqa: E402
-from posezoo.convert import CONVERTER_VERSION, ensure_onnx  # noqa: E402
-from posezoo.fetch import fetch_file  # noqa: E402
-from posezoo.registry import build_registry  # noqa: E402
-from posezoo.runtime import session_options  # noqa: E402
+from posezoo.supply.cache import Cache  # noqa: E402
+from posezoo.supply.convert import CONVERTER_VERSION, ensure_onnx  # noqa: E402
+from posezoo.supply.fetch import fetch_file  # noqa: E402
+from posezoo.supply.registry import build_registry  # noqa: E402
+from posezoo.inference.runtime import session_options  # noqa: E402
 
 NAMES = ["pose_detection.tflite", "pose_landmark_lite_v0.8.9.tflite", "pose_landmark_full.tflite",
          "pose_landmark_heavy.tflite"]  # fmt: skip

@@ -2,7 +2,7 @@
 bare onnxruntime models timed in the same run (and, optionally, MediaPipe's own Python package).
 
 Makes a pan-and-zoom clip over a test photo, converts the BlazePose TFLite files from ../shared into
-a temporary folder, runs ``posezoo.bench`` on the clip and prints a markdown table plus the targets:
+a temporary folder, runs ``posezoo.drivers.bench`` on the clip and prints a markdown table plus the targets:
 
 * tracking ms/frame <= 1.15 x the landmark model's bare onnxruntime time, static <= 1.15 x
   (detector + landmark);
@@ -73,7 +73,7 @@ def bench_clip(args: argparse.Namespace, parser: argparse.ArgumentParser, folder
     ``--image`` written there (or into ``folder``). Needs posezoo on sys.path."""
     import cv2
 
-    from posezoo.bench import write_clip
+    from posezoo.drivers.bench import write_clip
 
     clip = args.clip or folder / "clip.mp4"
     if not clip.exists():
@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "plugins"))
 
-    from posezoo.bench import open_input, run_bench
-    from posezoo.convert import convert_file
-    from posezoo.estimator import PoseEstimator
+    from posezoo.drivers.bench import open_input, run_bench
+    from posezoo.supply.convert import convert_file
+    from posezoo_plugins.mediapipe.model import PoseEstimator
 
     try:
         from posezoo_plugins.blazepose_full import SPEC

@@ -41,9 +41,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from posezoo.convert import convert_file  # noqa: E402
-from posezoo.estimator import PoseEstimator  # noqa: E402
-from posezoo.roi import Roi  # noqa: E402
+from posezoo.supply.convert import convert_file  # noqa: E402
+from posezoo_plugins.mediapipe.model import PoseEstimator  # noqa: E402
+from posezoo_plugins.mediapipe.roi import Roi  # noqa: E402
 
 PACKAGES = ["puppeteer-core@24", "@mediapipe/pose@0.1.1612239201"]
 MODES = {"upper": ("blazepose-upper", "mediapipe-v0.7.12/pose_landmark_upper_body.tflite"),

@@ -13,19 +13,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from posezoo.errors import PosezooError
-from posezoo.hookspecs import hookimpl
+from posezoo.zoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from posezoo.model import PoseModel
+    from posezoo.inference.model import PoseModel
 
-__version__ = "0.1.0"
+from posezoo.version import __version__
 
 __all__ = ["__version__", "hookimpl", "list_models", "load", "PosezooError"]
 
 
 def list_models() -> list[str]:
     """Names of the models in the zoo (built-in registry, plugins, user registry)."""
-    from posezoo.zoo import get_zoo
+    from posezoo.zoo.resolve import get_zoo
 
     return list(get_zoo().registry.models)
 
@@ -40,7 +40,7 @@ def load(
     progress: bool = False,
 ) -> "PoseModel":
     """Fetch (verified, converted) weights on first use and return a ready model of its family
-    (a :class:`posezoo.model.PoseModel`: ``predict``, ``tracker``, ``describe``)."""
-    from posezoo.zoo import load_model
+    (a :class:`posezoo.inference.model.PoseModel`: ``predict``, ``tracker``, ``describe``)."""
+    from posezoo.zoo.resolve import load_model
 
     return load_model(name, variant, device=device, mirror=mirror, offline=offline, progress=progress)

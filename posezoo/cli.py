@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from posezoo import __version__
+from posezoo.version import __version__
 from posezoo.errors import FetchError, PosezooError
 
 app = typer.Typer(
@@ -36,7 +36,7 @@ OfflineOpt = typer.Option(
 
 
 def _zoo():
-    from posezoo.zoo import get_zoo, warn_plugins
+    from posezoo.zoo.resolve import get_zoo, warn_plugins
 
     zoo = get_zoo()
     warn_plugins(zoo)
@@ -54,7 +54,7 @@ def _echo_table(rows: list[list[str]], header: list[str]) -> None:
 
 @app.command()
 def run(
-    model: str = typer.Argument("blazepose-full", help="Model name (see `posezoo list`)."),
+    model: Optional[str] = typer.Argument(None, help="Model name (see `posezoo list`; default: the zoo's default model, marked * there)."),
     input: Optional[List[Path]] = typer.Option(
         None, "-i", "--input", help="Image file or folder of images (repeatable)."
     ),
@@ -114,15 +114,15 @@ def run(
     """Run MODEL on images, videos or a camera; with no input, on the bundled sample image.
 
     Several inputs (folders, repeated -i / -v) run on a process pool, one worker per core."""
-    from posezoo.runner import RunOptions, run_model
-    from posezoo.runmany import ManyOptions, run_many, wants_many
+    from posezoo.drivers.run import RunOptions, run_model
+    from posezoo.drivers.many import ManyOptions, run_many, wants_many
 
     videos = list(video or [])
     many = ManyOptions(
         videos=videos, jobs=jobs, resume=resume, json_dir=bool(json_out) and json_out.endswith(("/", os.sep))
     )
     opts = RunOptions(
-        model=model,
+        model=model or _zoo().registry.default(),
         inputs=list(input or []),
         video=videos[0] if len(videos) == 1 else None,
         savepath=savepath,
@@ -174,7 +174,7 @@ def batch_cmd(
 
     Without --ray the local process pool runs it; with --ray, a Ray Data pipeline (pip install
     "posezoo[ray]"). The rows are the same either way; docs/scale.md shows how to read them."""
-    from posezoo.batch import batch
+    from posezoo.drivers.batch import batch
 
     _zoo()
     result = batch(
@@ -192,7 +192,7 @@ def batch_cmd(
 
 @app.command()
 def bench(
-    model: str = typer.Argument("blazepose-full", help="Model name (see `posezoo list`)."),
+    model: Optional[str] = typer.Argument(None, help="Model name (see `posezoo list`; default: the zoo's default model, marked * there)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Model variant (see `posezoo info MODEL`)."),
     image: Optional[Path] = typer.Option(
         None, "-i", "--input", help="Bench on a 640x480 pan-and-zoom clip over this image (default: the bundled sample)."
@@ -207,11 +207,12 @@ def bench(
 ) -> None:
     """Time MODEL's video pipeline per stage, static and tracking, against its bare onnxruntime models."""
     import posezoo
-    from posezoo.bench import open_input, run_bench
+    from posezoo.drivers.bench import open_input, run_bench
 
     if image is not None and video is not None:
         raise typer.BadParameter("give either -i or -v, not both")
     zoo = _zoo()
+    model = model or zoo.registry.default()
     zoo.model(model).variant(variant)
     zoo.family(model)
     frames_in = open_input(image, video)
@@ -223,7 +224,7 @@ def bench(
 @app.command("eval")
 def eval_cmd(
     models: List[str] = typer.Argument(
-        ..., help="Models to compare (see `posezoo list`); MODEL:VARIANT picks a variant, e.g. blazepose-full:lite."
+        ..., help="Models to compare (see `posezoo list`); MODEL:VARIANT picks a variant (see `posezoo info MODEL`)."
     ),
     ann: Path = typer.Option(..., "--ann", help="COCO person-keypoint annotation file (17 keypoints)."),
     images: Path = typer.Option(..., "--images", help="Folder holding the annotation file's images (by file_name)."),
@@ -238,8 +239,8 @@ def eval_cmd(
     offline: bool = OfflineOpt,
 ) -> None:
     """Compare MODELs on a COCO keypoint annotation file and its images: AP, AP50, AP75, AR (pycocotools' COCOeval), PCK@0.2."""
-    from posezoo.evaluate import evaluate, table, write_report
-    from posezoo.sinks import check_writable
+    from posezoo.drivers.evaluate import evaluate, table, write_report
+    from posezoo.io.sinks import check_writable
 
     _zoo()
     if json_out is not None:
@@ -260,7 +261,7 @@ def eval_cmd(
 @app.command("list")
 def list_cmd() -> None:
     """List the models of the zoo: variants, plugin, whether their files are cached."""
-    from posezoo.cache import Cache
+    from posezoo.supply.cache import Cache
 
     zoo = _zoo()
     cache = Cache()
@@ -268,15 +269,16 @@ def list_cmd() -> None:
     for name, entry in zoo.registry.models.items():
         variants = ", ".join(v + ("*" if v == entry.default_variant else "") for v in entry.variants)
         cached = [v for v, var in entry.variants.items() if all(cache.is_cached(f) for f in var.all_files())]
-        rows.append([name, variants, entry.plugin, ", ".join(cached) if cached else "no"])
-    _echo_table(rows, ["MODEL", "VARIANTS (*default)", "PLUGIN", "CACHED"])
+        mark = "*" if name == zoo.registry.default() else ""
+        rows.append([name + mark, variants, entry.plugin, ", ".join(cached) if cached else "no"])
+    _echo_table(rows, ["MODEL (*default)", "VARIANTS (*default)", "PLUGIN", "CACHED"])
 
 
 def model_info(name: str) -> dict:
     """Everything `posezoo info` shows, as a JSON-able dict (no weights are downloaded)."""
-    from posezoo.cache import Cache
-    from posezoo.coco import describe_mapping
-    from posezoo.model import describe_spec
+    from posezoo.supply.cache import Cache
+    from posezoo.io.coco import describe_mapping
+    from posezoo.inference.model import describe_spec
 
     zoo = _zoo()
     entry = zoo.model(name)
@@ -389,7 +391,7 @@ def fetch(
     offline: bool = OfflineOpt,
 ) -> None:
     """Download, verify and convert a model's files into the cache."""
-    from posezoo.zoo import model_files
+    from posezoo.zoo.resolve import model_files
 
     zoo = _zoo()
     entry = zoo.model(model)
@@ -402,7 +404,7 @@ def fetch(
 @cache_app.command("path")
 def cache_path() -> None:
     """Print the cache folder ($POSEZOO_HOME or the platform cache folder)."""
-    from posezoo.cache import cache_home
+    from posezoo.supply.cache import cache_home
 
     typer.echo(str(cache_home()))
 
@@ -410,7 +412,7 @@ def cache_path() -> None:
 @cache_app.command("list")
 def cache_list() -> None:
     """List cached files: model, file, size, verified."""
-    from posezoo.cache import Cache
+    from posezoo.supply.cache import Cache
 
     records = Cache().entries(_zoo().registry)
     if not records:
@@ -426,7 +428,7 @@ def cache_list() -> None:
 @cache_app.command("verify")
 def cache_verify() -> None:
     """Re-hash every cached file; remove and report corrupt ones (exit 1 if any)."""
-    from posezoo.cache import Cache
+    from posezoo.supply.cache import Cache
 
     _zoo()
     bad = Cache().verify()
@@ -440,7 +442,7 @@ def cache_verify() -> None:
 @cache_app.command("clear")
 def cache_clear(model: Optional[str] = typer.Argument(None, help="Only this model's files.")) -> None:
     """Delete cached files (all, or one model's)."""
-    from posezoo.cache import Cache
+    from posezoo.supply.cache import Cache
 
     zoo = _zoo()
     entry = zoo.model(model) if model else None
@@ -462,7 +464,7 @@ def cache_clear(model: Optional[str] = typer.Argument(None, help="Only this mode
 @cache_app.command("export")
 def cache_export(dest: Path = typer.Argument(..., help="Folder to write the mirror to.")) -> None:
     """Write every verified cached file to DEST as a mirror (use it with --mirror DEST)."""
-    from posezoo.cache import Cache
+    from posezoo.supply.cache import Cache
 
     _zoo()
     written = Cache().export(dest)
@@ -475,7 +477,7 @@ def convert(
     out: Path = typer.Option(..., "-o", "--output", help="The .onnx file to write."),
 ) -> None:
     """Convert a TFLite or TF.js model to ONNX (exact, NCHW inside, same inputs and outputs)."""
-    from posezoo.convert import convert_file, convert_tfjs_file
+    from posezoo.supply.convert import convert_file, convert_tfjs_file
 
     if src.suffix.lower() == ".json":
         convert_tfjs_file(src, out)

@@ -55,7 +55,7 @@ POSE_TFLITE = {
 
 
 class ConvertedModels(Mapping):
-    """{name: ONNX path} for :data:`POSE_TFLITE`, converted with posezoo.convert into one folder the
+    """{name: ONNX path} for :data:`POSE_TFLITE`, converted with posezoo.supply.convert into one folder the
     first time a name is asked for (heavy takes seconds: only the tests that use it pay)."""
 
     def __init__(self, shared_models: Path, out: Path):
@@ -63,7 +63,7 @@ class ConvertedModels(Mapping):
 
     def __getitem__(self, name: str) -> Path:
         if name not in self._done:
-            from posezoo.convert import convert_file
+            from posezoo.supply.convert import convert_file
 
             path = self._out / f"{name}.onnx"
             convert_file(self._shared / POSE_TFLITE[name], path)
@@ -102,7 +102,7 @@ def make_estimator(converted_models):
     same files. One per call: an estimator reuses its buffers, one thread at a time."""
     import importlib
 
-    from posezoo.estimator import PoseEstimator
+    from posezoo_plugins.mediapipe.model import PoseEstimator
 
     def make(variant: str, *, model: str = "blazepose-full", spec=None):
         det, lm = ESTIMATOR_FILES[(model, variant)]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from posezoo.registry import FileEntry, build_registry, read_registry_file
+from posezoo.supply.registry import FileEntry, build_registry, read_registry_file
 
 REPO = Path(__file__).resolve().parent.parent
 HANDS_REGISTRY = REPO / "docs" / "examples" / "posezoo-hands" / "posezoo_hands" / "registry.yaml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posezoo.anchors import generate_anchors
-from posezoo.spec import AnchorOptions
+from posezoo_plugins.mediapipe.anchors import generate_anchors
+from posezoo_plugins.mediapipe.spec import AnchorOptions
 
 
 def _opts(size: int, strides: tuple[int, ...], **kw) -> AnchorOptions:

@@ -12,9 +12,9 @@ import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from mirror import build_mirror
-from posezoo.bench import open_input, pan_zoom_frames, run_bench, stages_of, write_clip
+from posezoo.drivers.bench import open_input, pan_zoom_frames, run_bench, stages_of, write_clip
 from posezoo.errors import InputError
-from posezoo.runtime import Session
+from posezoo.inference.runtime import Session
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_bench_reports_stages_ratios_and_runs(estimator):
 
 
 def test_bench_leaves_the_model_as_it_was(estimator, photo):
-    from posezoo.timing import NO_CLOCK
+    from posezoo.inference.timing import NO_CLOCK
 
     run_bench(estimator, open_input(photo), frames=2, warmup=1, modes=("tracking",))
     assert estimator.clock is NO_CLOCK and all(s.clock is NO_CLOCK for s in estimator.sessions.values())
@@ -225,7 +225,7 @@ def test_run_reused_falls_back_for_dynamic_outputs(tmp_path):
 def test_memory_stays_flat_over_a_written_clip_run(estimator, clip):
     """The video pipeline of `posezoo run -v` (source -> tracker) over a written clip, looped 20
     times: RSS after the first loop and after the last differ by little."""
-    from posezoo.sources import VideoSource
+    from posezoo.io.sources import VideoSource
 
     def rss_mb() -> float:
         with open("/proc/self/statm") as fh:

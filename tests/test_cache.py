@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from httpserver import home, mirror_dir  # noqa: F401  (pytest fixtures)
-from posezoo.cache import Cache, Cleared, cache_home
-from posezoo.hashes import file_digest
-from posezoo.fetch import fetch_model
-from posezoo.registry import Registry, Variant, build_registry
+from posezoo.supply.cache import Cache, Cleared, cache_home
+from posezoo.supply.hashes import file_digest
+from posezoo.supply.fetch import fetch_model
+from posezoo.supply.registry import Registry, Variant, build_registry
 
 REGISTRY = build_registry(user_files=[])
 FULL = REGISTRY.model("blazepose-full")

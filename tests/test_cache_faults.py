@@ -14,12 +14,12 @@ from clitools import one_line_error, posezoo_env, run_posezoo
 from fstools import read_only_view, small_disk
 from httpserver import home, mirror_dir  # noqa: F401  (pytest fixtures)
 from mirror import fetched_home
-from posezoo.cache import Cache
-from posezoo.convert import conversion_key, ensure_onnx
+from posezoo.supply.cache import Cache
+from posezoo.supply.convert import conversion_key, ensure_onnx
 from posezoo.errors import FetchError
-from posezoo.fetch import fetch_file, fetch_model
-from posezoo.registry import FileEntry, build_registry
-from posezoo.zoo import model_files
+from posezoo.supply.fetch import fetch_file, fetch_model
+from posezoo.supply.registry import FileEntry, build_registry
+from posezoo.zoo.resolve import model_files
 
 REGISTRY = build_registry(user_files=[])
 FULL = REGISTRY.model("blazepose-full")

@@ -15,7 +15,7 @@ import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from mirror import fetched_home
-from posezoo.coco import (
+from posezoo.io.coco import (
     COCO_KEYPOINTS,
     CocoResultsSink,
     assign_image_ids,
@@ -24,9 +24,9 @@ from posezoo.coco import (
     describe_mapping,
     require_coco,
 )
-from posezoo.draw import CENTRE_COLOR
+from posezoo.io.draw import CENTRE_COLOR
 from posezoo.errors import InputError
-from posezoo.model import Pose
+from posezoo.inference.model import Pose
 from posezoo_plugins.blazepose_full import SPEC as FULL
 from posezoo_plugins.blazepose_upper import SPEC as UPPER
 

@@ -18,8 +18,8 @@ import pytest
 import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from posezoo.convert import CONVERTER_VERSION, SUPPORTED_OPS, convert_bytes, convert_file
-from posezoo.convert.tflite_reader import _densify, builtin_code
+from posezoo.supply.convert import CONVERTER_VERSION, SUPPORTED_OPS, convert_bytes, convert_file
+from posezoo.supply.convert.tflite_reader import _densify, builtin_code
 from posezoo.errors import ConvertError
 
 # name: (file under models/, input range)

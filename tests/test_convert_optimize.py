@@ -13,9 +13,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from posezoo.convert import convert_bytes
-from posezoo.convert.optimize import optimize
-from posezoo.convert.target import TARGETS, Target
+from posezoo.supply.convert import convert_bytes
+from posezoo.supply.convert.optimize import optimize
+from posezoo.supply.convert.target import TARGETS, Target
 
 RNG = np.random.default_rng(7)
 AVX512, AVX2, NCHW = TARGETS["avx512"], TARGETS["avx2"], TARGETS["nchw"]

@@ -15,12 +15,12 @@ import onnx
 import pytest
 
 from httpserver import home, mirror_dir  # noqa: F401  (pytest fixtures)
-from posezoo.cache import Cache
-from posezoo.convert import CONVERTER_VERSION, conversion_key, convert_bytes, detect_target, ensure_onnx
-from posezoo.convert.target import ENV_VAR, TARGETS, cpu_flags, probe_block, target_for_flags, target_named
+from posezoo.supply.cache import Cache
+from posezoo.supply.convert import CONVERTER_VERSION, conversion_key, convert_bytes, detect_target, ensure_onnx
+from posezoo.supply.convert.target import ENV_VAR, TARGETS, cpu_flags, probe_block, target_for_flags, target_named
 from posezoo.errors import ConvertError
-from posezoo.fetch import fetch_file
-from posezoo.registry import build_registry
+from posezoo.supply.fetch import fetch_file
+from posezoo.supply.registry import build_registry
 from test_convert import MODELS, _inputs, _litert, _run_litert, _run_ort
 
 AVX512, AVX2, NCHW = TARGETS["avx512"], TARGETS["avx2"], TARGETS["nchw"]

@@ -22,8 +22,8 @@ import pytest
 from clitools import one_line_error, posezoo_env, run_posezoo
 from mirror import build_mirror
 
-from posezoo.cache import Cache
-from posezoo.convert import (
+from posezoo.supply.cache import Cache
+from posezoo.supply.convert import (
     SUPPORTED_TFJS_OPS,
     TFJS_CONVERTER_VERSION,
     conversion_key,
@@ -31,10 +31,10 @@ from posezoo.convert import (
     convert_tfjs_file,
     ensure_onnx,
 )
-from posezoo.convert.tfjs_reader import read_model
+from posezoo.supply.convert.tfjs_reader import read_model
 from posezoo.errors import ConvertError
-from posezoo.fetch import fetch_file
-from posezoo.registry import FileEntry
+from posezoo.supply.fetch import fetch_file
+from posezoo.supply.registry import FileEntry
 
 TOLERANCE = 1e-4
 # name: (model.json under models/, square input size; None: any multiple of 32, 256 on the long side)

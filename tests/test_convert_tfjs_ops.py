@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from posezoo.convert import convert_tfjs_file
+from posezoo.supply.convert import convert_tfjs_file
 
 DT = {np.dtype("float32"): "DT_FLOAT", np.dtype("int32"): "DT_INT32", np.dtype("bool"): "DT_BOOL"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posezoo.detect import DetectorStage, decode_raw, iou, letterbox_roi, remove_letterbox, weighted_nms
-from posezoo.spec import AnchorOptions, DetectorSpec, RoiRule
+from posezoo_plugins.mediapipe.detect import DetectorStage, decode_raw, iou, letterbox_roi, remove_letterbox, weighted_nms
+from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, RoiRule
 
 SPEC = DetectorSpec(
     input_size=(224, 224),

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from posezoo.draw import CENTRE_COLOR, LEFT_COLOR, RIGHT_COLOR, TRACK_COLORS, base_radius, draw_poses, side
+from posezoo.io.draw import CENTRE_COLOR, LEFT_COLOR, RIGHT_COLOR, TRACK_COLORS, base_radius, draw_poses, side
 
 
 def _pose(points, mask=None, names=None, columns=None, **extra):

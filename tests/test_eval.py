@@ -16,8 +16,8 @@ import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from mirror import fetched_home
-from posezoo.coco import COCO_KEYPOINTS, coco_mapping
-from posezoo.evaluate import coco_stats, load_eval_set, parse_model_arg, pck
+from posezoo.io.coco import COCO_KEYPOINTS, coco_mapping
+from posezoo.drivers.evaluate import coco_stats, load_eval_set, parse_model_arg, pck
 from posezoo_plugins.blazepose_full import SPEC as FULL
 from posezoo_plugins.blazepose_upper import SPEC as UPPER
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-import posezoo.convert
+import posezoo.supply.convert
 from httpserver import home, mirror_dir, server  # noqa: F401  (pytest fixtures)
-from posezoo import fetch
-from posezoo.cache import Cache
+from posezoo.supply import fetch
+from posezoo.supply.cache import Cache
 from posezoo.errors import FetchError
-from posezoo.convert import ensure_onnx
-from posezoo.fetch import fetch_file, fetch_model
-from posezoo.registry import FileEntry, Variant, build_registry
-from posezoo.zoo import model_files
+from posezoo.supply.convert import ensure_onnx
+from posezoo.supply.fetch import fetch_file, fetch_model
+from posezoo.supply.registry import FileEntry, Variant, build_registry
+from posezoo.zoo.resolve import model_files
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY = build_registry(user_files=[])
@@ -239,8 +239,8 @@ def test_ctrl_c_keeps_a_resumable_part(home, server, monkeypatch):
 
 FETCH_IN_CHILD = """
 import sys
-from posezoo.fetch import fetch_model
-from posezoo.registry import build_registry
+from posezoo.supply.fetch import fetch_model
+from posezoo.supply.registry import build_registry
 model = build_registry(user_files=[]).model("blazepose-full")
 fetch_model(model, mirror=sys.argv[1], progress=False)
 """
@@ -332,7 +332,7 @@ def test_model_files_converts_once(home, server):
     cache = Cache()
     assert paths == {role: cache.onnx_path(f) for role, f in FULL.variant("lite").files.items()}
     assert all(p.suffix == ".onnx" and p.stat().st_size > 0 for p in paths.values())
-    assert cache.manifest(DETECTOR.name)["onnx"]["converter_version"] == posezoo.convert.conversion_key()
+    assert cache.manifest(DETECTOR.name)["onnx"]["converter_version"] == posezoo.supply.convert.conversion_key()
     stamps = {p: p.stat().st_mtime_ns for p in paths.values()}
     requests_before = len(server.requests)
 
@@ -348,16 +348,16 @@ def test_new_converter_version_converts_again(home, mirror_dir, monkeypatch):
         calls.append(Path(src).name)
         Path(dst).write_bytes(b"onnx")
 
-    monkeypatch.setattr(posezoo.convert, "convert_file", fake_convert)
-    monkeypatch.setattr(posezoo.convert, "CONVERTER_VERSION", "test-a")
+    monkeypatch.setattr(posezoo.supply.convert, "convert_file", fake_convert)
+    monkeypatch.setattr(posezoo.supply.convert, "CONVERTER_VERSION", "test-a")
     model_files(FULL, "lite", mirror=str(mirror_dir), progress=False)
     model_files(FULL, "lite", mirror=str(mirror_dir), progress=False)
     assert len(calls) == 2  # detector and landmark, once each
-    monkeypatch.setattr(posezoo.convert, "CONVERTER_VERSION", "test-b")
+    monkeypatch.setattr(posezoo.supply.convert, "CONVERTER_VERSION", "test-b")
     assert ensure_onnx(DETECTOR).read_bytes() == b"onnx"
     assert calls[2:] == [DETECTOR.name]
-    assert Cache().manifest(DETECTOR.name)["onnx"]["converter_version"] == posezoo.convert.conversion_key()
-    assert posezoo.convert.conversion_key().startswith("test-b/")
+    assert Cache().manifest(DETECTOR.name)["onnx"]["converter_version"] == posezoo.supply.convert.conversion_key()
+    assert posezoo.supply.convert.conversion_key().startswith("test-b/")
 
 
 def test_ensure_onnx_needs_the_file(home):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from httpserver import ENDLESS_LIMIT, MirrorServer, home, make_certificate, mirror_dir, server  # noqa: F401
-from posezoo.cache import Cache
+from posezoo.supply.cache import Cache
 from posezoo.errors import FetchError
-from posezoo.fetch import fetch_file
-from posezoo.registry import build_registry
+from posezoo.supply.fetch import fetch_file
+from posezoo.supply.registry import build_registry
 
 REGISTRY = build_registry(user_files=[])
 DETECTOR = REGISTRY.files["pose_detection.tflite"]  # 2.9 MB

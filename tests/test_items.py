@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from posezoo.errors import InputError
-from posezoo.items import Item, ItemReader, local_items, make_units, uri_items
+from posezoo.io.items import Item, ItemReader, local_items, make_units, uri_items
 
 
 @pytest.fixture

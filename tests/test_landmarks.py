@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from posezoo.landmarks import (
+from posezoo_plugins.mediapipe.landmarks import (
     LandmarkStage,
     decode_landmarks,
     mask_to_image,
@@ -16,8 +16,8 @@ from posezoo.landmarks import (
     sigmoid,
     world_landmarks,
 )
-from posezoo.roi import Roi
-from posezoo.spec import LandmarkSpec
+from posezoo_plugins.mediapipe.roi import Roi
+from posezoo_plugins.mediapipe.spec import LandmarkSpec
 
 
 def test_decode_five_values():

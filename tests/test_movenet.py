@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from posezoo.bench import open_input, run_bench, write_clip
+from posezoo.drivers.bench import open_input, run_bench, write_clip
 from posezoo.errors import InputError, PluginError
-from posezoo.sources import VideoSource
+from posezoo.io.sources import VideoSource
 from posezoo_plugins.movenet import COCO_NAMES, COCO_SKELETON, LIGHTNING, MULTIPOSE, THUNDER, MoveNet, MoveNetSpec
 from posezoo_plugins.movenet.crop import initial_crop, next_crop
 
@@ -31,8 +31,8 @@ BOUND = 0.005  # mean keypoint distance, as a fraction of the diagonal of the re
 
 @pytest.fixture(scope="module")
 def onnx_files(shared_models, tmp_path_factory) -> dict:
-    """The three shared TF.js models converted with posezoo.convert."""
-    from posezoo.convert import convert_tfjs_file
+    """The three shared TF.js models converted with posezoo.supply.convert."""
+    from posezoo.supply.convert import convert_tfjs_file
 
     out = tmp_path_factory.mktemp("movenet")
     files = {}

@@ -11,8 +11,8 @@ import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from mirror import build_mirror
-from posezoo.bench import write_clip
-from posezoo.registry import build_registry
+from posezoo.drivers.bench import write_clip
+from posezoo.supply.registry import build_registry
 
 MODELS = ("movenet-lightning", "movenet-thunder", "movenet-multipose")
 AIC = "aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # three people

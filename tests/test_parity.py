@@ -17,8 +17,8 @@ import onnxruntime as ort
 import pytest
 
 from posezoo.errors import InputError, PluginError
-from posezoo.estimator import Pose, PoseEstimator
-from posezoo.runtime import Session, available_device
+from posezoo_plugins.mediapipe.model import Pose, PoseEstimator
+from posezoo.inference.runtime import Session, available_device
 from posezoo_plugins.blazepose_full import SPEC
 
 VARIANTS = {"lite": "0", "full": "1", "heavy": "2"}  # our variant -> the reference's model_complexity

@@ -1,4 +1,4 @@
-"""TensorFlow-style resampling (posezoo.preprocess): crop_and_resize and resize_bilinear against a plain,
+"""TensorFlow-style resampling (posezoo.inference.preprocess): crop_and_resize and resize_bilinear against a plain,
 per-pixel port of TensorFlow's CPU kernels (float64, as the kernels compute), on real photos and on
 synthetic images with boxes inside, across and outside the image."""
 
@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posezoo.preprocess import (
+from posezoo.inference.preprocess import (
     crop_and_resize,
     crop_and_resize_grid,
     crop_and_resize_warp,

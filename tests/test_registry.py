@@ -10,7 +10,7 @@ import yaml
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from posezoo.errors import RegistryError, UnknownModelError
-from posezoo.registry import build_registry, builtin_registry_path, read_registry_file
+from posezoo.supply.registry import build_registry, builtin_registry_path, read_registry_file
 
 GOOD_FILE = {
     "name": "tiny_detector.onnx",

@@ -10,7 +10,7 @@ import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from posezoo.errors import RegistryError
-from posezoo.registry import MAX_DEPTH, MAX_FILE_BYTES, MAX_NAME, MAX_NODES, read_registry_file
+from posezoo.supply.registry import MAX_DEPTH, MAX_FILE_BYTES, MAX_NAME, MAX_NODES, read_registry_file
 
 GOOD_FILE = """\
               name: {name}

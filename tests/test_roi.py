@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from posezoo.detect import Detection
-from posezoo.landmarks import project_landmarks
-from posezoo.roi import Roi, crop, normalize_radians, roi_from_detection, roi_from_landmarks, roi_from_points
-from posezoo.spec import RoiRule
+from posezoo_plugins.mediapipe.detect import Detection
+from posezoo_plugins.mediapipe.landmarks import project_landmarks
+from posezoo_plugins.mediapipe.roi import Roi, crop, normalize_radians, roi_from_detection, roi_from_landmarks, roi_from_points
+from posezoo_plugins.mediapipe.spec import RoiRule
 
 POSE_RULE = RoiRule(mode="alignment", start=0, end=1, scale_x=1.25, scale_y=1.25)
 

@@ -171,7 +171,7 @@ def test_resume_skips_finished_inputs(env, data, tmp_path):
 
 
 def test_ctrl_c_stops_the_workers_cleanly(env, tmp_path, coco_photo):
-    from posezoo.bench import write_clip
+    from posezoo.drivers.bench import write_clip
 
     clips = tmp_path / "long"
     clips.mkdir()
@@ -285,7 +285,7 @@ def ray_session(home):
 
 
 def test_ray_gives_the_poses_of_posezoo_run_and_of_the_local_pool(ray_session, data, reference, local_batch, tmp_path):
-    from posezoo.batch import batch
+    from posezoo.drivers.batch import batch
 
     inputs = tmp_path / "in"
     shutil.copytree(data, inputs)

@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from posezoo.estimator import PoseEstimator
-from posezoo.roi import roi_from_landmarks
-from posezoo.spec import SmoothingSpec
-from posezoo.track import BoxIdentities, LowPassFilter, OneEuroFilter, PoseSmoother, Tracker, box_iou, object_scale
+from posezoo_plugins.mediapipe.model import PoseEstimator
+from posezoo_plugins.mediapipe.roi import roi_from_landmarks
+from posezoo_plugins.mediapipe.spec import SmoothingSpec
+from posezoo.inference.tracking import BoxIdentities, LowPassFilter, OneEuroFilter, box_iou
+from posezoo_plugins.mediapipe.track import PoseSmoother, Tracker, object_scale
 from posezoo_plugins.blazepose_full import ROI, SPEC
 
 AIC = "aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # two people
@@ -396,7 +397,7 @@ class _FakeEstimator:
     (Only for the detection-order rule; the tracking tests above run the real models.)"""
 
     def __init__(self, flags: list[float]):
-        from posezoo.detect import Detection
+        from posezoo_plugins.mediapipe.detect import Detection
 
         self.spec = SPEC
         self.flags = {}
@@ -414,12 +415,12 @@ class _FakeEstimator:
         return list(self.dets)
 
     def roi_from_detection(self, det):
-        from posezoo.roi import roi_from_detection
+        from posezoo_plugins.mediapipe.roi import roi_from_detection
 
         return roi_from_detection(det, SPEC.detector.roi)
 
     def landmarks_in_roi(self, rgb, roi, segmentation=False):
-        from posezoo.landmarks import LandmarkResult
+        from posezoo_plugins.mediapipe.landmarks import LandmarkResult
 
         lms = np.zeros((33, 5), np.float32)
         lms[:, 0], lms[:, 1], lms[:, 3:] = roi.cx, roi.cy, 1.0

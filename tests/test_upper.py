@@ -25,8 +25,8 @@ from clitools import one_line_error, posezoo_env, run_posezoo
 from conftest import REPO
 from mirror import fetched_home
 from posezoo.errors import PluginError
-from posezoo.estimator import PoseEstimator
-from posezoo.roi import Roi, crop, roi_from_landmarks
+from posezoo_plugins.mediapipe.model import PoseEstimator
+from posezoo_plugins.mediapipe.roi import Roi, crop, roi_from_landmarks
 from posezoo_plugins.blazepose_full import BODY_NAMES
 from posezoo_plugins.blazepose_full_2020 import SPEC as FULL2020
 from posezoo_plugins.blazepose_upper import SPEC

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 import posezoo
-from posezoo.draw import draw_poses
-from posezoo.sources import sample_image_path
-from posezoo.worldplot import write_world_plot
+from posezoo.io.draw import draw_poses
+from posezoo.io.sources import sample_image_path
+from posezoo.io.worldplot import write_world_plot
 
 OUT = Path(__file__).resolve().parent
 REPO = OUT.parent.parent

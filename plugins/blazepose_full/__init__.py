@@ -9,7 +9,7 @@ first 25 names and the edges with both ends < 25).
 from __future__ import annotations
 
 from posezoo import hookimpl
-from posezoo.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
+from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
 
 BODY_NAMES: tuple[str, ...] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from posezoo import hookimpl
-from posezoo.spec import LandmarkSpec, ModelSpec
+from posezoo_plugins.mediapipe.spec import LandmarkSpec, ModelSpec
 from posezoo_plugins.blazepose_full import BODY_NAMES, BODY_SKELETON
 from posezoo_plugins.blazepose_upper import DETECTOR_128
 

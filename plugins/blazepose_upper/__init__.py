@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from posezoo import hookimpl
-from posezoo.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
+from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
 from posezoo_plugins.blazepose_full import BODY_NAMES, BODY_SKELETON
 
 NUM_KEYPOINTS = 25

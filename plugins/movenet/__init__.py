@@ -1,10 +1,10 @@
 """The MoveNet family (``movenet``): Google's single-stage COCO-17 keypoint models, as a plugin.
 
 Everything MoveNet-specific lives here: the spec type (:mod:`.spec`), the crop rules of the
-single-person models (:mod:`.crop`) and the :class:`posezoo.model.PoseModel` with its video trackers
+single-person models (:mod:`.crop`) and the :class:`posezoo.inference.model.PoseModel` with its video trackers
 (:mod:`.model`). The core gives the rest: the registry entries with their TF.js weight shards (the
 root registry.yaml), fetch and verify, TF.js -> ONNX conversion, TensorFlow-style resampling
-(posezoo.preprocess), the filters and box identities (posezoo.track), drawing and the CLI.
+(posezoo.inference.preprocess), the filters and box identities (posezoo.inference.tracking), drawing and the CLI.
 
 Models: ``movenet-lightning`` (192x192) and ``movenet-thunder`` (256x256), one person each, on a crop
 that follows the person; ``movenet-multipose`` (the whole image, 256 px on its long side by default),

@@ -1,7 +1,7 @@
 """The MoveNet family's model: one onnxruntime session, TF.js pose-detection's pre- and post-processing.
 
 Single-person models (Lightning, Thunder) see a square crop of the image, cut with TensorFlow's
-``crop_and_resize`` (posezoo.preprocess) and cast to int32: for a photo, the centred square on the
+``crop_and_resize`` (posezoo.inference.preprocess) and cast to int32: for a photo, the centred square on the
 image's short side; in video, the crop follows the person (:mod:`posezoo_plugins.movenet.crop`). The
 multi-person model sees the whole image resized with TensorFlow's ``resize_bilinear`` to
 ``input_size`` on its long side, zero-padded to multiples of 32. Keypoints come out normalized to the
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from posezoo.errors import InputError, PluginError
-from posezoo.model import Family, Pose, PoseModel, box_around
-from posezoo.preprocess import SampleGrid, crop_and_resize_grid, crop_and_resize_warp, resize_bilinear_grid, to_rgb
-from posezoo.runtime import Session
-from posezoo.track import DEFAULT_FPS, BoxIdentities, LowPassFilter, OneEuroFilter
+from posezoo.inference.model import Family, Pose, PoseModel, box_around
+from posezoo.inference.preprocess import SampleGrid, crop_and_resize_grid, crop_and_resize_warp, resize_bilinear_grid, to_rgb
+from posezoo.inference.runtime import Session
+from posezoo.inference.tracking import DEFAULT_FPS, BoxIdentities, LowPassFilter, OneEuroFilter
 from posezoo_plugins.movenet.crop import Crop, initial_crop, next_crop
 from posezoo_plugins.movenet.spec import MoveNetSpec
 
@@ -396,7 +396,7 @@ class CropTracker(_VideoTracker):
 
 class MultiPoseTracker(_VideoTracker):
     """Multi-person video: the model runs on every whole frame; people keep an identity
-    (``Pose.track_id``) through :class:`posezoo.track.BoxIdentities` and their own keypoint filters.
+    (``Pose.track_id``) through :class:`posezoo.inference.tracking.BoxIdentities` and their own keypoint filters.
     Poses come in identity order: people seen before first, in the same order every frame."""
 
     def __init__(

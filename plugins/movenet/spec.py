@@ -42,7 +42,7 @@ class CropRule:
 @dataclass(frozen=True)
 class KeypointSmoothing:
     """One-euro filter on the keypoints (normalized image coordinates, no object scale), with the
-    step softened by ``threshold_cutoff + threshold_beta * |speed|``; see posezoo.track.OneEuroFilter."""
+    step softened by ``threshold_cutoff + threshold_beta * |speed|``; see posezoo.inference.tracking.OneEuroFilter."""
 
     min_cutoff: float = 2.5
     beta: float = 300.0
@@ -53,7 +53,7 @@ class KeypointSmoothing:
 
 @dataclass(frozen=True)
 class IdentityRule:
-    """Multi-person video: identities from box IoU (posezoo.track.BoxIdentities)."""
+    """Multi-person video: identities from box IoU (posezoo.inference.tracking.BoxIdentities)."""
 
     min_similarity: float = 0.15
     max_age: float = 1.0  # seconds
@@ -75,7 +75,7 @@ class MoveNetSpec:
     the person's score, normalized to the padded input.
 
     ``video_crop`` (single-person): how a tracked video frame's crop is sampled. ``"fast"``: OpenCV's
-    fixed-point bilinear warp (:func:`posezoo.preprocess.crop_and_resize_warp`), about 0.7 ms a frame
+    fixed-point bilinear warp (:func:`posezoo.inference.preprocess.crop_and_resize_warp`), about 0.7 ms a frame
     quicker at 192x192, keypoints within a pixel of the exact crop's; ``"exact"``: TensorFlow's
     ``crop_and_resize``, as photos always are.
     """

@@ -1,7 +1,7 @@
 """MediaPipe Hands as a posezoo plugin: palm detector + hand landmark model, 21 keypoints per hand.
 
 Written only against posezoo's public plugin API: ``posezoo.hookimpl`` and the dataclasses of
-``posezoo.spec``. Everything that runs (letterbox, anchors, decoding, weighted NMS, the rotated crop,
+``posezoo_plugins.mediapipe.spec``. Everything that runs (letterbox, anchors, decoding, weighted NMS, the rotated crop,
 landmark projection, tracking, drawing) is posezoo's shared code; this module is numbers.
 
 Numbers from MediaPipe's graphs (mediapipe/modules/palm_detection/palm_detection_cpu.pbtxt,
@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from posezoo import hookimpl
-from posezoo.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
+from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,221 @@
+"""Specs of the two-stage family (family ``"mediapipe"``): SSD detector -> rotated crop -> landmarks.
+
+A plugin of this family is mostly data. It fills a :class:`ModelSpec` (detector + landmark stages,
+keypoint names, skeleton, ROI rules) and the shared stages (anchors, detect, roi, landmarks, track,
+draw) do the rest: MediaPipe's BlazePose (full body, upper body) and Hands are such models. Nothing
+here runs a model; everything here is plain, frozen data. (Other families bring their own spec type;
+see :mod:`posezoo.inference.model`.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class AnchorOptions:
+    """SSD anchor options, as MediaPipe's SsdAnchorsCalculator takes them."""
+
+    input_size: tuple[int, int]  # (height, width) of the detector input
+    num_layers: int
+    strides: tuple[int, ...]
+    min_scale: float
+    max_scale: float
+    aspect_ratios: tuple[float, ...] = (1.0,)
+    fixed_anchor_size: bool = True
+    offset_x: float = 0.5
+    offset_y: float = 0.5
+    interpolated_scale_aspect_ratio: float = 1.0
+    reduce_boxes_in_lowest_layer: bool = False
+
+
+@dataclass(frozen=True)
+class RoiRule:
+    """How a detection (or the tracked auxiliary landmarks) becomes a rotated square crop.
+
+    ``mode="alignment"``: centre = keypoint ``start``, side = 2 * |end - start| (pixels).
+    ``mode="box"``: centre and size from the detection box.
+    In both modes the rotation is ``target - angle(start -> end)``; then the rect is shifted by
+    ``shift_x/shift_y`` (fractions of its size, in its own rotated frame), scaled by
+    ``scale_x/scale_y`` and, with ``square_long``, made square on its long side.
+    """
+
+    mode: str = "alignment"
+    start: int = 0
+    end: int = 1
+    rotation_target_deg: float = 90.0
+    scale_x: float = 1.0
+    scale_y: float = 1.0
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    square_long: bool = True
+
+    @property
+    def rotation_target(self) -> float:
+        return math.radians(self.rotation_target_deg)
+
+
+SAMPLINGS = ("cpu", "gpu")
+
+
+def _check_sampling(what: str, sampling: str) -> None:
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"{what}: sampling must be one of {', '.join(SAMPLINGS)}, not {sampling!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectorSpec:
+    """An SSD detector with keypoints (BlazePose, BlazePalm).
+
+    What differs between detectors has no default (input size and range, anchors, the ROI rule, the
+    number of coordinates and keypoints per anchor); the rest defaults to the layout MediaPipe's
+    TensorsToDetectionsCalculator uses for all of them (box first, then x, y per keypoint).
+    """
+
+    input_size: tuple[int, int]  # (height, width)
+    anchors: AnchorOptions
+    roi: RoiRule
+    input_range: tuple[float, float]  # pixel values 0..255 are scaled to this range
+    num_coords: int  # values per anchor in the boxes output
+    num_keypoints: int
+    box_coord_offset: int = 0
+    keypoint_coord_offset: int = 4
+    values_per_keypoint: int = 2
+    reverse_output_order: bool = True  # x before y
+    box_scale: tuple[float, float] | None = None  # (x_scale, y_scale, = w, h scales); None -> input w, h
+    score_clip: float = 100.0
+    min_score: float = 0.5
+    nms_iou: float = 0.3
+    boxes_output: str | int = 0  # output name or index of [1, N, num_coords]
+    scores_output: str | int = 1  # output name or index of [1, N, 1]
+    sampling: str = "cpu"  # "cpu": MediaPipe's OpenCV crop; "gpu": its GL one (pixel centres; see preprocess.crop)
+
+    def __post_init__(self) -> None:
+        _check_sampling("detector spec", self.sampling)
+
+
+@dataclass(frozen=True)
+class LandmarkSpec:
+    """A landmark model run on the rotated crop."""
+
+    input_size: tuple[int, int]  # (height, width)
+    num_landmarks: int  # rows read from the landmark tensor (keypoints + auxiliary)
+    num_keypoints: int  # the ones reported (body)
+    values_per_landmark: int = 5  # x, y, z, visibility, presence (3 for hands: x, y, z)
+    tensor_landmarks: int | None = None  # rows the tensor holds, when more than are read (None: num_landmarks)
+    normalize_z: float = 1.0  # z is divided by the input width and then by this (TensorsToLandmarks)
+    input_range: tuple[float, float] = (0.0, 1.0)
+    landmarks_output: str | int = 0
+    flag_output: str | int | None = 1
+    world_output: str | int | None = None
+    segmentation_output: str | int | None = None
+    heatmap_output: str | int | None = None
+    heatmap_kernel: int = 7
+    heatmap_min_confidence: float = 0.5
+    flag_threshold: float = 0.5
+    flag_is_logit: bool = False  # True: apply sigmoid to the flag output
+    aux_landmarks: tuple[int, int] | None = None  # (start, end) rows used for the next frame's ROI
+    # ROI rule for the next frame (None: the detector's), applied to the 2 aux landmarks when there are
+    # some (its start/end then index that pair: 0 -> 1), else to the num_keypoints landmarks
+    tracking_roi: RoiRule | None = None
+    sampling: str = "cpu"  # "cpu": MediaPipe's OpenCV crop; "gpu": its GL one (pixel centres; see preprocess.crop)
+
+    @property
+    def rows(self) -> int:
+        """Rows of the raw landmark tensor (``tensor_landmarks`` or ``num_landmarks``)."""
+        return self.tensor_landmarks or self.num_landmarks
+
+    def __post_init__(self) -> None:
+        _check_sampling("landmark spec", self.sampling)
+        if self.aux_landmarks is not None and not all(0 <= i < self.num_landmarks for i in self.aux_landmarks):
+            raise ValueError(
+                f"landmark spec: aux_landmarks {self.aux_landmarks} are outside the {self.num_landmarks} rows read"
+            )
+        rule = self.tracking_roi
+        points = 2 if self.aux_landmarks is not None else self.num_keypoints
+        if rule is not None and not (0 <= rule.start < points and 0 <= rule.end < points):
+            raise ValueError(
+                f"landmark spec: tracking_roi {rule.start} -> {rule.end} is outside the {points} "
+                + ("auxiliary landmarks it is applied to (use 0 -> 1)" if points == 2 else "keypoints")
+            )
+        if self.tensor_landmarks is not None and self.tensor_landmarks < self.num_landmarks:
+            raise ValueError(
+                f"landmark spec: tensor_landmarks ({self.tensor_landmarks}) is less than num_landmarks "
+                f"({self.num_landmarks}), the rows to read"
+            )
+
+
+@dataclass(frozen=True)
+class SmoothingSpec:
+    """One-euro / low-pass parameters for video (MediaPipe pose_landmark_filtering)."""
+
+    landmarks: tuple[float, float, float] = (0.05, 80.0, 1.0)  # min_cutoff, beta, derivate_cutoff
+    world: tuple[float, float, float] = (0.1, 40.0, 1.0)
+    aux: tuple[float, float, float] = (0.01, 10.0, 1.0)
+    visibility_alpha: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the two-stage family needs to run one model of the zoo, apart from the weight files.
+
+    The registry gives each variant's files by role: ``detector`` and ``landmark`` for this family.
+    """
+
+    family: ClassVar[str] = "mediapipe"
+    roles: ClassVar[tuple[str, ...]] = ("detector", "landmark")
+
+    name: str
+    detector: DetectorSpec
+    landmark: LandmarkSpec
+    keypoint_names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...]
+    description: str = ""
+    smoothing: SmoothingSpec = field(default_factory=SmoothingSpec)
+    # which keypoints are COCO's 17: ((coco name, keypoint name), ...); None: by name (posezoo.io.coco)
+    coco_keypoints: tuple[tuple[str, str], ...] | None = None
+    plugin: str = ""  # filled in by the plugin manager
+
+    def __post_init__(self) -> None:
+        k = len(self.keypoint_names)
+        if k != self.landmark.num_keypoints:
+            raise ValueError(
+                f"model spec {self.name!r}: {k} keypoint names but the landmark model reports "
+                f"{self.landmark.num_keypoints}"
+            )
+        for a, b in self.skeleton:
+            if not (0 <= a < k and 0 <= b < k):
+                raise ValueError(f"model spec {self.name!r}: skeleton edge ({a}, {b}) is outside 0..{k - 1}")
+
+    def describe(self) -> dict:
+        """The stages, for ``posezoo info`` (plain data; no weights needed)."""
+        from posezoo_plugins.mediapipe.anchors import generate_anchors
+
+        det, lm = self.detector, self.landmark
+        roi = det.roi
+        return {
+            "detector": {
+                "input_size": list(det.input_size),
+                "input_range": list(det.input_range),
+                "anchors": int(len(generate_anchors(det.anchors))),
+                "keypoints": det.num_keypoints,
+                "roi": {"mode": roi.mode, "start": roi.start, "end": roi.end, "scale": roi.scale_x},
+            },
+            "landmark": {
+                "input_size": list(lm.input_size),
+                "input_range": list(lm.input_range),
+                "keypoints": lm.num_keypoints,
+                "raw_landmarks": lm.num_landmarks,
+                "tensor_landmarks": lm.rows,
+            },
+            "summary": [
+                f"detector: {det.input_size[1]}x{det.input_size[0]} input, "
+                f"{len(generate_anchors(det.anchors))} anchors, {det.num_keypoints} keypoints, "
+                f"ROI {roi.mode} {roi.start}->{roi.end} x{roi.scale_x}",
+                f"landmark: {lm.input_size[1]}x{lm.input_size[0]} input, {lm.num_keypoints} keypoints "
+                f"({lm.num_landmarks} raw"
+                + (f" of {lm.rows} in the tensor)" if lm.rows != lm.num_landmarks else ")"),
+            ],
+        }

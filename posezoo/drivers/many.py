@@ -1,0 +1,306 @@
+"""``posezoo run`` over many inputs: folders of images and several videos, on every core.
+
+``posezoo run MODEL -i DIR|FILE ... -v DIR|FILE ... [--jobs N] [--resume]`` lists the inputs
+(:func:`posezoo.io.items.local_items`), groups them into units (a video whole, images in chunks) and runs
+them on a process pool (:mod:`posezoo.drivers.pool`; ``--jobs 1``: in this process). Outputs are named per
+input, mirroring the input tree below the inputs' common folder:
+
+- ``-s DIR``: an annotated copy per input, ``DIR/<path>/<stem>.png`` for an image, ``.mp4`` for a video;
+- ``--json FILE``: JSON Lines of every input, in input order (the parent writes it as units finish);
+- ``--json DIR/``: one JSON Lines file per input, ``DIR/<path>/<stem>.jsonl``.
+
+Every output is written atomically, so ``--resume`` skips the inputs whose per-input outputs all
+exist. A failed input is one ``posezoo: skipped:`` line and the others go on; the run then ends with
+one error line counting the failures (exit code 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from posezoo.supply.atomic import publish, temporary_path, write_atomically
+from posezoo.io.draw import draw_poses
+from posezoo.errors import InputError
+from posezoo.io.items import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Item, ItemReader, local_items, make_units
+from posezoo.drivers.pool import (
+    ModelRef,
+    PredictOptions,
+    Stopped,
+    default_workers,
+    failure_line,
+    item_poses,
+    prepare_model,
+    run_units,
+    say,
+    threads_per_worker,
+)
+from posezoo.drivers.run import RunOptions
+from posezoo.io.sinks import VideoSink, check_folder, check_writable, pose_record, write_image
+
+
+@dataclass
+class ManyOptions:
+    """What ``posezoo run`` adds for many inputs: more videos, workers, resuming, per-input JSON."""
+
+    videos: list[str] = field(default_factory=list)
+    jobs: int | None = None  # None: one worker per core
+    resume: bool = False
+    json_dir: bool = False  # --json names a folder: one file per input
+
+
+def wants_many(opts: RunOptions, many: ManyOptions) -> bool:
+    """Whether a run goes through the many-input path: a folder, several inputs (images and videos
+    together too), --resume or --json DIR/. One file, with or without --jobs, runs as always, and so
+    do runs that gather one result over every input (--coco, --world-plot) unless --jobs asks for more
+    than one worker (which :func:`run_many` then refuses)."""
+    inputs = list(opts.inputs)
+    several = (
+        len(inputs) + len(many.videos) > 1
+        or any(Path(p).is_dir() for p in [*inputs, *many.videos])
+        or many.resume
+        or many.json_dir
+    )
+    if _gathered(opts) and (many.jobs or 1) == 1 and not many.resume and not many.json_dir:
+        return False
+    return several
+
+
+def _gathered(opts: RunOptions) -> list[str]:
+    """The options of ``opts`` that gather one result over the whole run."""
+    return [flag for flag, value in (("--coco", opts.coco_out), ("--world-plot", opts.world_plot)) if value is not None]
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where the outputs of each input go."""
+
+    save_dir: Path | None = None
+    json_file: Path | None = None
+    json_dir: Path | None = None
+
+    def annotated(self, item: Item) -> Path | None:
+        if self.save_dir is None:
+            return None
+        return self.save_dir / PurePosixPath(item.rel).with_suffix(".png" if item.kind == "image" else ".mp4")
+
+    def json_path(self, item: Item) -> Path | None:
+        return None if self.json_dir is None else self.json_dir / PurePosixPath(item.rel).with_suffix(".jsonl")
+
+    def per_input(self, item: Item) -> list[Path]:
+        return [p for p in (self.annotated(item), self.json_path(item)) if p is not None]
+
+    def complete(self, item: Item) -> bool:
+        """Every per-input output of ``item`` exists (they are written atomically: whole or absent)."""
+        outs = self.per_input(item)
+        return bool(outs) and all(p.is_file() for p in outs)
+
+
+def _plan(opts: RunOptions, many: ManyOptions, items: list[Item]) -> OutputPlan:
+    save_dir = None
+    if opts.savepath is not None:
+        save_dir = Path(opts.savepath)
+        if not save_dir.is_dir() and save_dir.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+            raise InputError(
+                f"-s {save_dir}: with several inputs -s names a folder (one annotated file per input)",
+                "give a folder, e.g. -s annotated/",
+            )
+        check_folder(save_dir)
+    json_file = json_dir = None
+    if opts.json_out is not None:
+        if many.json_dir or Path(opts.json_out).is_dir():
+            json_dir = Path(opts.json_out)
+            check_folder(json_dir)
+        else:
+            json_file = Path(opts.json_out)
+            check_writable(json_file)
+    plan = OutputPlan(save_dir, json_file, json_dir)
+    if save_dir is None and json_file is None and json_dir is None:
+        given = [str(a) for a in [*opts.inputs, *many.videos]]
+        named = ", ".join(given[:3]) + (f" and {len(given) - 3} more" if len(given) > 3 else "")
+        raise InputError(
+            f"{len(items)} inputs ({named}) and no output: nothing would be kept (no window is shown for "
+            "several inputs)",
+            "give -s DIR and/or --json FILE or --json DIR/",
+        )
+    if many.resume and json_file is not None:
+        raise InputError(
+            f"--resume cannot resume one JSON Lines file ({json_file})",
+            "use --json DIR/ (one file per input), which --resume can check input by input",
+        )
+    seen: dict[Path, str] = {}
+    for item in items:
+        for out in plan.per_input(item):
+            if out in seen:
+                raise InputError(
+                    f"inputs {seen[out]} and {item.source} would both write {out}",
+                    "rename one of them, or run them separately",
+                )
+            seen[out] = item.source
+    return plan
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """What every worker of ``posezoo run`` needs besides the model."""
+
+    model: str
+    variant: str
+    plan: OutputPlan
+    opts: PredictOptions
+    records: bool  # return the JSON records to the parent (one --json FILE)
+    boxes: bool = False  # --draw-boxes
+
+
+def _discard(sink: VideoSink) -> None:
+    """Drop a video that was not finished (its temporary file), never renaming it into place."""
+    sink.writer.release()
+    sink.tmp.unlink(missing_ok=True)
+
+
+def _annotate_item(model, item: Item, ctx, job: RunJob) -> list[dict] | None:
+    plan = job.plan
+    save = plan.annotated(item)
+    json_path = plan.json_path(item)
+    want = job.records or json_path is not None
+    records: list[dict] = []
+    sink = None
+    with ItemReader(item) as reader:
+        try:
+            for frame, poses in item_poses(model, reader, job.opts):
+                if want:
+                    records.append(pose_record(frame.source, frame.index, frame.image, job.model, job.variant, poses))
+                if save is not None:
+                    drawn = draw_poses(frame.image, poses, model.skeleton, boxes=job.boxes)
+                    if item.kind == "image":
+                        save.parent.mkdir(parents=True, exist_ok=True)
+                        write_image(save, drawn)
+                    else:
+                        if sink is None:
+                            save.parent.mkdir(parents=True, exist_ok=True)
+                            sink = VideoSink(save, reader.fps, reader.size)
+                        sink.write(drawn)
+                ctx.tick()
+                ctx.check()
+        except BaseException:
+            if sink is not None:
+                _discard(sink)
+            raise
+    if sink is not None:
+        sink.close()
+    if json_path is not None:
+        lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        write_atomically(json_path, lambda f: f.write(lines.encode("utf-8")))
+    return records if job.records else None
+
+
+def annotate_unit(model, unit: list[Item], ctx, job: RunJob) -> tuple[list[str], list]:
+    """The pool job of ``posezoo run``: each item's outputs; its records when one JSON file is asked for."""
+    failures: list[str] = []
+    out = []
+    for item in unit:
+        try:
+            out.append(_annotate_item(model, item, ctx, job))
+        except Stopped:
+            raise
+        except Exception as exc:
+            failures.append(failure_line(item, exc))
+            out.append(None)
+    return failures, out
+
+
+class _OrderedJsonl:
+    """One JSON Lines file in input order, from units finishing in any order; written to a temporary
+    file and renamed into place at the end."""
+
+    def __init__(self, path: Path):
+        fd, self.tmp = temporary_path(path)
+        self.path = path
+        self.fh = os.fdopen(fd, "w", encoding="utf-8")
+        self.waiting: dict[int, list] = {}
+        self.next = 0
+
+    def put(self, index: int, per_item: list) -> None:
+        self.waiting[index] = per_item or []
+        while self.next in self.waiting:
+            for records in self.waiting.pop(self.next):
+                for record in records or ():
+                    self.fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.next += 1
+
+    def publish(self) -> None:
+        self.fh.close()
+        publish(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def run_many(opts: RunOptions, many: ManyOptions) -> None:
+    """Run one model over many inputs (see the module docstring); raises PosezooError."""
+    from posezoo.zoo.resolve import get_zoo
+
+    zoo = get_zoo()  # unknown model / variant / plugin / family: fail before touching any input
+    zoo.model(opts.model).variant(opts.variant)
+    zoo.family(opts.model)
+    if _gathered(opts):
+        raise InputError(
+            f"{' and '.join(_gathered(opts))} gather one result over the whole run, in one process",
+            "run it with --jobs 1 (and without --resume or --json DIR/)",
+        )
+    if any(str(v).isdigit() and not Path(v).exists() for v in many.videos):
+        raise InputError("a camera cannot be one of several inputs", "run a camera alone: posezoo run MODEL -v 0")
+    items = local_items(opts.inputs, many.videos)
+    outputs = [Path(p).absolute() for p in (opts.savepath, opts.json_out) if p is not None]
+    items = [i for i in items if not any(o in Path(i.source).absolute().parents for o in outputs)]  # not our own outputs
+    if not items:
+        raise InputError("no inputs left: every file found is inside an output folder (-s / --json)")
+    plan = _plan(opts, many, items)
+    todo = items
+    if many.resume:
+        todo = [i for i in items if not plan.complete(i)]
+        say(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already done")
+    workers = many.jobs if many.jobs is not None else default_workers()
+    workers = max(1, min(workers, len(todo) or 1))
+    popts = PredictOptions(
+        max_poses=opts.max_poses, threshold=opts.threshold, static=opts.static,
+        features=("segmentation",) if opts.segmentation else (),
+    )  # fmt: skip
+    ref = prepare_model(
+        ModelRef(opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline), zoo=zoo
+    )
+    if opts.display:
+        from posezoo.io.sinks import display_available
+
+        if display_available():
+            say("several inputs: no window is shown; results go to -s / --json")
+    if plan.save_dir is not None:
+        plan.save_dir.mkdir(parents=True, exist_ok=True)
+    if plan.json_dir is not None:
+        plan.json_dir.mkdir(parents=True, exist_ok=True)
+    units = make_units(todo, workers)
+    say(
+        f"running {opts.model} ({ref.variant}) over {len(todo)} input(s) on {workers} worker(s), "
+        f"{threads_per_worker(workers)} thread(s) each"
+    )
+    job = RunJob(opts.model, ref.variant, plan, popts, records=plan.json_file is not None, boxes=opts.draw_boxes)
+    writer = _OrderedJsonl(plan.json_file) if plan.json_file is not None else None
+    try:
+        failures = run_units(
+            units, annotate_unit, job, ref, popts, workers=workers, on_result=writer.put if writer else None
+        )
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    if writer is not None:
+        writer.publish()
+    done = len(todo) - len(failures)
+    wrote = ", ".join(str(p) for p in (plan.save_dir, plan.json_file, plan.json_dir) if p is not None)
+    print(f"posezoo: {done} of {len(todo)} input(s) done; wrote {wrote}", file=sys.stderr)
+    if failures:
+        raise InputError(f"{len(failures)} of {len(todo)} inputs failed (first: {failures[0]})")

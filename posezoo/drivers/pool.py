@@ -1,0 +1,428 @@
+"""A process pool over work units: every core of one machine, one model per worker.
+
+The parent fetches, verifies and converts the model's files once (:func:`prepare_model`) before any
+worker starts, so workers never race to convert; each worker then loads the model once, offline from
+the cache, with onnxruntime threads = physical cores / workers, and runs the units (a video whole,
+or a chunk of images; see :mod:`posezoo.io.items`) the parent hands out. ``concurrent.futures`` runs
+them: N workers are one thread of the parent process, which starts at once, and N - 1 processes
+forked from multiprocessing's fork server (a fresh process that imported posezoo once: this process,
+which may hold threads and sessions, is never forked). With one worker the units run in this
+process, the same way.
+
+A *job* is a top-level function ``job(model, unit, ctx, args) -> (failures, payload)``: it runs
+``model`` over the items of ``unit`` (:func:`item_poses`), writes what it writes, counts each image or
+video frame with ``ctx.tick()`` and calls ``ctx.check()`` between frames; a failed item becomes one
+line of ``failures`` and the job goes on with the next. The parent shows one progress bar over images
+and frames, prints each failure as it arrives, and hands each payload to ``on_result``.
+
+Ctrl-C: worker processes ignore SIGINT; the parent sets a shared stop flag, which makes every running
+job stop at its next frame (its outputs being atomic, nothing half-written stays), cancels the units
+not started, waits for the workers to end and raises KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tqdm import tqdm
+
+from posezoo.errors import InputError, PosezooError
+from posezoo.io.items import Item, ItemReader
+from posezoo.inference.runtime import THREADS_ENV, physical_cores
+from posezoo.io.sources import Frame
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model a worker loads, and from where."""
+
+    name: str
+    variant: str | None = None
+    device: str = "auto"
+    mirror: str | None = None
+    offline: bool | None = None
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How a worker runs the model: as ``posezoo run``'s options of the same names. ``features``:
+    family features asked for (e.g. ``("segmentation",)``)."""
+
+    max_poses: int = 1
+    threshold: float | None = None
+    static: bool = False
+    features: tuple[str, ...] = ()
+
+    @property
+    def feature_options(self) -> dict:
+        return dict.fromkeys(self.features, True)
+
+
+class Stopped(BaseException):
+    """Raised by :meth:`UnitContext.check` once the run is being stopped (not an item failure)."""
+
+
+def default_workers() -> int:
+    """One worker per physical core."""
+    return physical_cores()
+
+
+def threads_per_worker(workers: int) -> int:
+    """onnxruntime intra-op threads for each of ``workers`` workers sharing this machine's cores."""
+    return max(1, physical_cores() // max(1, workers))
+
+
+def prepare_model(ref: ModelRef, *, zoo=None, progress: bool = True) -> ModelRef:
+    """In the parent, before any worker starts: check the model, fetch, verify and convert its files
+    into the cache. Returns the reference workers use: variant resolved, offline, no mirror."""
+    from posezoo.zoo.resolve import get_zoo, model_files
+
+    zoo = zoo or get_zoo()
+    entry = zoo.model(ref.name)
+    variant = entry.variant(ref.variant).name
+    zoo.family(ref.name)
+    model_files(entry, variant, mirror=ref.mirror, offline=ref.offline, progress=progress)
+    return replace(ref, variant=variant, mirror=None, offline=True)
+
+
+def load_model(ref: ModelRef):
+    """The worker's model (loaded once per worker)."""
+    from posezoo.zoo.resolve import load_model as zoo_load
+
+    return zoo_load(ref.name, ref.variant, device=ref.device, mirror=ref.mirror, offline=ref.offline)
+
+
+def check_options(model, opts: PredictOptions) -> None:
+    """Refuse options the model's family cannot honour (InputError), before any item is read."""
+    for feature in opts.features:
+        if feature not in model.features:
+            raise InputError(f"model {model.name!r} has no {feature} output", f"run without --{feature}")
+    limit = model.max_poses_limit
+    if limit is not None and opts.max_poses > limit:
+        raise InputError(
+            f"model {model.name!r} finds at most {limit} pose(s) per image, --max-poses {opts.max_poses} asked for more",
+            f"use --max-poses {limit} or less",
+        )
+
+
+def item_poses(model, reader: ItemReader, opts: PredictOptions) -> Iterator[tuple[Frame, list]]:
+    """``(frame, poses)`` for every frame of an open item: ``predict`` on an image (or on each frame
+    with ``static``), a fresh tracker over a video."""
+    tracker = None
+    if reader.item.kind == "video" and not opts.static:
+        tracker = model.tracker(max_poses=opts.max_poses, threshold=opts.threshold, **opts.feature_options)
+    for frame in reader:
+        if tracker is not None:
+            poses = tracker.update(frame.image, timestamp=frame.timestamp)
+        else:
+            poses = model.predict(frame.image, max_poses=opts.max_poses, threshold=opts.threshold, **opts.feature_options)
+        yield frame, poses
+
+
+def failure_line(item: Item, exc: BaseException) -> str:
+    """One line for a failed item, naming it."""
+    if isinstance(exc, PosezooError):
+        text = str(exc)
+        return text if item.source in text else f"{item.source}: {text}"
+    return f"{item.source}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+# ------------------------------------------------------------------------------------ workers
+
+
+class UnitContext:
+    """What a job sees of the pool: the unit's ``index`` (its place in input order), progress ticks
+    and the stop flag."""
+
+    def __init__(self, stop, tick: Callable[[int], None], index: int = 0):
+        self._stop = stop
+        self._tick = tick
+        self.index = index
+
+    def tick(self, n: int = 1) -> None:
+        self._tick(n)
+
+    def check(self) -> None:
+        if self._stop.is_set():
+            raise Stopped()
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(ref: ModelRef, opts: PredictOptions, threads: int, stop, counter) -> None:
+    """Pool initializer: quiet SIGINT (the parent decides), threads, the shared flag and counter."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _setup_state(ref, opts, threads, stop, counter)
+
+
+def _setup_state(ref: ModelRef, opts: PredictOptions, threads: int, stop, counter) -> None:
+    import cv2
+
+    os.environ[THREADS_ENV] = str(threads)
+    cv2.setNumThreads(threads)
+    _WORKER.clear()
+    _WORKER.update(ref=ref, opts=opts, stop=stop, counter=counter, model=None)
+
+
+def _tick(n: int = 1) -> None:
+    counter = _WORKER["counter"]
+    with counter.get_lock():
+        counter.value += n
+
+
+def _run_unit(job: Callable, index: int, unit: list[Item], args: Any) -> tuple[str, Any, Any]:
+    """Run ``job`` on one unit in a worker: ("ok", failures, payload), ("setup", error, None) when the
+    model cannot be loaded or refuses the options, ("stopped", None, None)."""
+    if _WORKER.get("model") is None:
+        try:
+            model = load_model(_WORKER["ref"])
+            check_options(model, _WORKER["opts"])
+        except PosezooError as exc:
+            return "setup", exc, None
+        _WORKER["model"] = model
+    ctx = UnitContext(_WORKER["stop"], _WORKER.get("tick", _tick), index)
+    try:
+        failures, payload = job(_WORKER["model"], unit, ctx, args)
+    except Stopped:
+        return "stopped", None, None
+    except Exception as exc:  # a bug in a job or a family: every item of the unit failed, the rest go on
+        return "ok", [failure_line(item, exc) for item in unit], None
+    return "ok", failures, payload
+
+
+# ------------------------------------------------------------------------------------ parent
+
+
+_MESSAGES: list = []  # the stream of the run in progress (see _message_stream)
+
+
+def say(line: str) -> None:
+    """A ``posezoo:`` line on stderr that does not break the progress bar."""
+    stream = _MESSAGES[-1] if _MESSAGES else sys.stderr
+    tqdm.write(f"posezoo: {line}", file=stream)
+    stream.flush()
+
+
+@contextmanager
+def _message_stream() -> Iterator[Any]:
+    """Stderr for the lines and the bar of a run, on a duplicate of its file descriptor taken before
+    the worker thread starts: the reading code silences descriptor 2 for a moment around each native
+    call (:func:`posezoo.io.sources.quiet_native_stderr`), which would swallow a line the main thread
+    wrote meanwhile."""
+    try:
+        stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stderr
+        stream = None
+    _MESSAGES.append(stream or sys.stderr)
+    try:
+        yield _MESSAGES[-1]
+    finally:
+        _MESSAGES.pop()
+        if stream is not None:
+            stream.close()
+
+
+def run_units(
+    units: Sequence[list[Item]],
+    job: Callable,
+    args: Any,
+    ref: ModelRef,
+    opts: PredictOptions,
+    *,
+    workers: int,
+    on_result: Callable[[int, Any], None] | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Run ``job`` over ``units`` on ``workers`` processes (in this process for one worker); returns
+    the failure lines (already printed, one per failed item). ``ref`` must be prepared
+    (:func:`prepare_model`). A model that cannot be loaded in a worker raises its PosezooError;
+    Ctrl-C stops the workers and raises KeyboardInterrupt."""
+    total = sum(item.frames for unit in units for item in unit)
+    failures: list[str] = []
+
+    def take(index: int, outcome: tuple[str, Any, Any]) -> None:
+        status, value, payload = outcome
+        if status == "setup":
+            raise value
+        if status != "ok":
+            return
+        for line in value:
+            say(f"skipped: {line}")
+        failures.extend(value)
+        if on_result is not None:
+            on_result(index, payload)
+
+    with _message_stream() as stream, tqdm(
+        total=total or None, unit="frame", desc="posezoo", file=stream,
+        disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True,
+    ) as bar:  # fmt: skip
+        if workers <= 1:
+            _run_inline(units, job, args, ref, opts, bar, take)
+        else:
+            _run_processes(units, job, args, ref, opts, workers, bar, take)
+    return failures
+
+
+class _Flag:
+    """A stop flag for the inline run (never set: Ctrl-C interrupts it directly)."""
+
+    def is_set(self) -> bool:
+        return False
+
+
+def _run_inline(units, job, args, ref, opts, bar, take) -> None:
+    saved = os.environ.get(THREADS_ENV)
+    _setup_state(ref, opts, threads_per_worker(1) if saved is None else int(saved), _Flag(), None)
+    _WORKER["tick"] = bar.update
+    try:
+        for index, unit in enumerate(units):
+            take(index, _run_unit(job, index, unit, args))
+    finally:
+        _WORKER.clear()
+        if saved is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = saved
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while helper processes start: they inherit an ignored SIGINT (across exec too),
+    so a Ctrl-C while the fork server imports posezoo interrupts only this process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """A Ctrl-C during the block raises KeyboardInterrupt once the block is done: starting a worker
+    process (inside ``submit``) is not cut in half, which would leave a process nobody waits for."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    saved = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _start_helpers(ctx) -> tuple[Any, Any]:
+    """Start the fork server (and multiprocessing's resource tracker) with SIGINT ignored; returns the
+    shared stop flag and progress counter."""
+    with _sigint_ignored():
+        if ctx.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        return ctx.Event(), ctx.Value("q", 0)
+
+
+def _context(job: Callable):
+    """Where workers come from: forked from a fresh server process that imported posezoo once (no fork
+    of this process, which may hold threads and sessions; no re-import per worker), or spawned where
+    there is no fork (Windows)."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # the main script too (as multiprocessing's default preload does): imported once in the server,
+        # not again in every worker
+        ctx.set_forkserver_preload(["__main__", "posezoo.drivers.pool", "posezoo.zoo.resolve", job.__module__])
+    return ctx
+
+
+def _init_local(ref: ModelRef, opts: PredictOptions, threads: int, stop, counter) -> None:
+    """Initializer of the worker thread of this process (no signal handling: that is the main thread's)."""
+    _setup_state(ref, opts, threads, stop, counter)
+
+
+def _run_processes(units, job, args, ref, opts, workers, bar, take) -> None:
+    """``workers - 1`` worker processes, and one worker thread in this process, which starts on the
+    first unit at once while the processes start. Units go to whichever frees up first."""
+    import cv2
+
+    ctx = _context(job)
+    stop, counter = _start_helpers(ctx)
+    threads = threads_per_worker(workers)
+    saved = os.environ.get(THREADS_ENV), cv2.getNumThreads()
+    # longest first: videos, then image chunks, each in input order
+    order = deque(sorted(range(len(units)), key=lambda i: (units[i][0].kind != "video", i)))
+    init = (ref, opts, threads, stop, counter)
+    local = ThreadPoolExecutor(max_workers=1, initializer=_init_local, initargs=init)
+    processes = ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker, initargs=init)
+    # units in flight: one queued behind each process's running unit keeps it fed, until the last
+    # units, which go to whichever worker frees up first (a queued one would leave another worker idle)
+    slots = {local: 1, processes: 2 * (workers - 1)}
+    tail = {local: 1, processes: workers - 1}
+    running: dict[Future, tuple[Executor, int]] = {}
+
+    def feed(executor: Executor) -> None:
+        def room() -> bool:
+            limit = (slots if len(order) > workers else tail)[executor]
+            return sum(1 for e, _ in running.values() if e is executor) < limit
+
+        while order and room():
+            index = order.popleft()
+            with _sigint_deferred():  # (a submit may start a worker process)
+                running[executor.submit(_run_unit, job, index, units[index], args)] = (executor, index)
+
+    try:
+        feed(local)
+        feed(processes)
+        while running:
+            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            bar.update(counter.value - bar.n)
+            for future in done:
+                executor, index = running.pop(future)  # (a finished unit's results are not kept)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    raise PosezooError(
+                        "a worker process ended abruptly (killed, out of memory, or it could not start)",
+                        "try fewer --jobs",
+                    ) from None
+                take(index, outcome)
+                feed(executor)
+        bar.update(counter.value - bar.n)
+    except BaseException:
+        stop.set()  # running units end at their next frame; the others never start
+        for future in running:
+            future.cancel()
+        raise
+    finally:
+        local.shutdown(wait=True, cancel_futures=True)
+        processes.shutdown(wait=True, cancel_futures=True)
+        _WORKER.clear()
+        if saved[0] is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = saved[0]
+        cv2.setNumThreads(saved[1])

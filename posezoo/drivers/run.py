@@ -1,0 +1,258 @@
+"""``posezoo run``: frames from a source, through a model of any family, to drawings, files and a window."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from posezoo.io.coco import (
+    PERSON_CATEGORY,
+    CocoResultsSink,
+    assign_image_ids,
+    ids_by_file_name,
+    person_category,
+    read_annotations,
+    require_coco,
+)
+from posezoo.io.draw import draw_poses
+from posezoo.errors import InputError
+from posezoo.io.sinks import (
+    Display,
+    JsonlSink,
+    VideoSink,
+    check_output,
+    check_writable,
+    image_output_path,
+    pose_record,
+    write_image,
+)
+from posezoo.io.sources import VideoSource, image_paths, read_image, sample_image_path
+
+DEFAULT_SAMPLE_OUTPUT = Path("output.png")
+
+
+@dataclass
+class RunOptions:
+    model: str = ""  # the CLI fills in the zoo's default
+    inputs: list[Path] = field(default_factory=list)
+    video: str | None = None
+    savepath: Path | None = None
+    json_out: Path | None = None
+    variant: str | None = None
+    threshold: float | None = None
+    max_poses: int = 1
+    segmentation: bool = False
+    display: bool = True
+    static: bool = False
+    device: str = "auto"
+    mirror: str | None = None
+    offline: bool = False
+    coco_out: Path | None = None
+    coco_ann: Path | None = None
+    draw_boxes: bool = False
+    world_plot: Path | None = None
+
+
+def _say(message: str) -> None:
+    print(f"posezoo: {message}", file=sys.stderr)
+
+
+def run_model(opts: RunOptions) -> None:
+    """Run one model over the chosen input; raises PosezooError for anything the user can fix."""
+    from posezoo.zoo.resolve import get_zoo, load_model
+
+    zoo = get_zoo()  # unknown model / variant / plugin / family: fail before touching any input
+    zoo.model(opts.model).variant(opts.variant)
+    zoo.family(opts.model)
+    inputs = list(opts.inputs)
+    savepath = opts.savepath
+    if not inputs and opts.video is None:
+        inputs = [sample_image_path()]
+        savepath = savepath or DEFAULT_SAMPLE_OUTPUT
+        _say(f"no input given: running on the bundled sample {inputs[0].name} (COCO, CC BY 2.0)")
+    paths = image_paths(inputs) if inputs else []
+    check_output(savepath, opts.json_out, video=opts.video is not None)  # before any model runs
+    for out in (opts.coco_out, opts.world_plot):
+        if out is not None:
+            check_writable(Path(out))
+    results = ResultFiles.prepare(opts, zoo, paths)
+    source = VideoSource(opts.video) if opts.video is not None else None
+
+    model = load_model(
+        opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline, progress=True, zoo=zoo
+    )
+    _check_options(model, opts)
+    _say(f"running {opts.model} ({model.variant}) on {model.provider}")
+    json_sink = JsonlSink(opts.json_out) if opts.json_out else None
+    display = Display(f"posezoo {opts.model}", enabled=opts.display)
+    results.model = model
+    try:
+        if source is not None:
+            _run_video(model, source, opts, savepath, json_sink, display, results)
+        else:
+            _run_images(model, paths, opts, savepath, json_sink, display, results)
+        results.finish()
+    finally:
+        display.close()
+        if json_sink:
+            json_sink.close()
+
+
+def _check_options(model, opts: RunOptions) -> None:
+    """Refuse options the model's family cannot honour, before any frame is read."""
+    if opts.segmentation and "segmentation" not in model.features:
+        raise InputError(f"model {opts.model!r} has no segmentation output", "run without --segmentation")
+    if opts.world_plot is not None and "world" not in model.features:
+        raise InputError(f"model {opts.model!r} gives no world landmarks", "run without --world-plot")
+    limit = model.max_poses_limit
+    if limit is not None and opts.max_poses > limit:
+        raise InputError(
+            f"model {opts.model!r} finds at most {limit} pose(s) per image, --max-poses {opts.max_poses} asked for more",
+            f"use --max-poses {limit} or less",
+        )
+
+
+def _options(opts: RunOptions) -> dict:
+    """Family feature options to pass on (only those asked for)."""
+    return {"segmentation": True} if opts.segmentation else {}
+
+
+def _predict(model, image, opts: RunOptions):
+    return model.predict(image, max_poses=opts.max_poses, threshold=opts.threshold, **_options(opts))
+
+
+class ResultFiles:
+    """The files written once a run is over: COCO keypoint results (``--coco``) and the 3D plot of
+    the first person's world landmarks (``--world-plot``). Checked before any model is loaded."""
+
+    def __init__(self, opts: RunOptions, coco: CocoResultsSink | None):
+        self.opts = opts
+        self.coco = coco
+        self.model = None
+        self.world_pose = None
+        self.done = False
+
+    @classmethod
+    def prepare(cls, opts: RunOptions, zoo, paths: list[Path]) -> "ResultFiles":
+        if opts.coco_out is None and opts.coco_ann is not None:
+            raise InputError("--coco-ann gives image ids to --coco results, but no --coco file was given", "add --coco FILE")
+        if opts.world_plot is not None:
+            from posezoo.io.worldplot import check_plot_path
+
+            check_plot_path(Path(opts.world_plot))
+        if opts.coco_out is None:
+            return cls(opts, None)
+        if opts.video is not None:
+            raise InputError("--coco writes COCO results for images, not for a video", "run it on images (-i)")
+        mapping = require_coco(opts.model, zoo.spec(opts.model))
+        by_name, category = None, PERSON_CATEGORY
+        if opts.coco_ann is not None:
+            data = read_annotations(Path(opts.coco_ann))
+            by_name, category = ids_by_file_name(data), person_category(data, str(opts.coco_ann))["id"]
+        ids, how = assign_image_ids(paths, by_name)
+        _say(f"--coco: {how}")
+        return cls(opts, CocoResultsSink(Path(opts.coco_out), mapping, ids, category))
+
+    def add(self, source, poses) -> None:
+        if self.coco is not None:
+            self.coco.add(Path(source), poses)
+        if self.opts.world_plot is not None and self.world_pose is None:
+            self.world_pose = next((p for p in poses if p.world_landmarks is not None), None)
+
+    def finish(self) -> None:
+        """Write the files (once; also when some images could not be read)."""
+        if self.done:
+            return
+        self.done = True
+        if self.coco is not None:
+            self.coco.close()
+            _say(f"wrote {self.coco.path} (COCO keypoint results: {len(self.coco.results)} pose(s))")
+            if self.coco.unknown:
+                _say(
+                    f"warning: {len(self.coco.unknown)} image(s) are not in {self.opts.coco_ann} and have no COCO "
+                    f"result (first: {self.coco.unknown[0]})"
+                )
+        if self.opts.world_plot is not None:
+            from posezoo.io.worldplot import write_world_plot
+
+            if self.world_pose is None:
+                raise InputError(f"no person found: {self.opts.world_plot} not written")
+            name = f"{self.opts.model} ({self.model.variant})" if self.model is not None else self.opts.model
+            write_world_plot(Path(self.opts.world_plot), self.world_pose, self.model.skeleton, title=f"{name}: world landmarks (m)")
+            _say(f"wrote {self.opts.world_plot}")
+
+
+def _draw(model, image, poses, opts: RunOptions, fps=None):
+    return draw_poses(image, poses, model.skeleton, fps=fps, boxes=opts.draw_boxes)
+
+
+def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:
+    failed: list[str] = []
+    many = len(paths) > 1
+    for path in tqdm(paths, unit="image", disable=not many, file=sys.stderr):
+        try:
+            image = read_image(path)
+        except InputError as exc:
+            if not many:
+                raise
+            failed.append(str(exc))
+            tqdm.write(f"posezoo: skipped: {exc}", file=sys.stderr)
+            continue
+        poses = _predict(model, image, opts)
+        if not many:
+            _say(f"{path.name}: {len(poses)} pose(s)")
+        if json_sink:
+            json_sink.write(pose_record(str(path), 0, image, opts.model, model.variant, poses))
+        results.add(path, poses)
+        if savepath is not None or display.enabled:
+            drawn = _draw(model, image, poses, opts)
+            if savepath is not None:
+                out = image_output_path(savepath, path, len(paths))
+                write_image(out, drawn)
+                if not many:
+                    _say(f"wrote {out}")
+            if display.enabled and not display.show(drawn, wait_ms=0 if not many else 1):
+                break
+    if failed:
+        results.finish()
+        raise InputError(f"{len(failed)} of {len(paths)} images could not be read (first: {failed[0]})")
+
+
+def _run_video(model, source: VideoSource, opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:
+    tracker = None
+    if not opts.static:
+        tracker = model.tracker(max_poses=opts.max_poses, threshold=opts.threshold, **_options(opts))
+    sink = VideoSink(savepath, source.fps, source.size) if savepath is not None else None
+    fps = None
+    last = time.perf_counter()
+    bar = tqdm(total=source.frame_count, unit="frame", disable=source.is_camera, file=sys.stderr)
+    try:
+        for frame in source:
+            if tracker is not None:
+                poses = tracker.update(frame.image, timestamp=frame.timestamp)
+            else:
+                poses = _predict(model, frame.image, opts)
+            now = time.perf_counter()
+            fps = 1.0 / max(now - last, 1e-6) if fps is None else 0.9 * fps + 0.1 / max(now - last, 1e-6)
+            last = now
+            if json_sink:
+                json_sink.write(pose_record(frame.source, frame.index, frame.image, opts.model, model.variant, poses))
+            results.add(frame.source, poses)
+            if sink is not None or display.enabled:
+                drawn = _draw(model, frame.image, poses, opts, fps=fps)
+                if sink is not None:
+                    sink.write(drawn)
+                if display.enabled and not display.show(drawn):
+                    break
+            bar.update(1)
+    finally:
+        bar.close()
+        source.close()
+        if sink is not None:
+            sink.close()
+    if sink is not None:
+        _say(f"wrote {sink.path} ({sink.frames} frames)")

@@ -1,0 +1,228 @@
+"""onnxruntime sessions: provider choice, tuned options, and a small wrapper that knows its I/O.
+
+(MediaPipe's counterpart is ``InferenceCalculator``, which picks a delegate and runs the model.)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from posezoo.errors import InputError, PluginError
+from posezoo.inference.timing import NO_CLOCK
+
+# Best first. Each accelerator provider is only worth using when onnxruntime was built with it.
+_ACCELERATED = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider")
+_FORCED = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+THREADS_ENV = "POSEZOO_THREADS"
+
+
+def available_device(device: str = "auto") -> list[str]:
+    """The providers to ask onnxruntime for, best first (always ending with the CPU).
+
+    ``device="auto"``: the best accelerator present (CUDA, CoreML, DirectML), else the CPU.
+    ``"cpu"`` / ``"cuda"`` force one; a missing CUDA provider raises :class:`InputError`.
+    """
+    present = ort.get_available_providers()
+    dev = device.lower()
+    if dev == "auto":
+        best = [p for p in _ACCELERATED if p in present][:1]
+        return best + ["CPUExecutionProvider"]
+    if dev not in _FORCED:
+        raise InputError(f"unknown device {device!r}", "use 'auto', 'cpu' or 'cuda'")
+    want = _FORCED[dev]
+    if want not in present:
+        raise InputError(
+            f"device {device!r} is not available: this onnxruntime has {', '.join(present)}",
+            "install onnxruntime-gpu with a matching CUDA, or use --device cpu",
+        )
+    return [want] if want == "CPUExecutionProvider" else [want, "CPUExecutionProvider"]
+
+
+@lru_cache(maxsize=1)
+def physical_cores() -> int:
+    """Physical cores this process may use (affinity-aware; falls back to the logical count)."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # macOS, Windows
+        allowed = set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        cpu = phys = core = None
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                key, _, val = line.partition(":")
+                key, val = key.strip(), val.strip()
+                if key == "processor":
+                    cpu = int(val)
+                elif key == "physical id":
+                    phys = val
+                elif key == "core id":
+                    core = val
+                elif not key and cpu is not None:
+                    if cpu in allowed:
+                        cores.add((str(phys), str(core) if core is not None else str(cpu)))
+                    cpu = phys = core = None
+            if cpu is not None and cpu in allowed:
+                cores.add((str(phys), str(core) if core is not None else str(cpu)))
+    except OSError:
+        pass
+    return max(1, len(cores) or len(allowed))
+
+
+def session_threads() -> int:
+    """Intra-op threads per session: ``$POSEZOO_THREADS`` when set (a worker of a pool of N sets it to
+    cores / N), else one per physical core."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return physical_cores()
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(f"${THREADS_ENV} is {raw!r}, not a whole number of threads", f"unset {THREADS_ENV} or give 1 or more")
+    return int(raw)
+
+
+def session_options() -> ort.SessionOptions:
+    """Tuned options: all graph optimizations, sequential execution, one intra-op thread per core
+    (or ``$POSEZOO_THREADS``).
+
+    Thread spinning is off: the detector and landmark sessions alternate on every frame, and the
+    idle session's spinning workers would otherwise keep the cores busy while the other one runs
+    (measured: up to 3x slower per frame on 2 cores).
+    """
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = session_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(bool)": np.bool_,
+}
+
+
+class Session:
+    """An InferenceSession with one input, that maps output names / indices.
+
+    Attributes: ``path``, ``role`` (the registry file role it was opened for, e.g. "landmark"),
+    ``provider`` (the provider actually used), ``input_name``, ``input_shape``, ``input_dtype``,
+    ``output_names``, ``output_shapes`` (lists; symbolic dims as None), ``runs`` (how many times it
+    ran). With a ``clock`` (see :meth:`posezoo.inference.model.PoseModel.timed`) every run adds its seconds to
+    the stage named by ``role``, and the first input is kept in ``last_input`` for bare timings.
+    """
+
+    def __init__(self, path: str | Path, device: str = "auto", *, role: str | None = None):
+        self.path = Path(path)
+        self.role = role or self.path.stem
+        providers = available_device(device)
+        try:
+            self._sess = ort.InferenceSession(str(self.path), sess_options=session_options(), providers=providers)
+        except Exception as exc:  # onnxruntime raises several types; one line for the user
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PluginError(f"cannot load model {self.path.name}: {msg}") from None
+        inputs = self._sess.get_inputs()
+        if len(inputs) != 1:
+            raise PluginError(f"model {self.path.name}: expected one input, found {len(inputs)}")
+        self.input_name = inputs[0].name
+        self.input_shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
+        self.input_type = inputs[0].type
+        self.input_dtype = np.dtype(_NUMPY_TYPES.get(inputs[0].type, np.float32))
+        outs = self._sess.get_outputs()
+        self.output_names = [o.name for o in outs]
+        self.output_shapes = [[d if isinstance(d, int) else None for d in o.shape] for o in outs]
+        self.output_types = [o.type for o in outs]
+        self.provider = self._sess.get_providers()[0]
+        self.runs = 0
+        self.clock = NO_CLOCK
+        self.last_input: np.ndarray | None = None
+        self._binding = None  # IOBinding of run_reused, made on first use
+        self._reused: list[np.ndarray] | None = None
+
+    def describe(self) -> dict:
+        """Input and outputs, for ``posezoo info`` and the API."""
+        return {
+            "file": self.path.name,
+            "provider": self.provider,
+            "input": {"name": self.input_name, "shape": self.input_shape, "type": self.input_type},
+            "outputs": [
+                {"name": n, "shape": s, "type": t}
+                for n, s, t in zip(self.output_names, self.output_shapes, self.output_types)
+            ],
+        }
+
+    def output_index(self, key: str | int) -> int:
+        """Index of an output given by name or index; KeyError when there is none."""
+        if isinstance(key, int) and 0 <= key < len(self.output_names):
+            return key
+        if isinstance(key, str) and key in self.output_names:
+            return self.output_names.index(key)
+        raise KeyError(key)
+
+    def _timed(self, run, tensor: np.ndarray) -> list[np.ndarray]:
+        self.runs += 1
+        if not self.clock.enabled:
+            return run(tensor)
+        if self.last_input is None:
+            self.last_input = np.array(tensor, copy=True)
+        start = time.perf_counter()
+        try:
+            return run(tensor)
+        finally:
+            self.clock.add(self.role, time.perf_counter() - start)
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run on one input tensor; returns every output, in output order."""
+        return self._timed(self._run, tensor)
+
+    def _run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        return self._sess.run(None, {self.input_name: tensor})
+
+    def run_reused(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Like :meth:`run`, but the outputs are written into arrays allocated once (IOBinding) and
+        **overwritten by the next call**: callers copy what they keep. A video loop then allocates no
+        output tensors per frame. Falls back to :meth:`run` when an output has a symbolic shape or a
+        type numpy cannot hold."""
+        return self._timed(self._run_reused, tensor)
+
+    def _run_reused(self, tensor: np.ndarray) -> list[np.ndarray]:
+        if self._binding is None:
+            outs = self._sess.get_outputs()
+            if any(None in shape for shape in self.output_shapes) or any(o.type not in _NUMPY_TYPES for o in outs):
+                self._binding = False
+            else:
+                self._reused = [np.empty(shape, _NUMPY_TYPES[o.type]) for shape, o in zip(self.output_shapes, outs)]
+                self._binding = self._sess.io_binding()
+                for out, buf in zip(outs, self._reused):
+                    self._binding.bind_output(out.name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+        if self._binding is False:
+            return self._run(tensor)
+        self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(tensor, self.input_dtype))
+        self._sess.run_with_iobinding(self._binding)
+        return self._reused
+
+    def time_bare(self, tensor: np.ndarray | None = None) -> float:
+        """Milliseconds of one plain ``InferenceSession.run`` on ``tensor`` (default: the kept
+        ``last_input``), fresh outputs, no counting: the bench's reference time."""
+        tensor = self.last_input if tensor is None else tensor
+        if tensor is None:
+            raise ValueError(f"session {self.role!r} has not run yet: no input to time")
+        feed = {self.input_name: tensor}
+        start = time.perf_counter()
+        self._sess.run(None, feed)
+        return (time.perf_counter() - start) * 1e3

@@ -1,0 +1,303 @@
+"""Where results go: annotated images and videos, JSON Lines, a window.
+
+Output targets are checked before any model runs (:func:`check_output`): the folder must exist and
+take a new file (a probe file is created and removed, so a read-only mount is caught even for root),
+the target must not be a device, pipe or folder where a file is meant, nor a file where a folder is
+meant, and its extension must be one we can encode. Writers never leave a half-written file under the
+final name: images are encoded in memory and written through a temporary file; a video and a JSON
+Lines file are written to a hidden temporary name and renamed on close (the video after reading its
+header back). A write that fails (disk full) is an :class:`InputError` (exit 5) and removes the
+temporary file. Written files get ``0666 & ~umask`` permissions (see :mod:`posezoo.supply.atomic`).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from posezoo.supply.atomic import publish, temporary_path, write_bytes
+from posezoo.errors import InputError
+from posezoo.io.sources import quiet_native_stderr, quiet_opencv
+
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+IMAGE_OUTPUTS = ".png, .jpg"
+
+
+def _write_error(path: Path, exc: OSError) -> InputError:
+    if exc.errno == errno.ENOSPC:
+        return InputError(f"cannot write {path}: the disk is full; nothing was written",
+                          "free some space, or write to a folder on another disk")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return InputError(f"cannot write {path}: {exc.strerror}", "choose a folder you can write to")
+    return InputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _probe(folder: Path, path: Path) -> None:
+    """Create and remove a hidden file in ``folder``: the only sure test that ``path`` can be written
+    there (permissions, read-only mounts, quotas; ``os.access`` misses some for root)."""
+    try:
+        fd, tmp = temporary_path(folder / f".{path.name or 'out'}")
+        os.close(fd)
+        tmp.unlink()
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: folder {folder}: {exc.strerror or exc}",
+                         "choose a folder you can write to") from None
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, before any work, when the file ``path`` cannot be created or replaced: its folder is
+    missing, not a folder, or not writable, or ``path`` is a folder, a device, a pipe or a socket."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder", "give the name of a file to write")
+    if path.exists() and not path.is_file():  # (renaming a file over /dev/full would replace the device)
+        raise InputError(f"cannot write {path}: it is not a regular file (a device, pipe or socket)",
+                         "give the name of a file to write")
+    parent = path.parent
+    if not parent.exists():
+        raise InputError(f"cannot write {path}: folder {parent} does not exist", "create it or choose another path")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {path}: {parent} is a file, not a folder", "choose another path")
+    _probe(parent, path)
+
+
+def check_folder(folder: Path) -> None:
+    """Fail early when ``folder`` (a folder to write files into, created when missing) cannot be."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        if not folder.is_file():
+            raise InputError(f"cannot write {folder}: it is not a regular file (a device, pipe or socket)",
+                             "give a folder, or the name of a file to write")
+        raise InputError(f"cannot write images into {folder}: it is a file, not a folder",
+                         f"give a folder, or a file name ending in {IMAGE_OUTPUTS}")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"cannot write images into {folder}: {existing} is a file, not a folder",
+                         "choose another path")
+    _probe(existing, folder)
+
+
+def is_folder_target(savepath: Path) -> bool:
+    """Annotated images go into ``savepath`` as a folder (it is one, or has no extension)."""
+    return savepath.is_dir() or not savepath.suffix
+
+
+def check_output(savepath: Path | None, json_out: Path | None, *, video: bool) -> None:
+    """Check every output target of a run before any model runs (see the module docstring)."""
+    if savepath is not None:
+        savepath = Path(savepath)
+        if video:
+            check_writable(savepath)
+            if savepath.suffix.lower() not in VIDEO_CODECS:
+                raise InputError(f"cannot write video {savepath}: unknown type {savepath.suffix.lower()!r}",
+                                 f"use one of {', '.join(VIDEO_CODECS)}")
+        elif is_folder_target(savepath):
+            check_folder(savepath)
+        else:
+            check_writable(savepath)
+            if not cv2.haveImageWriter(str(savepath)):
+                raise InputError(f"cannot write image {savepath}: unknown type {savepath.suffix.lower()!r}",
+                                 f"use {IMAGE_OUTPUTS}")
+    if json_out is not None:
+        check_writable(Path(json_out))
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Encode by extension and write atomically."""
+    path = Path(path)
+    check_writable(path)
+    ext = path.suffix.lower() or ".png"
+    try:
+        ok, buf = cv2.imencode(ext, image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise InputError(f"cannot write {path}: unknown image type {ext!r}", f"use {IMAGE_OUTPUTS}")
+    try:
+        write_bytes(path, buf.tobytes())
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+
+
+def image_output_path(savepath: Path, source: Path, count: int) -> Path:
+    """Where the annotated copy of ``source`` goes: ``savepath`` itself for one image, else a file per
+    image (inside ``savepath`` when it is a folder or has no extension, else ``<stem>_<source stem><ext>``)."""
+    savepath = Path(savepath)
+    if is_folder_target(savepath):
+        try:
+            savepath.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _write_error(savepath, exc) from None
+        return savepath / f"{source.stem}.png"
+    if count == 1:
+        return savepath
+    return savepath.with_name(f"{savepath.stem}_{source.stem}{savepath.suffix}")
+
+
+class VideoSink:
+    """An annotated video, codec chosen by extension; written to a hidden temporary file, read back
+    and renamed into place on close."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
+        self.path = Path(path)
+        check_output(self.path, None, video=True)
+        ext = self.path.suffix.lower()
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{ext}")
+        with quiet_native_stderr():
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[ext]), fps, size)
+        if not self.writer.isOpened():
+            self.tmp.unlink(missing_ok=True)
+            raise InputError(f"cannot write video {self.path}", "check the folder is writable")
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        with quiet_opencv():  # (a failed write is found on close; OpenCV would warn on every frame)
+            self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file and rename it into place; a file that does not read back whole (the disk
+        filled up: OpenCV does not say so while writing) is removed and an InputError."""
+        with quiet_native_stderr():
+            self.writer.release()
+        if not self.frames:
+            self.tmp.unlink(missing_ok=True)
+            return
+        with quiet_native_stderr():
+            cap = cv2.VideoCapture(str(self.tmp))
+            found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+            cap.release()
+        if found != self.frames:
+            self.tmp.unlink(missing_ok=True)
+            raise InputError(
+                f"cannot write video {self.path}: the file written holds {found} of {self.frames} frames "
+                "(is the disk full?); nothing was kept",
+                "free some space, or write to a folder on another disk",
+            )
+        try:
+            publish(self.tmp, self.path)
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise _write_error(self.path, exc) from None
+
+
+class JsonlSink:
+    """JSON Lines: one object per image or frame, written to a hidden temporary file that is renamed
+    into place on close (a run stopped early keeps the complete lines written so far)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        check_writable(self.path)
+        try:
+            fd, self.tmp = temporary_path(self.path)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
+        self.fh = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        if self.fh is None:
+            return
+        try:
+            self.fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.fh.flush()
+        except OSError as exc:
+            self.discard()
+            raise _write_error(self.path, exc) from None
+
+    def close(self) -> None:
+        if self.fh is None:
+            return
+        try:
+            self.fh.close()
+            self.fh = None
+            publish(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise _write_error(self.path, exc) from None
+
+    def discard(self) -> None:
+        """Drop the temporary file: nothing appears under the final name."""
+        if self.fh is not None:
+            try:
+                self.fh.close()
+            except OSError:
+                pass
+            self.fh = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def display_available() -> bool:
+    """A window can be opened: a display server on Linux; assumed elsewhere."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class Display:
+    """A window showing frames; ``show`` returns False when the user pressed q or Esc.
+
+    With no display it stays headless and says so once.
+    """
+
+    def __init__(self, title: str, enabled: bool = True):
+        self.title = title
+        self.enabled = enabled and display_available()
+        if enabled and not self.enabled:
+            print("posezoo: no display found; running headless (results go to -s / --json)", file=sys.stderr)
+
+    def show(self, image: np.ndarray, wait_ms: int = 1) -> bool:
+        if not self.enabled:
+            return True
+        try:
+            cv2.imshow(self.title, image)
+            key = cv2.waitKey(wait_ms) & 0xFF
+        except cv2.error:
+            self.enabled = False
+            print("posezoo: cannot open a window; running headless", file=sys.stderr)
+            return True
+        return key not in (ord("q"), 27)
+
+    def close(self) -> None:
+        if self.enabled:
+            try:
+                cv2.destroyAllWindows()
+            except cv2.error:
+                pass
+
+
+def pose_record(frame_source: str, frame_index: int, image: np.ndarray, model: str, variant: str, poses) -> dict:
+    """The JSON object for one image or frame (the --json schema, see docs/cli.md).
+
+    Per pose: ``score``, ``presence`` (or null), ``box``, ``track_id`` (video; or null),
+    ``columns`` (what each landmark row holds, x and y first, in pixels), ``landmarks`` (rows),
+    ``world_landmarks`` (metres, or null).
+    """
+    h, w = image.shape[:2]
+    return {
+        "source": frame_source,
+        "frame": frame_index,
+        "width": w,
+        "height": h,
+        "model": model,
+        "variant": variant,
+        "poses": [
+            {
+                "score": round(float(p.score), 5),
+                "presence": None if p.presence is None else round(float(p.presence), 5),
+                "box": [round(float(v), 2) for v in p.box],
+                "track_id": p.track_id,
+                "columns": list(p.columns),
+                "landmarks": np.round(p.landmarks.astype(np.float64), 4).tolist(),
+                "world_landmarks": None
+                if p.world_landmarks is None
+                else np.round(p.world_landmarks.astype(np.float64), 5).tolist(),
+            }
+            for p in poses
+        ],
+    }

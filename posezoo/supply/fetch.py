@@ -1,0 +1,659 @@
+"""Fetch registry weight files into the cache: download and verify (conversion is posezoo.supply.convert's).
+
+- :func:`fetch_file` gets one verified file: from the cache, a mirror, or its registry URL.
+- :func:`fetch_model` gets the files of a variant (or of every variant), shards of TF.js models
+  included, returning ``{role: path}`` of the verified upstream files.
+
+Sources. A file comes from its registry URL (https only), or from a mirror (``mirror=`` or
+``$POSEZOO_MIRROR``): an http(s) URL or a local folder (a path or ``file://`` URL) holding files under
+their registry names, ``<mirror>/<name>``. Whatever the source, the bytes are checked against the
+registry digest (``sha256:`` or ``git-blob-sha1:``) and size before they enter the cache.
+
+Offline (``offline=True`` or ``$POSEZOO_OFFLINE`` in 1/true/yes): the network is never used; a file not
+in the cache comes from a local mirror folder or is a :class:`FetchError` saying how to get it.
+
+Downloads stream into ``<cache>/partial/<name>.part`` while being hashed; only a verified part is moved
+(``os.replace``) into ``files/``. Limits a hostile or broken server cannot get past:
+
+- size: a response announcing another size than the registry's, or a body running past it, is stopped
+  at once and its bytes deleted; a file whose entry has no size stops at ``$POSEZOO_FETCH_MAX_SIZE``
+  bytes (default 2 GiB). A complete file of the wrong size is refused before its digest is looked at.
+- progress: fewer than ``$POSEZOO_FETCH_MIN_SPEED`` bytes/s (default 1024) over a
+  ``$POSEZOO_FETCH_SPEED_WINDOW`` (default 30 s; also the longest wait for any byte) ends that try, and
+  ``$POSEZOO_FETCH_DEADLINE`` (default 3600 s, 0: none) ends the file's download; the part is kept.
+- redirects: at most 10, no loops, http(s) only, and never from https to plain http unless the user
+  gave an http mirror. The manifest records the URL the bytes came from.
+
+Transport errors, HTTP 5xx and too-slow tries are tried again (``$POSEZOO_FETCH_RETRIES`` tries,
+default 3, waiting ``$POSEZOO_FETCH_BACKOFF`` seconds, default 0.5, doubling each time), resuming the
+part with an HTTP Range request; a server that answers a Range request with the whole file (200) is
+read from the start. Bodies are read as they arrive (``read1``), so a connection that breaks keeps every
+byte received. What retrying cannot mend is not retried: a TLS certificate that does not verify, a bad
+redirect, HTTP 4xx, a wrong size. A download that stops part-way (Ctrl-C, the deadline, or the tries
+run out mid-body) keeps its part and sidecar, and the next fetch resumes it. Every other failure
+(digest or size mismatch, HTTP 4xx, disk full) removes the part. A per-file lock makes concurrent
+fetches of the same file end with one verified file.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+from urllib.parse import quote, urljoin, urlsplit
+from urllib.request import url2pathname
+
+import requests
+import urllib3
+from tqdm import tqdm
+
+from posezoo.version import __version__
+from posezoo.supply.cache import Cache
+from posezoo.errors import FetchError, shorten
+from posezoo.supply.hashes import file_digest, hash_into, iter_file, new_hasher
+from posezoo.supply.registry import FileEntry, ModelEntry
+
+MIRROR_ENV = "POSEZOO_MIRROR"
+OFFLINE_ENV = "POSEZOO_OFFLINE"
+RETRIES_ENV = "POSEZOO_FETCH_RETRIES"
+BACKOFF_ENV = "POSEZOO_FETCH_BACKOFF"
+MIN_SPEED_ENV = "POSEZOO_FETCH_MIN_SPEED"
+SPEED_WINDOW_ENV = "POSEZOO_FETCH_SPEED_WINDOW"
+DEADLINE_ENV = "POSEZOO_FETCH_DEADLINE"
+MAX_SIZE_ENV = "POSEZOO_FETCH_MAX_SIZE"
+DEFAULTS = {
+    RETRIES_ENV: 3,
+    BACKOFF_ENV: 0.5,
+    MIN_SPEED_ENV: 1024,  # bytes per second ...
+    SPEED_WINDOW_ENV: 30,  # ... over this many seconds; also the longest wait for a byte
+    DEADLINE_ENV: 3600,  # seconds for one file, all tries together; 0: no deadline
+    MAX_SIZE_ENV: 2 << 30,  # bytes, for a file whose registry entry has no size
+}
+CONNECT_TIMEOUT = 10  # seconds
+MAX_REDIRECTS = 10
+CHUNK = 1 << 16
+MIRROR_FIX = "use --mirror DIR / POSEZOO_MIRROR"
+RESUME_FIX = "run the same command again to resume it"
+
+
+# --------------------------------------------------------------------------------------------- public API
+
+
+def fetch_file(
+    entry: FileEntry,
+    *,
+    cache: Cache | None = None,
+    mirror: str | None = None,
+    offline: bool | None = None,
+    progress: bool = True,
+) -> Path:
+    """The path of the verified file ``entry`` in the cache, fetching it when needed."""
+    with _Fetcher(cache, mirror, offline, progress) as fetcher:
+        return fetcher.fetch(entry)
+
+
+def fetch_model(
+    model: ModelEntry,
+    variant: str | None = None,
+    *,
+    all_variants: bool = False,
+    cache: Cache | None = None,
+    mirror: str | None = None,
+    offline: bool | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Fetch and verify a variant's files (shards included); returns ``{role: path}`` for that variant.
+
+    ``variant`` defaults to the model's default variant. With ``all_variants`` every variant's files are
+    fetched, and the mapping is still the one of ``variant``. The paths are the verified upstream
+    files; :func:`posezoo.supply.convert.ensure_onnx` turns them into ONNX models.
+    """
+    chosen = model.variant(variant)
+    variants = model.variants.values() if all_variants else [chosen]
+    with _Fetcher(cache, mirror, offline, progress) as fetcher:
+        for entry in _distinct(f for v in variants for f in v.all_files()):
+            fetcher.fetch(entry, model.name)
+    return {role: fetcher.cache.path(entry) for role, entry in chosen.files.items()}
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def _env_number(name: str, *, positive: bool = False) -> float:
+    """A non-negative (with ``positive``: greater than zero) number from the environment, else its default."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return float(DEFAULTS[name])
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (0 < value if positive else 0 <= value) or not math.isfinite(value):
+        kind = "a number greater than 0" if positive else "a non-negative number"
+        raise FetchError(f"${name} is {shorten(raw)}, not {kind}", f"unset {name} (default {DEFAULTS[name]}) or fix its value")
+    return value
+
+
+def _distinct(entries: Iterable[FileEntry]) -> list[FileEntry]:
+    return list({e.name: e for e in entries}.values())
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or shorten(url)
+    except ValueError:
+        return shorten(url)
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme, lower case; "" for a URL that does not parse (an invalid IPv6 host)."""
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
+
+
+def _mib(n: int | float) -> str:
+    return f"{n} bytes" if n < 1 << 20 else f"{n} bytes ({n / (1 << 20):.1f} MiB)"
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+class _Transient(Exception):
+    """A failure worth another try (transport error, HTTP 5xx, too slow); ``error`` is what to raise at the end."""
+
+    def __init__(self, error: FetchError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Refused(Exception):
+    """A failure no retry can mend; the part is deleted (its bytes are not the file's) unless ``keep``."""
+
+    def __init__(self, error: FetchError, keep: bool = False):
+        super().__init__(str(error))
+        self.error = error
+        self.keep = keep
+
+
+def _unreachable(entry: FileEntry, url: str, reason: str) -> FetchError:
+    return FetchError(
+        f"cannot download {entry.name} from {shorten(url)}: the network is unreachable ({_host(url)}: {reason})",
+        f"check the connection, or {MIRROR_FIX}, or --offline with the files already in the cache",
+    )
+
+
+def _transport_error(entry: FileEntry, url: str, exc: requests.RequestException, wait: float) -> Exception:
+    """What a failed request means: a _Refused (TLS, bad URL) or a _Transient (network, timeout)."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        found = re.search(r"certificate verify failed: ([^(')\]]+)", text)
+        if found:
+            what = f"the TLS certificate of {_host(url)} is not trusted ({found.group(1).strip()})"
+            fix = ("check the system clock and any proxy that intercepts https; a private certificate authority "
+                   f"can be given with REQUESTS_CA_BUNDLE=FILE; or {MIRROR_FIX}")
+        else:
+            reason = re.search(r"SSLError\((.*)\)\)", text)
+            what = f"the TLS handshake with {_host(url)} failed ({shorten(reason.group(1) if reason else text, 120)})"
+            fix = f"check that the URL is right and that the server speaks https; or {MIRROR_FIX}"
+        return _Refused(FetchError(f"cannot download {entry.name} from {shorten(url)}: {what}", fix))
+    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+                        requests.exceptions.MissingSchema)):
+        return _Refused(FetchError(f"cannot download {entry.name}: {shorten(url)} is not a valid http(s) URL",
+                                   "check the mirror URL or the registry entry"))
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return _Transient(_unreachable(entry, url, f"no connection within {CONNECT_TIMEOUT} s"))
+    if isinstance(exc, requests.Timeout):
+        return _Transient(_unreachable(entry, url, f"connected, but no answer within {wait:g} s"))
+    low = text.lower()
+    if any(s in low for s in ("name or service", "nameresolution", "getaddrinfo", "nodename", "name resolution")):
+        reason = "DNS lookup failed"
+    elif "refused" in low:
+        reason = "connection refused"
+    elif "remotedisconnected" in low or "connection aborted" in low or "reset by peer" in low:
+        reason = "the server closed the connection without an answer"
+    else:
+        reason = type(exc).__name__
+    return _Transient(_unreachable(entry, url, reason))
+
+
+def _interrupted(entry: FileEntry, url: str, got: int, total: int | None, why: str) -> FetchError:
+    of = f" of {total}" if total else ""
+    return FetchError(f"download of {entry.name} from {shorten(url)} stopped after {got}{of} bytes ({why})", RESUME_FIX)
+
+
+def _http_error(entry: FileEntry, url: str, resp: requests.Response) -> FetchError:
+    if resp.status_code >= 500:
+        fix = f"the server has a problem: try again later, or {MIRROR_FIX}"
+    else:
+        fix = f"the file may have moved: check the registry entry, or {MIRROR_FIX}"
+    reason = shorten(resp.reason or "", 60)
+    return FetchError(f"cannot download {entry.name}: {shorten(url)} answered HTTP {resp.status_code} {reason}", fix)
+
+
+def _redirect_error(entry: FileEntry, url: str, what: str) -> _Refused:
+    return _Refused(FetchError(
+        f"cannot download {entry.name}: {shorten(url)} {what}",
+        f"the server is misconfigured or not the one meant: {MIRROR_FIX} with another source",
+    ))
+
+
+def _size_error(entry: FileEntry, url: str, what: str) -> _Refused:
+    if entry.size:
+        fix = "the source serves another file: try another mirror, or check the registry's size and digest"
+    else:
+        fix = f"add the file's size to its registry entry, or raise {MAX_SIZE_ENV}"
+    return _Refused(FetchError(f"{entry.name} from {shorten(url)} {what}; its bytes were deleted", fix))
+
+
+def _io_error(entry: FileEntry, cache: Cache, exc: OSError) -> FetchError:
+    if exc.errno == errno.ENOSPC:
+        return FetchError(
+            f"disk full while storing {entry.name} in {cache.root}; the partial file was removed",
+            "free some space, or set POSEZOO_HOME to a folder on a larger disk",
+        )
+    return cache.write_error(exc, f"store {entry.name}")
+
+
+def _offline(entry: FileEntry, model: str | None) -> FetchError:
+    who = f" (model {model})" if model else ""
+    return FetchError(
+        f"{entry.name}{who} is not in the cache and posezoo is offline",
+        f"run `posezoo fetch {model or 'MODEL'}` while online, or {MIRROR_FIX} with a folder that has {entry.name}",
+    )
+
+
+# --------------------------------------------------------------------------------------------- pace
+
+
+class _Pace:
+    """The progress rules of one file's download, across its tries: a minimum speed over a window, and
+    a deadline for the whole download."""
+
+    def __init__(self, min_speed: float, window: float, deadline: float):
+        self.min_speed = min_speed
+        self.window = window
+        self.deadline = deadline
+        self.end = time.monotonic() + deadline if deadline else math.inf
+        self.start(0)
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def read_timeout(self) -> float:
+        """How long to wait for the next bytes: the window, or less when the deadline is nearer."""
+        return max(0.05, min(self.window, self.remaining()))
+
+    def start(self, got: int) -> None:
+        """A new response body starts; ``got`` bytes of the file are already there."""
+        self.mark_time, self.mark_bytes = time.monotonic(), got
+
+    def check(self, entry: FileEntry, url: str, got: int, total: int | None) -> None:
+        """After receiving bytes (``got`` of the file so far): past the deadline, or too slow?"""
+        now = time.monotonic()
+        if now >= self.end:
+            raise self.past_deadline(entry, url, got, total)
+        elapsed = now - self.mark_time
+        if self.min_speed and elapsed >= self.window:
+            if got - self.mark_bytes < self.min_speed * elapsed:
+                raise self.too_slow(entry, url, got, total, got - self.mark_bytes, elapsed)
+            self.mark_time, self.mark_bytes = now, got
+
+    def too_slow(self, entry: FileEntry, url: str, got: int, total: int | None, moved: int, elapsed: float) -> _Transient:
+        of = f" of {total}" if total else ""
+        return _Transient(FetchError(
+            f"download of {entry.name} from {shorten(url)} is too slow: {moved} bytes in the last {elapsed:.0f} s "
+            f"(the minimum is {self.min_speed:g} bytes/s over {self.window:g} s); stopped after {got}{of} bytes, "
+            "the part is kept",
+            f"{RESUME_FIX}; or {MIRROR_FIX}; or lower {MIN_SPEED_ENV} / raise {SPEED_WINDOW_ENV}",
+        ))
+
+    def past_deadline(self, entry: FileEntry, url: str, got: int, total: int | None) -> _Refused:
+        of = f" of {total}" if total else ""
+        return _Refused(FetchError(
+            f"download of {entry.name} from {shorten(url)} did not finish within {self.deadline:g} s; "
+            f"stopped after {got}{of} bytes, the part is kept",
+            f"{RESUME_FIX}; or raise {DEADLINE_ENV} (0: no deadline); or {MIRROR_FIX}",
+        ), keep=True)
+
+
+# --------------------------------------------------------------------------------------------- fetching
+
+
+def _mirror_folder(mirror: str) -> Path | None:
+    """The local folder a mirror names, or None for an http(s) mirror."""
+    try:
+        parts = urlsplit(mirror)
+    except ValueError as exc:
+        raise FetchError(f"mirror {shorten(mirror)} is not a valid URL ({exc})", "give a folder or an http(s) URL") from None
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return None
+    if scheme == "file":
+        folder = Path(url2pathname(parts.path))
+    elif len(scheme) > 1:  # (a one-letter scheme is a Windows drive)
+        raise FetchError(f"mirror {shorten(mirror)} is neither a folder nor an http(s) URL", "give a folder or a URL")
+    else:
+        folder = Path(mirror).expanduser()
+    if not folder.is_dir():
+        raise FetchError(f"mirror folder {shorten(str(folder))} does not exist",
+                         "give the folder `posezoo cache export` wrote")
+    return folder
+
+
+class _Fetcher:
+    """One fetch session: settings, an HTTP session made on first use, and the fetching itself."""
+
+    def __init__(self, cache: Cache | None, mirror: str | None, offline: bool | None, progress: bool):
+        self.cache = cache or Cache()
+        self.mirror = (mirror if mirror is not None else os.environ.get(MIRROR_ENV, "")).strip() or None
+        self.offline = _env_flag(OFFLINE_ENV) if offline is None else offline
+        self.progress = progress
+        self.tries = max(1, int(_env_number(RETRIES_ENV)))
+        self.backoff = _env_number(BACKOFF_ENV)
+        self.min_speed = _env_number(MIN_SPEED_ENV)
+        self.window = _env_number(SPEED_WINDOW_ENV, positive=True)
+        self.deadline = _env_number(DEADLINE_ENV)
+        self.max_size = int(_env_number(MAX_SIZE_ENV, positive=True))
+        # plain http is allowed only where the user asked for it: an http mirror
+        self.allow_http = bool(self.mirror) and _scheme(self.mirror) == "http"
+        self._session: requests.Session | None = None
+
+    def __enter__(self) -> _Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._session is not None:
+            self._session.close()
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = requests.Session()
+            self._session.headers.update({"User-Agent": f"posezoo/{__version__}", "Accept-Encoding": "identity"})
+        return self._session
+
+    # ---- one file
+
+    def fetch(self, entry: FileEntry, model: str | None = None) -> Path:
+        """The cached file, fetched and verified first when it is not there."""
+        if self.cache.is_cached(entry):
+            return self.cache.path(entry)
+        with self.cache.hold(entry, "fetching", self.progress):
+            if not self.cache.is_cached(entry):  # another process may have fetched it meanwhile
+                source = self._source(entry, model)
+                try:
+                    if isinstance(source, Path):
+                        self._copy(entry, source)
+                    else:
+                        self._download(entry, source)
+                except _Refused as exc:
+                    if not exc.keep:
+                        self._drop(entry)
+                    raise exc.error from None
+                except _Transient as exc:  # (a mirror file that shrank while being copied)
+                    raise exc.error from None
+                except OSError as exc:  # writing the part: disk full, read-only, ...
+                    self._drop(entry)
+                    raise _io_error(entry, self.cache, exc) from None
+        return self.cache.path(entry)
+
+    def _drop(self, entry: FileEntry) -> None:
+        try:
+            self.cache.drop_partial(entry)
+        except OSError:
+            pass  # (a read-only cache: nothing was written either)
+
+    def _source(self, entry: FileEntry, model: str | None) -> Path | str:
+        """Where to get ``entry``: a file of a local mirror, or a URL."""
+        folder = _mirror_folder(self.mirror) if self.mirror else None
+        if folder is not None:
+            path = folder / entry.name
+            if not path.is_file():
+                raise FetchError(
+                    f"{entry.name} is not in the mirror folder {folder}",
+                    "export a mirror with `posezoo cache export DIR` where it is cached, or fetch without --mirror",
+                )
+            return path
+        if self.offline:
+            raise _offline(entry, model)
+        if self.mirror:
+            return f"{self.mirror.rstrip('/')}/{quote(entry.name)}"
+        if not entry.url.startswith("https://"):
+            raise FetchError(f"{entry.name}: registry URL {shorten(entry.url)} is not https",
+                             "registry URLs must use https")
+        return entry.url
+
+    def _limit(self, entry: FileEntry) -> int:
+        """The most bytes ``entry`` may have."""
+        return entry.size or self.max_size
+
+    def _copy(self, entry: FileEntry, src: Path) -> None:
+        """Copy from a mirror folder (resuming a partial copy of the same file)."""
+        url = src.absolute().as_uri()
+        size = src.stat().st_size
+        if entry.size and size != entry.size:
+            raise _size_error(entry, url, f"has {size} bytes, the registry says {entry.size}")
+        if size > self._limit(entry):
+            raise _size_error(entry, url, f"has {_mib(size)}, more than {MAX_SIZE_ENV}={self.max_size}")
+        offset = self.cache.open_partial(entry, url)
+        chunks = self._bounded(entry, url, _read_source(entry, src, offset), offset)
+        self._store(entry, url, chunks, offset, entry.size or size)
+
+    def _download(self, entry: FileEntry, url: str) -> None:
+        """Download with retries; each try resumes what the previous ones wrote."""
+        pace = _Pace(self.min_speed, self.window, self.deadline)
+        for attempt in range(1, self.tries + 1):
+            try:
+                self._download_once(entry, url, pace)
+                return
+            except _Transient as exc:
+                wait = self.backoff * 2 ** (attempt - 1)
+                if attempt == self.tries or wait >= pace.remaining():
+                    if not self.cache.part_size(entry):
+                        self._drop(entry)  # nothing worth resuming
+                    raise exc.error from None
+                time.sleep(wait)
+
+    def _download_once(self, entry: FileEntry, url: str, pace: _Pace) -> None:
+        resp, source, offset = self._open(entry, url, pace)
+        with resp:
+            total = self._check_size(entry, source, resp, offset)
+            pace.start(offset)
+            chunks = self._bounded(entry, source, self._body(entry, source, resp, pace, offset, total), offset)
+            self._store(entry, source, chunks, offset, total)
+
+    def _open(self, entry: FileEntry, url: str, pace: _Pace) -> tuple[requests.Response, str, int]:
+        """GET ``url``, asking for the rest of a partial download; returns (response, the URL it came
+        from after redirects, offset of its body in the file)."""
+        for _ in range(2):  # a second time only after a 416 dropped the part
+            offset = self.cache.open_partial(entry, url)
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            resp, source = self._get(entry, url, headers, pace)
+            if resp.status_code == 416 and offset:  # the part is no prefix of the file: start over
+                resp.close()
+                self.cache.drop_partial(entry)
+                continue
+            break
+        if resp.status_code not in (200, 206):
+            resp.close()
+            error = _http_error(entry, source, resp)
+            if resp.status_code >= 500:
+                raise _Transient(error)
+            raise _Refused(error)
+        if resp.status_code == 206 and _range_start(resp) != offset:
+            resp.close()
+            self.cache.drop_partial(entry)
+            raise _Transient(FetchError(f"{shorten(source)} answered a Range request with other bytes", "try again"))
+        return resp, source, offset if resp.status_code == 206 else 0
+
+    def _get(self, entry: FileEntry, url: str, headers: dict, pace: _Pace) -> tuple[requests.Response, str]:
+        """GET, following redirects ourselves: http(s) only, no https -> http unless allowed, no loops."""
+        seen = [url]
+        for _ in range(MAX_REDIRECTS + 1):
+            wait = pace.read_timeout()
+            try:
+                resp = self.session.get(
+                    seen[-1], headers=headers, stream=True, timeout=(CONNECT_TIMEOUT, wait), allow_redirects=False
+                )
+            except requests.RequestException as exc:
+                raise _transport_error(entry, seen[-1], exc, wait) from None
+            except ValueError:  # (a URL urllib3 cannot parse, past requests' own checks)
+                raise _Refused(FetchError(f"cannot download {entry.name}: {shorten(seen[-1])} is not a valid "
+                                          "http(s) URL", "check the mirror URL or the registry entry")) from None
+            target = self.session.get_redirect_target(resp) if resp.is_redirect else None
+            if target is None:
+                return resp, seen[-1]
+            resp.close()
+            here = seen[-1]
+            try:
+                there = requests.utils.requote_uri(urljoin(here, target))
+            except ValueError:
+                there = target
+            scheme = _scheme(there)
+            if scheme not in ("http", "https"):
+                raise _redirect_error(entry, here, f"redirected to {shorten(there)}: only valid http(s) URLs are followed")
+            if scheme == "http" and _scheme(here) == "https" and not self.allow_http:
+                raise _redirect_error(
+                    entry, here, f"redirected to {shorten(there)}, from https to plain http: refused"
+                )
+            if there in seen:
+                raise _redirect_error(entry, here, f"redirected back to {shorten(there)}: a redirect loop")
+            seen.append(there)
+        raise _redirect_error(entry, url, f"redirected more than {MAX_REDIRECTS} times")
+
+    def _check_size(self, entry: FileEntry, url: str, resp: requests.Response, offset: int) -> int | None:
+        """The file's size as the response announces it, refused at once when it is not the registry's
+        (or more than the limit); None when the server does not say."""
+        announced = _total_size(resp, offset)
+        if announced is None:
+            return entry.size
+        if entry.size and announced != entry.size:
+            raise _size_error(entry, url, f"is announced with {announced} bytes, the registry says {entry.size}")
+        if announced > self._limit(entry):
+            raise _size_error(entry, url, f"is announced with {_mib(announced)}, more than {MAX_SIZE_ENV}={self.max_size}")
+        return announced
+
+    def _body(
+        self, entry: FileEntry, url: str, resp: requests.Response, pace: _Pace, offset: int, total: int | None
+    ) -> Iterator[bytes]:
+        """The response body as it arrives (each ``read1`` returns what one receive got: a connection
+        that breaks loses nothing already received), checked against the pace."""
+        got = offset
+        while True:
+            try:
+                data = resp.raw.read1(CHUNK, decode_content=False)
+            except urllib3.exceptions.ReadTimeoutError:
+                if pace.remaining() <= 0:
+                    raise pace.past_deadline(entry, url, got, total) from None
+                raise pace.too_slow(entry, url, got, total, 0, pace.read_timeout()) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                why = "the connection closed early" if "IncompleteRead" in repr(exc) else type(exc).__name__
+                raise _Transient(_interrupted(entry, url, got, total, why)) from None
+            if not data:
+                return
+            got += len(data)
+            yield data
+            pace.check(entry, url, got, total)
+
+    def _bounded(self, entry: FileEntry, url: str, chunks: Iterable[bytes], offset: int) -> Iterator[bytes]:
+        """``chunks``, stopped at once when they run past the size the file may have."""
+        limit = self._limit(entry)
+        got = offset
+        for chunk in chunks:
+            got += len(chunk)
+            if got > limit:
+                what = f"the {entry.size} bytes the registry states" if entry.size else f"{MAX_SIZE_ENV}={limit} bytes"
+                raise _size_error(entry, url, f"runs past {what}: stopped at once")
+            yield chunk
+
+    # ---- writing and verifying
+
+    def _store(self, entry: FileEntry, url: str, chunks: Iterable[bytes], offset: int, total: int | None) -> None:
+        """Write the rest of the file into the part, verify it, move it into the cache."""
+        hasher = self._hasher(entry, offset, total)
+        self._write(entry, chunks, hasher, offset, total)
+        self._finish(entry, url, hasher)
+
+    def _hasher(self, entry: FileEntry, offset: int, total: int | None) -> Any:
+        """A hasher fed with the ``offset`` bytes already in the part; None when the size is unknown
+        for a git-blob-sha1 digest (the file is hashed once complete)."""
+        if entry.algorithm == "git-blob-sha1" and total is None:
+            return None
+        hasher = new_hasher(entry.algorithm, total)
+        return hash_into(hasher, self.cache.part_path(entry)) if offset else hasher
+
+    def _write(self, entry: FileEntry, chunks: Iterable[bytes], hasher: Any, offset: int, total: int | None) -> None:
+        """Write ``chunks`` into the part from ``offset`` on (truncating it there), hashing them."""
+        bar = tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=entry.name,
+            file=sys.stderr,
+            disable=not (self.progress and sys.stderr.isatty()),
+        )
+        with bar, open(self.cache.part_path(entry), "ab") as f:
+            f.truncate(offset)
+            for chunk in chunks:
+                f.write(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+                bar.update(len(chunk))
+
+    def _finish(self, entry: FileEntry, url: str, hasher: Any) -> None:
+        """Check the complete part's size and digest against the registry; move it into the cache."""
+        part = self.cache.part_path(entry)
+        size = part.stat().st_size
+        actual = f"{entry.algorithm}:{hasher.hexdigest()}" if hasher is not None else file_digest(part, entry.algorithm)
+        if entry.size and size != entry.size:
+            if size < entry.size and actual != entry.digest:  # a body that ended early, with no length to say so
+                raise _Transient(_interrupted(entry, url, size, entry.size, "the body ended early"))
+            raise _size_error(entry, url, f"has {size} bytes, the registry says {entry.size}")
+        if actual != entry.digest:
+            self.cache.drop_partial(entry)
+            raise FetchError(
+                f"{entry.name} from {shorten(url)} is not the registry's file: expected {entry.digest}, got {actual}",
+                "the bytes were deleted; the source is corrupt or changed: try again, use another mirror, "
+                "or check the registry's digest",
+            )
+        self.cache.install(entry, url)
+
+
+def _read_source(entry: FileEntry, src: Path, offset: int) -> Iterator[bytes]:
+    """The bytes of a mirror folder's file from ``offset`` on; a read error is the mirror's, not the cache's."""
+    try:
+        yield from iter_file(src, offset)
+    except OSError as exc:
+        raise _Refused(FetchError(f"cannot read {entry.name} from the mirror folder: {src}: {exc.strerror or exc}",
+                                  "check the mirror folder's permissions"), keep=True) from None
+
+
+def _range_start(resp: requests.Response) -> int | None:
+    """The first byte of a 206 body, from ``Content-Range: bytes <first>-<last>/<total>``."""
+    value = resp.headers.get("Content-Range", "")
+    try:
+        return int(value.split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _total_size(resp: requests.Response, offset: int) -> int | None:
+    """The size of the whole file, from Content-Range or Content-Length; None if the server gives neither."""
+    total = resp.headers.get("Content-Range", "").rpartition("/")[2].strip()
+    if total.isdigit():
+        return int(total)
+    length = resp.headers.get("Content-Length", "").strip()
+    return offset + int(length) if length.isdigit() else None
