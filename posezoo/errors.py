@@ -50,6 +50,14 @@ class PluginError(PosezooError):
     exit_code = 2
 
 
+class UsageError(PosezooError):
+    """An option the model cannot honour or an argument out of range (``--max-poses`` over the model's
+    limit, ``--segmentation`` on a model without that output, an unknown family option, a threshold
+    outside [0, 1]): refused before anything is downloaded or read."""
+
+    exit_code = 2
+
+
 class UnknownModelError(PosezooError):
     """A model or variant name that is not in the registry."""
 

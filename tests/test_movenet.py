@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from posezoo.drivers.bench import open_input, run_bench, write_clip
-from posezoo.errors import InputError, PluginError
+from posezoo.errors import InputError, UsageError, PluginError
 from posezoo.io.sources import VideoSource
 from posezoo_plugins.movenet import COCO_NAMES, COCO_SKELETON, LIGHTNING, MULTIPOSE, THUNDER, MoveNet, MoveNetSpec
 from posezoo_plugins.movenet.crop import initial_crop, next_crop
@@ -122,7 +122,7 @@ def test_multi_person_max_poses_and_threshold(models, testdata):
     assert len(best) == 2 and best[0].score >= best[1].score
     assert len(model.predict(image, threshold=0.54)) == 1
     assert model.predict(image, max_poses=0) == []
-    with pytest.raises(InputError, match="at most 6"):
+    with pytest.raises(UsageError, match="at most 6"):
         model.predict(image, max_poses=7)
 
 
@@ -366,14 +366,16 @@ def test_options_and_inputs_are_checked(models, testdata):
     lightning = models["movenet-lightning"]
     image = photo(testdata, PHOTOS[1])
     assert lightning.max_poses_limit == 1 and models["movenet-multipose"].max_poses_limit == 6
-    with pytest.raises(InputError, match="at most 1"):
+    with pytest.raises(UsageError, match="at most 1"):
         lightning.predict(image, max_poses=2)
-    with pytest.raises(InputError, match="at most 1"):
+    with pytest.raises(UsageError, match="at most 1"):
         lightning.tracker(max_poses=2)
-    with pytest.raises(InputError, match="segmentation"):
+    with pytest.raises(UsageError, match="no option 'segmentation'"):
         lightning.predict(image, segmentation=True)
-    with pytest.raises(InputError, match="segmentation"):
+    with pytest.raises(UsageError, match="no option 'segmentation'"):
         models["movenet-multipose"].tracker(segmentation=True)
+    with pytest.raises(UsageError, match="threshold"):
+        lightning.predict(image, threshold=float("nan"))
     with pytest.raises(InputError):
         lightning.predict(np.zeros((10, 10), np.float32))
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)  # gray and BGRA images are converted

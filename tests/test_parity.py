@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from posezoo.errors import InputError, PluginError
+from posezoo.errors import InputError, PluginError, UsageError
 from posezoo_plugins.mediapipe.model import Pose, PoseEstimator
 from posezoo.inference.runtime import Session, available_device
 from posezoo_plugins.blazepose_full import SPEC
@@ -87,7 +87,9 @@ def test_pose_fields(estimator: PoseEstimator, testdata: Path):
     assert again.flag > 0.5
     assert np.abs(again.landmarks[:, :2] - p.landmarks[:, :2]).mean() < 0.02 * p.roi.w
     # thresholds: a flag threshold above 1 drops every pose; no pose without a detection
-    assert estimator.predict(image, threshold=1.01) == []
+    assert estimator.predict(image, threshold=1.0) == []
+    with pytest.raises(UsageError, match=r"threshold must be in \[0, 1\]"):
+        estimator.predict(image, threshold=1.01)
     assert estimator.predict(np.zeros((64, 48, 3), np.uint8)) == []
     assert estimator.predict(image, max_poses=0) == []
 

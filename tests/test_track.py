@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from posezoo.errors import UsageError
+
 from posezoo_plugins.mediapipe.model import PoseEstimator
 from posezoo_plugins.mediapipe.roi import roi_from_landmarks
 from posezoo_plugins.mediapipe.spec import SmoothingSpec
@@ -352,7 +354,7 @@ def test_timestamps_from_the_caller_and_validation(estimator, photo):
     tracker = estimator.tracker()
     for t in (0.0, 0.04, 0.04, 0.1):  # a repeated timestamp is tolerated
         assert len(tracker.update(photo, timestamp=t)) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         estimator.tracker(max_poses=0)
     with pytest.raises(ValueError):
         Tracker(estimator, fps=0)

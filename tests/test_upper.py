@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+
+from posezoo.errors import UsageError
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 
@@ -200,7 +202,9 @@ def test_predict_on_a_photo(estimators, model, testdata):
     estimator = estimators[model]
     k = estimator.spec.landmark.num_keypoints
     image = cv2.imread(str(testdata / "images" / MPII))
-    poses = estimator.predict(image, segmentation=True)
+    with pytest.raises(UsageError, match="has no segmentation output"):
+        estimator.predict(image, segmentation=True)
+    poses = estimator.predict(image)
     assert len(poses) == 1
     p = poses[0]
     assert p.landmarks.shape == (k, 5) and p.landmarks.dtype == np.float32 and p.names == BODY_NAMES[:k]
@@ -213,7 +217,7 @@ def test_predict_on_a_photo(estimators, model, testdata):
     again = estimator.landmarks_in_roi(rgb, estimator.roi_from_landmarks(p))
     assert again.flag > 0.5
     assert np.median(np.linalg.norm(again.landmarks[:, :2] - p.landmarks[:, :2], axis=1)) < 0.03 * p.roi.w
-    assert estimator.predict(image, threshold=1.01) == [] and estimator.predict(np.zeros((64, 48, 3), np.uint8)) == []
+    assert estimator.predict(image, threshold=1.0) == [] and estimator.predict(np.zeros((64, 48, 3), np.uint8)) == []
 
 
 @pytest.mark.parametrize("model", MODELS)

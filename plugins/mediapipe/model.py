@@ -13,15 +13,15 @@ The stages are separate methods so that a tracker can call
 
 from __future__ import annotations
 
-from math import prod
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from posezoo_plugins.mediapipe.detect import Detection, DetectorStage
-from posezoo.errors import PluginError
 from posezoo_plugins.mediapipe.landmarks import LandmarkResult, LandmarkStage
-from posezoo.inference.model import Family, Pose, PoseModel, box_around
+from posezoo.inference.model import Family, Pose, PoseModel, box_around, feature_option, option
+from posezoo.inference.tracking import DEFAULT_FPS
 from posezoo.inference.preprocess import RgbBuffer
 from posezoo_plugins.mediapipe.roi import Roi, roi_from_detection, roi_from_landmarks
 from posezoo.inference.runtime import Session
@@ -30,12 +30,14 @@ from posezoo_plugins.mediapipe.spec import ModelSpec
 LANDMARK_COLUMNS = ("x", "y", "z", "visibility", "presence")  # of Pose.landmarks, in pixels (z: x's scale)
 
 
-def _shape_fits(actual: list, expected: tuple) -> bool:
-    return len(actual) == len(expected) and all(a is None or e is None or a == e for a, e in zip(actual, expected))
+@dataclass(frozen=True)
+class MediaPipeOptions:
+    """The two-stage family's options."""
 
-
-def _fmt(shape) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+    segmentation: bool = feature_option(feature="segmentation", help="also compute the segmentation mask")
+    redetect_every: int = option(15, help="video, several people: run the detector every N frames while fewer are held")
+    overlap: float = option(0.5, help="video: a detection whose crop overlaps a held one this much is the same person")
+    fps: float = option(DEFAULT_FPS, help="video: frames per second assumed when updates carry no timestamp")
 
 
 class PoseEstimator(PoseModel):
@@ -47,20 +49,12 @@ class PoseEstimator(PoseModel):
     """
 
     family = "mediapipe"
-    features = frozenset({"segmentation", "world"})  # what the family can do; each model: the outputs its spec reads
+    options_type = MediaPipeOptions
 
     def __init__(self, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
-        for role in ModelSpec.roles:
-            if role not in files:
-                raise PluginError(f"model {spec.name!r}: no {role} file given (have: {', '.join(files) or 'none'})")
-            if not Path(files[role]).is_file():
-                raise PluginError(f"model {spec.name!r}: {role} file {files[role]} does not exist")
+        files = self.require_files(spec, files, ModelSpec.roles)
         sessions = {role: Session(files[role], device, role=role) for role in ModelSpec.roles}
         super().__init__(spec, sessions, variant=variant)
-        lm = spec.landmark
-        self.features = frozenset(
-            f for f, out in (("segmentation", lm.segmentation_output), ("world", lm.world_output)) if out is not None
-        )
         self._det, self._lm = sessions["detector"], sessions["landmark"]
         self._det_stage = DetectorStage(spec.detector)
         self._lm_stage = LandmarkStage(spec.landmark)
@@ -68,66 +62,29 @@ class PoseEstimator(PoseModel):
         self._lm_out = self._check_landmark()
         self._rgb = RgbBuffer()
 
-    @classmethod
-    def from_files(cls, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
-        """The family's factory (see :data:`FAMILY`)."""
-        return cls(spec, files, variant=variant, device=device)
-
     # -- construction checks ---------------------------------------------------------------------
 
-    def _output(self, sess: Session, key: str | int, what: str) -> int:
-        try:
-            return sess.output_index(key)
-        except KeyError:
-            raise PluginError(
-                f"model {sess.path.name}: no {what} output {key!r} (outputs: {', '.join(sess.output_names)})"
-            ) from None
-
-    def _expect(self, sess: Session, idx: int, expected: tuple, what: str, *, flat: bool = False) -> None:
-        actual = sess.output_shapes[idx]
-        ok = (None in actual or prod(actual) == prod(expected)) if flat else _shape_fits(actual, expected)
-        if not ok:
-            raise PluginError(
-                f"model {sess.path.name}: {what} output {sess.output_names[idx]!r} has shape {_fmt(actual)}, "
-                f"spec {self.spec.name!r} expects {_fmt(expected)}"
-            )
-
-    def _check_input(self, sess: Session, size: tuple[int, int]) -> None:
-        expected = (1, size[0], size[1], 3)
-        if not _shape_fits(sess.input_shape, expected):
-            raise PluginError(
-                f"model {sess.path.name}: input {sess.input_name!r} has shape {_fmt(sess.input_shape)}, "
-                f"spec {self.spec.name!r} expects {_fmt(expected)}"
-            )
-
     def _check_detector(self) -> tuple[int, int]:
-        d = self.spec.detector
-        self._check_input(self._det, d.input_size)
+        d, name = self.spec.detector, self.spec.name
+        self._det.check_input((1, d.input_size[0], d.input_size[1], 3), spec=name)
         n = len(self._det_stage.anchors)
-        boxes = self._output(self._det, d.boxes_output, "boxes")
-        scores = self._output(self._det, d.scores_output, "scores")
-        self._expect(self._det, boxes, (1, n, d.num_coords), "boxes")
-        self._expect(self._det, scores, (1, n, 1), "scores")
+        boxes = self._det.check_output(d.boxes_output, "boxes", (1, n, d.num_coords), spec=name)
+        scores = self._det.check_output(d.scores_output, "scores", (1, n, 1), spec=name)
         return boxes, scores
 
     def _check_landmark(self) -> dict[str, int]:
-        lm = self.spec.landmark
-        s = self._lm
-        self._check_input(s, lm.input_size)
-        out = {"landmarks": self._output(s, lm.landmarks_output, "landmarks")}
-        self._expect(s, out["landmarks"], (1, lm.rows * lm.values_per_landmark), "landmarks", flat=True)
-        if lm.flag_output is not None:
-            out["flag"] = self._output(s, lm.flag_output, "flag")
-            self._expect(s, out["flag"], (1, 1), "flag", flat=True)
-        if lm.world_output is not None:
-            out["world"] = self._output(s, lm.world_output, "world")
-            self._expect(s, out["world"], (1, lm.rows * 3), "world", flat=True)
-        if lm.heatmap_output is not None:
-            out["heatmap"] = self._output(s, lm.heatmap_output, "heatmap")
-            self._expect(s, out["heatmap"], (1, None, None, lm.rows), "heatmap")
-        if lm.segmentation_output is not None:
-            out["segmentation"] = self._output(s, lm.segmentation_output, "segmentation")
-            self._expect(s, out["segmentation"], (1, None, None, 1), "segmentation")
+        lm, s, name = self.spec.landmark, self._lm, self.spec.name
+        s.check_input((1, lm.input_size[0], lm.input_size[1], 3), spec=name)
+        out = {"landmarks": s.check_output(lm.landmarks_output, "landmarks", (1, lm.rows * lm.values_per_landmark), spec=name, flat=True)}
+        wanted = (
+            ("flag", lm.flag_output, (1, 1), True),
+            ("world", lm.world_output, (1, lm.rows * 3), True),
+            ("heatmap", lm.heatmap_output, (1, None, None, lm.rows), False),
+            ("segmentation", lm.segmentation_output, (1, None, None, 1), False),
+        )
+        for key, output, shape, flat in wanted:
+            if output is not None:
+                out[key] = s.check_output(output, key, shape, spec=name, flat=flat)
         return out
 
     # -- stages ----------------------------------------------------------------------------------
@@ -196,24 +153,18 @@ class PoseEstimator(PoseModel):
             track_id=track_id,
         )
 
-    def predict(
-        self,
-        image_bgr: np.ndarray,
-        *,
-        max_poses: int | None = None,
-        threshold: float | None = None,
-        segmentation: bool = False,
-    ) -> list[Pose]:
+    def _predict(self, image_bgr: np.ndarray, *, max_poses: int | None, threshold: float | None, options: MediaPipeOptions) -> list[Pose]:
         """Poses on a BGR image, best detection first.
 
         Every kept detection (up to ``max_poses``) gets landmarks. ``threshold``, when given, is the
         person-score threshold of both stages: it replaces the detector's min_score and the landmark
         model's pose-flag (presence) threshold.
         """
+        segmentation = options.segmentation
         rgb = self.to_rgb(image_bgr)
         detections = self.detect_rgb(rgb, threshold=threshold)
         if max_poses is not None:
-            detections = detections[: max(0, max_poses)]
+            detections = detections[:max_poses]
         flag_thr = self.spec.landmark.flag_threshold if threshold is None else threshold
         poses = []
         for det in detections:
@@ -222,21 +173,20 @@ class PoseEstimator(PoseModel):
                 poses.append(self.make_pose(result, det.score))
         return poses
 
-    def tracker(
-        self,
-        *,
-        max_poses: int = 1,
-        threshold: float | None = None,
-        segmentation: bool = False,
-        smooth: bool = True,
-        **options,
-    ):
-        """A video :class:`posezoo_plugins.mediapipe.track.Tracker` on this estimator: ``.update(frame_bgr, timestamp=s)``
-        -> poses, ``.reset()``. The detector runs only when no pose is held; landmarks are smoothed."""
+    def _tracker(self, *, max_poses: int, threshold: float | None, smooth: bool, options: MediaPipeOptions):
+        """A video :class:`posezoo_plugins.mediapipe.track.Tracker` on this estimator: the detector runs
+        only when no pose is held; landmarks are smoothed."""
         from posezoo_plugins.mediapipe.track import Tracker
 
         return Tracker(
-            self, max_poses=max_poses, threshold=threshold, segmentation=segmentation, smooth=smooth, **options
+            self,
+            max_poses=max_poses,
+            threshold=threshold,
+            segmentation=options.segmentation,
+            smooth=smooth,
+            redetect_every=options.redetect_every,
+            overlap=options.overlap,
+            fps=options.fps,
         )
 
 
@@ -245,5 +195,6 @@ FAMILY = Family(
     spec_type=ModelSpec,
     roles=ModelSpec.roles,
     build=PoseEstimator.from_files,
+    options=MediaPipeOptions,
     description="SSD detector with keypoints -> rotated crop -> landmark model (MediaPipe BlazePose, Hands)",
 )

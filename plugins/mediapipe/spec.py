@@ -189,6 +189,14 @@ class ModelSpec:
             if not (0 <= a < k and 0 <= b < k):
                 raise ValueError(f"model spec {self.name!r}: skeleton edge ({a}, {b}) is outside 0..{k - 1}")
 
+    max_poses: ClassVar[int | None] = None  # every detection may become a pose
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The optional outputs this model's landmark spec reads: ``segmentation``, ``world``."""
+        lm = self.landmark
+        return frozenset(f for f, out in (("segmentation", lm.segmentation_output), ("world", lm.world_output)) if out is not None)
+
     def describe(self) -> dict:
         """The stages, for ``posezoo info`` (plain data; no weights needed)."""
         from posezoo_plugins.mediapipe.anchors import generate_anchors

@@ -11,12 +11,13 @@ model input and are mapped back to image pixels.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from posezoo.errors import InputError, PluginError
-from posezoo.inference.model import Family, Pose, PoseModel, box_around
+from posezoo.errors import InputError, UsageError
+from posezoo.inference.model import Family, Pose, PoseModel, box_around, option
 from posezoo.inference.preprocess import SampleGrid, crop_and_resize_grid, crop_and_resize_warp, resize_bilinear_grid, to_rgb
 from posezoo.inference.runtime import Session
 from posezoo.inference.tracking import DEFAULT_FPS, BoxIdentities, LowPassFilter, OneEuroFilter
@@ -24,14 +25,6 @@ from posezoo_plugins.movenet.crop import Crop, initial_crop, next_crop
 from posezoo_plugins.movenet.spec import MoveNetSpec
 
 COLUMNS = ("x", "y", "score")  # of Pose.landmarks: pixels, then the keypoint's score
-
-
-def _fmt(shape) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def _fits(actual: list, expected: tuple) -> bool:
-    return len(actual) == len(expected) and all(a is None or e is None or a == e for a, e in zip(actual, expected))
 
 
 def _js_round(x: float) -> int:
@@ -51,6 +44,14 @@ class Detection:
         self.box = box
 
 
+@dataclass(frozen=True)
+class MoveNetOptions:
+    """MoveNet's options (video only)."""
+
+    exact_crop: bool | None = option(None, help="video: cut crops with TensorFlow's kernel (True) or OpenCV's warp (False); default: the spec's video_crop")
+    fps: float = option(DEFAULT_FPS, help="video: frames per second assumed when updates carry no timestamp")
+
+
 class MoveNet(PoseModel):
     """Runs a :class:`MoveNetSpec` on its ONNX file ``{"model": path}``.
 
@@ -60,16 +61,12 @@ class MoveNet(PoseModel):
     """
 
     family = "movenet"
+    options_type = MoveNetOptions
 
     def __init__(self, spec: MoveNetSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
-        path = files.get("model")
-        if path is None:
-            raise PluginError(f"model {spec.name!r}: no model file given (have: {', '.join(files) or 'none'})")
-        if not Path(path).is_file():
-            raise PluginError(f"model {spec.name!r}: model file {path} does not exist")
+        path = self.require_files(spec, files, MoveNetSpec.roles)["model"]
         session = Session(path, device, role="model")
         super().__init__(spec, {"model": session}, variant=variant)
-        self.max_poses_limit = spec.max_poses
         self._session = session
         self._out = self._check_session()
         self._input_size = spec.input_size
@@ -77,34 +74,13 @@ class MoveNet(PoseModel):
         self._resize: tuple[tuple, SampleGrid, tuple[int, int, int, int]] | None = None  # multi-person
         self._crop_grid: tuple[tuple, SampleGrid] | None = None  # single-person: the last crop's grid
 
-    @classmethod
-    def from_files(cls, spec: MoveNetSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
-        """The family's factory (see :data:`FAMILY`)."""
-        return cls(spec, files, variant=variant, device=device)
-
     def _check_session(self) -> int:
         s, spec = self._session, self.spec
         side = None if spec.multipose else spec.input_size
-        expected_in = (1, side, side, 3)
-        if not _fits(s.input_shape, expected_in) or s.input_type != "tensor(int32)":
-            raise PluginError(
-                f"model {s.path.name}: input {s.input_name!r} is {s.input_type} {_fmt(s.input_shape)}, "
-                f"spec {spec.name!r} expects tensor(int32) {_fmt(expected_in)}"
-            )
-        try:
-            out = s.output_index(spec.output)
-        except KeyError:
-            raise PluginError(
-                f"model {s.path.name}: no output {spec.output!r} (outputs: {', '.join(s.output_names)})"
-            ) from None
+        s.check_input((1, side, side, 3), spec=spec.name, dtype="tensor(int32)")
         k = len(spec.keypoint_names)
         expected = (1, spec.max_poses, spec.output_width) if spec.multipose else (1, 1, k, 3)
-        if not _fits(s.output_shapes[out], expected):
-            raise PluginError(
-                f"model {s.path.name}: output {s.output_names[out]!r} has shape {_fmt(s.output_shapes[out])}, "
-                f"spec {spec.name!r} expects {_fmt(expected)}"
-            )
-        return out
+        return s.check_output(spec.output, "keypoints", expected, spec=spec.name)
 
     # -- options -----------------------------------------------------------------------------------
 
@@ -122,22 +98,6 @@ class MoveNet(PoseModel):
             raise InputError(f"input size {value!r} for {self.name!r} is not a positive multiple of {d}", f"use e.g. {d * 8}")
         self._input_size = value
         self._resize = None
-
-    def _check_max_poses(self, max_poses: int | None) -> int:
-        limit = self.spec.max_poses
-        if max_poses is None:
-            return limit
-        if max_poses > limit:
-            raise InputError(
-                f"model {self.name!r} finds at most {limit} pose(s) per image, {max_poses} asked for",
-                f"use max_poses {limit} or less",
-            )
-        return max(0, int(max_poses))
-
-    def _check_options(self, options: dict) -> None:
-        if options:
-            name = next(iter(options))
-            raise InputError(f"model {self.name!r} has no option {name!r}", "MoveNet models take max_poses and threshold")
 
     # -- stages ------------------------------------------------------------------------------------
 
@@ -258,49 +218,30 @@ class MoveNet(PoseModel):
 
     # -- the model interface -----------------------------------------------------------------------
 
-    def predict(
-        self, image_bgr: np.ndarray, *, max_poses: int | None = None, threshold: float | None = None, **options
-    ) -> list[Pose]:
+    def _predict(self, image_bgr: np.ndarray, *, max_poses: int | None, threshold: float | None, options: "MoveNetOptions") -> list[Pose]:
         """Poses on a BGR image, best first; ``threshold``: the person score to keep one (default: the
         spec's ``min_pose_score``). Single-person models look at the centred square on the image's short
         side (TF.js pose-detection's first crop)."""
-        self._check_options(options)
-        limit = self._check_max_poses(max_poses)
         image = self._bgr(image_bgr)
         h, w = image.shape[:2]
-        if limit == 0:
-            return []
         if self.spec.multipose:
-            detections = self.detect_all(image, threshold=threshold)[:limit]
+            detections = self.detect_all(image, threshold=threshold)[:max_poses]
         else:
             det = self.detect_in_crop(image, initial_crop(w, h, first=True))
             thr = self.spec.min_pose_score if threshold is None else threshold
             detections = [det] if det.score >= thr else []
         return [self.make_pose(d, w, h) for d in detections]
 
-    def tracker(
-        self,
-        *,
-        max_poses: int = 1,
-        threshold: float | None = None,
-        smooth: bool = True,
-        fps: float = DEFAULT_FPS,
-        exact_crop: bool | None = None,
-        **options,
-    ):
+    def _tracker(self, *, max_poses: int, threshold: float | None, smooth: bool, options: "MoveNetOptions"):
         """A video tracker: the crop follows the person (single-person models), or identities follow
         people's boxes (multi-person); keypoints are one-euro filtered unless ``smooth`` is False.
         ``exact_crop``: cut a single-person model's crops with TensorFlow's kernel (True) or OpenCV's
         quicker warp (False); default: the spec's ``video_crop``. Multi-person models do not crop."""
-        self._check_options(options)
-        limit = self._check_max_poses(max_poses)
-        if limit < 1:
-            raise InputError(f"max_poses must be at least 1, got {max_poses}")
-        if fps <= 0:
-            raise InputError(f"fps must be > 0, got {fps}")
+        if not (options.fps > 0):
+            raise UsageError(f"fps must be > 0, got {options.fps}")
         if self.spec.multipose:
-            return MultiPoseTracker(self, max_poses=limit, threshold=threshold, smooth=smooth, fps=fps)
-        return CropTracker(self, threshold=threshold, smooth=smooth, fps=fps, exact_crop=exact_crop)
+            return MultiPoseTracker(self, max_poses=max_poses, threshold=threshold, smooth=smooth, fps=options.fps)
+        return CropTracker(self, threshold=threshold, smooth=smooth, fps=options.fps, exact_crop=options.exact_crop)
 
 
 class _Smoothing:
@@ -447,5 +388,6 @@ FAMILY = Family(
     spec_type=MoveNetSpec,
     roles=MoveNetSpec.roles,
     build=MoveNet.from_files,
+    options=MoveNetOptions,
     description="single-stage COCO-17 keypoint models on int32 RGB: a tracked crop (one person) or the whole image (several)",
 )

@@ -7,24 +7,30 @@ name, the spec type its models are described by, the file roles a registry varia
 factory), and models of that family through ``register_models`` (their specs) and
 ``registry_entries`` (their files). The core then runs any model the same way::
 
+    caps = family.capabilities(spec)          # what it can do, known before any file is fetched
     model = family.build(spec, {role: onnx_path}, variant="full", device="auto")   # a PoseModel
     poses = model.predict(image_bgr)          # list[Pose]
     tracker = model.tracker(max_poses=2)      # .update(frame_bgr, timestamp) -> list[Pose]
 
-Everything the CLI, the runner, the bench and the writers need goes through :class:`PoseModel`
-and :class:`Pose`; none of them knows a family.
+:class:`PoseModel` is a template: its ``predict`` and ``tracker`` check the image, ``max_poses``, the
+threshold and the family's typed options (:class:`Capabilities`) once, then call the family's own
+``_predict`` / ``_tracker``. Everything the CLI, the drivers and the writers need goes through
+:class:`PoseModel`, :class:`Capabilities` and :class:`Pose`; none of them knows a family.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from posezoo.errors import InputError, UsageError
 from posezoo.inference.timing import NO_CLOCK, StageClock
 
 # ------------------------------------------------------------------------------------ results
@@ -83,6 +89,139 @@ def box_around(points: np.ndarray) -> np.ndarray:
     return np.concatenate([xy.min(axis=0), xy.max(axis=0)]).astype(np.float32)
 
 
+# ------------------------------------------------------------------------------------ capabilities
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a family that takes none."""
+
+
+def feature_option(default: bool = False, *, feature: str, help: str = ""):
+    """A boolean family option that needs a model feature (e.g. ``segmentation``): asking for it on a
+    model without the feature is refused before anything runs. Use as a dataclass field."""
+    return field(default=default, metadata={"feature": feature, "help": help})
+
+
+def option(default: Any, *, help: str = ""):
+    """A family option with a default (a dataclass field with its help text)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, known from its spec and family before any file is fetched.
+
+    ``features``: optional outputs (e.g. ``"segmentation"``, ``"world"``); ``max_poses``: the most
+    poses one image can give (None: no limit); ``options``: the family's typed options, a frozen
+    dataclass whose fields have defaults (:class:`NoOptions` when it takes none).
+    """
+
+    keypoint_names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...]
+    features: frozenset[str] = frozenset()
+    max_poses: int | None = None
+    options: type = NoOptions
+
+    @classmethod
+    def of(cls, spec: Any, options: type = NoOptions) -> "Capabilities":
+        """From a spec's ``keypoint_names``, ``skeleton`` and, when it has them, ``features`` and
+        ``max_poses``."""
+        return cls(
+            keypoint_names=tuple(spec.keypoint_names),
+            skeleton=tuple(tuple(e) for e in spec.skeleton),
+            features=frozenset(getattr(spec, "features", ()) or ()),
+            max_poses=getattr(spec, "max_poses", None),
+            options=options,
+        )
+
+    def option_fields(self) -> tuple[dataclasses.Field, ...]:
+        return dataclasses.fields(self.options)
+
+    def make_options(self, model: str, given: Mapping[str, Any] | Any = None) -> Any:
+        """The family's options object from keyword options (or one already made): an unknown name,
+        or a feature option the model lacks, is a :class:`UsageError`."""
+        if isinstance(given, self.options):
+            values = {f.name: getattr(given, f.name) for f in self.option_fields()}
+        else:
+            values = dict(given or {})
+            known = {f.name for f in self.option_fields()}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                takes = ", ".join(sorted(known)) or "none"
+                raise UsageError(f"model {model!r} has no option {unknown[0]!r}", f"its options: {takes}")
+        for f in self.option_fields():
+            need = f.metadata.get("feature")
+            if need and values.get(f.name) and need not in self.features:
+                raise UsageError(
+                    f"model {model!r} has no {need} output",
+                    f"run without --{f.name.replace('_', '-')}; `posezoo info {model}` lists its features",
+                )
+        return given if isinstance(given, self.options) else self.options(**values)
+
+    def check_max_poses(self, model: str, max_poses: Any, *, default: int | None = None) -> int | None:
+        """``max_poses`` as an int (None: ``default``, then the model's limit), refused when it is not
+        a whole number >= 0 or is over the model's limit."""
+        if max_poses is None:
+            return default if default is not None else self.max_poses
+        if isinstance(max_poses, bool) or not isinstance(max_poses, (int, np.integer)) or max_poses < 0:
+            raise UsageError(f"max_poses must be a whole number >= 0, not {max_poses!r}")
+        if self.max_poses is not None and max_poses > self.max_poses:
+            raise UsageError(
+                f"model {model!r} finds at most {self.max_poses} pose(s) per image, {max_poses} asked for",
+                f"use --max-poses {self.max_poses} or less",
+            )
+        return int(max_poses)
+
+    @staticmethod
+    def check_threshold(threshold: Any) -> float | None:
+        """None (the model's default) or a number in [0, 1]."""
+        if threshold is None:
+            return None
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+            raise UsageError(f"threshold must be a number in [0, 1], not {threshold!r}")
+        value = float(threshold)
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise UsageError(f"threshold must be in [0, 1], not {threshold!r}", "use e.g. --threshold 0.5")
+        return value
+
+    def check(self, model: str, *, max_poses: Any = None, threshold: Any = None, options: Any = None, features: Sequence[str] = ()) -> Any:
+        """Everything a run asks of the model, checked at once: ``max_poses``, ``threshold``, the
+        family ``options`` (a mapping or the options object) and extra ``features`` it must have (e.g.
+        ``world`` for a 3D plot). Returns the options object; raises :class:`UsageError`."""
+        self.check_max_poses(model, max_poses)
+        self.check_threshold(threshold)
+        for need in features:
+            if need not in self.features:
+                raise UsageError(
+                    f"model {model!r} has no {need} output", f"`posezoo info {model}` lists its features"
+                )
+        return self.make_options(model, options)
+
+    def describe(self) -> dict:
+        return {
+            "keypoint_names": list(self.keypoint_names),
+            "skeleton": [list(e) for e in self.skeleton],
+            "features": sorted(self.features),
+            "max_poses": self.max_poses,
+            "options": {
+                f.name: {"default": f.default, "help": f.metadata.get("help", "")}
+                for f in self.option_fields()
+            },
+        }
+
+
+def check_image(image: Any) -> np.ndarray:
+    """A caller's image, checked once: a non-empty uint8 array, H x W (gray) or H x W x 1, 3 (BGR) or 4
+    (BGRA), C-contiguous (a strided view is copied). Anything else is an :class:`InputError`."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+        what = f"a {image.dtype} array of {image.ndim} dimension(s)" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(f"expected an 8-bit image array (H x W x 3, BGR), got {what}", "read images with cv2.imread")
+    if (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or min(image.shape[:2]) < 1:
+        raise InputError(f"unsupported image shape {image.shape}", "pass an H x W x 3 BGR image")
+    return image if image.flags.c_contiguous else np.ascontiguousarray(image)
+
+
 # ------------------------------------------------------------------------------------ models
 
 
@@ -102,24 +241,42 @@ class PoseTracker(Protocol):
 class PoseModel(ABC):
     """A ready model of some family: onnxruntime sessions plus the family's pre- and post-processing.
 
-    Subclasses set ``family`` and implement :meth:`predict` and :meth:`tracker`. The base keeps the
-    spec, the variant and the sessions by file role (``self.sessions``), and gives the bench its
-    hooks: ``self.clock`` (stages) and each session's clock (model runs).
-
-    ``features``: optional things the family can do (e.g. ``"segmentation"``, ``"world"``); the
-    runner refuses an option the model lacks. ``max_poses_limit``: the most people one image can
-    give (None: no limit).
+    A template: :meth:`predict` and :meth:`tracker` check the image, ``max_poses``, the threshold and
+    the family's options (``self.capabilities``) once, then call the family's :meth:`_predict` and
+    :meth:`_tracker` with the checked values and the typed options object. Subclasses set ``family``
+    and ``options_type`` and implement those two. The base keeps the spec, the variant, the sessions
+    by file role (``self.sessions``) and gives the bench its hooks: ``self.clock`` (stages) and each
+    session's clock (model runs).
     """
 
     family: ClassVar[str] = ""
-    features: ClassVar[frozenset[str]] = frozenset()
-    max_poses_limit: int | None = None
+    options_type: ClassVar[type] = NoOptions
 
-    def __init__(self, spec: Any, sessions: Mapping[str, Any], *, variant: str | None = None):
+    def __init__(self, spec: Any, sessions: Mapping[str, Any], *, variant: str | None = None, capabilities: Capabilities | None = None):
         self.spec = spec
         self.sessions = dict(sessions)
         self.variant = variant
+        self.capabilities = capabilities or Capabilities.of(spec, self.options_type)
         self.clock: StageClock = NO_CLOCK
+
+    @classmethod
+    def from_files(cls, spec: Any, files: Mapping[str, Path], *, variant: str | None = None, device: str = "auto") -> "PoseModel":
+        """The family's factory (``Family.build``): ``cls(spec, files, variant=, device=)``."""
+        return cls(spec, dict(files), variant=variant, device=device)
+
+    @staticmethod
+    def require_files(spec: Any, files: Mapping[str, Path], roles: Sequence[str]) -> dict[str, Path]:
+        """``{role: path}`` for ``roles``, each given and an existing file (:class:`PluginError` otherwise)."""
+        from posezoo.errors import PluginError
+
+        out = {}
+        for role in roles:
+            if role not in files:
+                raise PluginError(f"model {spec.name!r}: no {role} file given (have: {', '.join(files) or 'none'})")
+            if not Path(files[role]).is_file():
+                raise PluginError(f"model {spec.name!r}: {role} file {files[role]} does not exist")
+            out[role] = Path(files[role])
+        return out
 
     # -- what the model is
 
@@ -129,11 +286,19 @@ class PoseModel(ABC):
 
     @property
     def keypoint_names(self) -> tuple[str, ...]:
-        return tuple(self.spec.keypoint_names)
+        return self.capabilities.keypoint_names
 
     @property
     def skeleton(self) -> tuple[tuple[int, int], ...]:
-        return tuple(tuple(e) for e in self.spec.skeleton)
+        return self.capabilities.skeleton
+
+    @property
+    def features(self) -> frozenset[str]:
+        return self.capabilities.features
+
+    @property
+    def max_poses_limit(self) -> int | None:
+        return self.capabilities.max_poses
 
     @property
     def provider(self) -> str:
@@ -145,23 +310,63 @@ class PoseModel(ABC):
         return {
             "family": self.family,
             **describe_spec(self.spec),
+            **{k: v for k, v in self.capabilities.describe().items() if k not in ("keypoint_names", "skeleton")},
             "sessions": {role: s.describe() for role, s in self.sessions.items()},
         }
 
-    # -- running
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}:{self.variant} ({len(self.keypoint_names)} keypoints, {self.provider})>"
 
-    @abstractmethod
+    # -- running (the template)
+
+    def _options(self, options: Any, kw: dict) -> Any:
+        if options is not None and kw:
+            raise UsageError("give the family's options either as an options object or as keywords, not both")
+        return self.capabilities.make_options(self.name, options if options is not None else kw)
+
     def predict(
-        self, image_bgr: np.ndarray, *, max_poses: int | None = None, threshold: float | None = None, **options
+        self,
+        image_bgr: np.ndarray,
+        *,
+        max_poses: int | None = None,
+        threshold: float | None = None,
+        options: Any = None,
+        **kw,
     ) -> list[Pose]:
-        """Poses on one BGR image, best first. ``threshold``: the family's person-score threshold
-        (None: the model's default). ``options``: family features such as ``segmentation=True``."""
+        """Poses on one BGR image, best first. ``max_poses``: at most this many (None: the model's
+        limit, or every one found); ``threshold``: the family's person-score threshold in [0, 1] (None:
+        the model's default); the family's options as keywords (e.g. ``segmentation=True``) or as its
+        options object (``options=``)."""
+        image = check_image(image_bgr)
+        caps = self.capabilities
+        limit = caps.check_max_poses(self.name, max_poses)
+        thr = caps.check_threshold(threshold)
+        opts = self._options(options, kw)
+        if limit == 0:
+            return []
+        return self._predict(image, max_poses=limit, threshold=thr, options=opts)
+
+    __call__ = predict
+
+    def tracker(
+        self, *, max_poses: int = 1, threshold: float | None = None, smooth: bool = True, options: Any = None, **kw
+    ) -> "PoseTracker":
+        """A video tracker on this model: ``.update(frame_bgr, timestamp=s) -> list[Pose]``, ``.reset()``."""
+        caps = self.capabilities
+        limit = caps.check_max_poses(self.name, max_poses)
+        if limit is None or limit < 1:
+            raise UsageError(f"a tracker follows at least one pose, max_poses={max_poses!r}")
+        thr = caps.check_threshold(threshold)
+        opts = self._options(options, kw)
+        return self._tracker(max_poses=limit, threshold=thr, smooth=bool(smooth), options=opts)
 
     @abstractmethod
-    def tracker(
-        self, *, max_poses: int = 1, threshold: float | None = None, smooth: bool = True, **options
-    ) -> PoseTracker:
-        """A video tracker on this model."""
+    def _predict(self, image_bgr: np.ndarray, *, max_poses: int | None, threshold: float | None, options: Any) -> list[Pose]:
+        """The family's prediction on a checked image (``max_poses`` >= 1 or None: no limit)."""
+
+    @abstractmethod
+    def _tracker(self, *, max_poses: int, threshold: float | None, smooth: bool, options: Any) -> "PoseTracker":
+        """The family's video tracker, with checked arguments."""
 
     @contextmanager
     def timed(self, clock: StageClock) -> Iterator[StageClock]:
@@ -198,7 +403,9 @@ class Family:
     ``spec_type``: the class of its models' specs (registered through ``register_models``);
     ``roles``: the file roles every registry variant of its models must give (e.g. detector,
     landmark); ``build(spec, files, *, variant, device)``: the factory making a :class:`PoseModel`
-    from verified ONNX files by role.
+    from verified ONNX files by role; ``options``: its typed options (a frozen dataclass with
+    defaults); ``capabilities_of(spec)``: what a model can do, from its spec alone (default:
+    :meth:`Capabilities.of`, reading the spec's ``features`` and ``max_poses`` when it has them).
     """
 
     name: str
@@ -206,7 +413,14 @@ class Family:
     roles: tuple[str, ...]
     build: Factory
     description: str = ""
+    options: type = NoOptions
+    capabilities_of: Callable[[Any], Capabilities] | None = None
     plugin: str = ""  # filled in by the plugin manager
+
+    def capabilities(self, spec: Any) -> Capabilities:
+        if self.capabilities_of is not None:
+            return self.capabilities_of(spec)
+        return Capabilities.of(spec, self.options)
 
     def make(self, spec: Any, files: Mapping[str, Path], *, variant: str | None = None, device: str = "auto") -> PoseModel:
         return self.build(spec, dict(files), variant=variant, device=device)
@@ -233,13 +447,18 @@ def check_spec(spec: Any) -> None:
 
 
 __all__ = [
+    "Capabilities",
     "Family",
+    "NoOptions",
     "NO_CLOCK",
     "Pose",
     "PoseModel",
     "PoseTracker",
     "StageClock",
     "box_around",
+    "check_image",
     "check_spec",
+    "feature_option",
+    "option",
     "describe_spec",
 ]

@@ -117,6 +117,16 @@ _NUMPY_TYPES = {
 }
 
 
+def format_shape(shape) -> str:
+    """``[1, ?, ?, 3]``: a shape for a message (None or a symbol: ``?``)."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def shape_fits(actual, expected) -> bool:
+    """Same rank, and every dimension equal where both are known."""
+    return len(actual) == len(expected) and all(a is None or e is None or a == e for a, e in zip(actual, expected))
+
+
 class Session:
     """An InferenceSession with one input, that maps output names / indices.
 
@@ -165,6 +175,40 @@ class Session:
                 for n, s, t in zip(self.output_names, self.output_shapes, self.output_types)
             ],
         }
+
+    def check_input(self, expected: tuple, *, spec: str, dtype: str | None = None) -> None:
+        """Raise :class:`PluginError` unless the input has ``expected`` shape (None: any size) and, when
+        given, the onnxruntime type ``dtype`` (e.g. ``"tensor(int32)"``)."""
+        if not shape_fits(self.input_shape, expected) or (dtype is not None and self.input_type != dtype):
+            what = f"is {self.input_type} " if dtype else "has shape "
+            want = f"{dtype} {format_shape(expected)}" if dtype else format_shape(expected)
+            raise PluginError(
+                f"model {self.path.name}: input {self.input_name!r} {what}{format_shape(self.input_shape)}, "
+                f"spec {spec!r} expects {want}"
+            )
+
+    def check_output(self, key: str | int, what: str, expected: tuple | None = None, *, spec: str, flat: bool = False) -> int:
+        """The index of output ``key`` (a name or an index), checked to have shape ``expected``
+        (``flat``: the same number of values, whatever the layout); :class:`PluginError` naming the
+        file, the output and both shapes otherwise."""
+        try:
+            idx = self.output_index(key)
+        except KeyError:
+            raise PluginError(
+                f"model {self.path.name}: no {what} output {key!r} (outputs: {', '.join(self.output_names)})"
+            ) from None
+        if expected is not None:
+            actual = self.output_shapes[idx]
+            if flat:
+                ok = None in actual or None in expected or int(np.prod(actual)) == int(np.prod(expected))
+            else:
+                ok = shape_fits(actual, expected)
+            if not ok:
+                raise PluginError(
+                    f"model {self.path.name}: {what} output {self.output_names[idx]!r} has shape "
+                    f"{format_shape(actual)}, spec {spec!r} expects {format_shape(expected)}"
+                )
+        return idx
 
     def output_index(self, key: str | int) -> int:
         """Index of an output given by name or index; KeyError when there is none."""
