@@ -301,10 +301,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from posezoo.inference.runtime import physical_cores
-    from posezoo.zoo.resolve import get_zoo, model_files
+    from posezoo.zoo.resolve import get_zoo
 
     zoo = get_zoo()
-    model_files(zoo.model(args.model), args.variant, mirror=args.mirror)  # fetched + converted once, up front
+    zoo.resolve(args.model, args.variant).files(mirror=args.mirror)  # fetched + converted once, up front
     extra = ["--variant", args.variant] if args.variant else []
     dirs = make_inputs(args.workdir, args.images, args.videos, args.frames, 0 if args.skip_memory else args.memory_images)
     n_items = {"images": count(dirs["images"]), "videos": count(dirs["videos"])}

@@ -40,7 +40,8 @@ def load(
     progress: bool = False,
 ) -> "PoseModel":
     """Fetch (verified, converted) weights on first use and return a ready model of its family
-    (a :class:`posezoo.inference.model.PoseModel`: ``predict``, ``tracker``, ``describe``)."""
-    from posezoo.zoo.resolve import load_model
+    (a :class:`posezoo.inference.model.PoseModel`: ``predict``, ``tracker``, ``describe``). The name
+    and variant are resolved once (:meth:`posezoo.zoo.resolve.Zoo.resolve`), before anything is fetched."""
+    from posezoo.zoo.resolve import get_zoo
 
-    return load_model(name, variant, device=device, mirror=mirror, offline=offline, progress=progress)
+    return get_zoo().resolve(name, variant).load(device=device, mirror=mirror, offline=offline, progress=progress)

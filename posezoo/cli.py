@@ -114,25 +114,24 @@ def run(
     """Run MODEL on images, videos or a camera; with no input, on the bundled sample image.
 
     Several inputs (folders, repeated -i / -v) run on a process pool, one worker per core."""
+    from posezoo.drivers.frames import PredictOptions
+    from posezoo.drivers.many import run_many, wants_many
     from posezoo.drivers.run import RunOptions, run_model
-    from posezoo.drivers.many import ManyOptions, run_many, wants_many
 
+    zoo = _zoo()
     videos = list(video or [])
-    many = ManyOptions(
-        videos=videos, jobs=jobs, resume=resume, json_dir=bool(json_out) and json_out.endswith(("/", os.sep))
-    )
     opts = RunOptions(
-        model=model or _zoo().registry.default(),
+        model=model or zoo.registry.default(),
+        variant=variant,
+        predict=PredictOptions(
+            max_poses=max_poses, threshold=threshold, static=static, features=("segmentation",) if segmentation else ()
+        ),
         inputs=list(input or []),
-        video=videos[0] if len(videos) == 1 else None,
+        videos=videos,
         savepath=savepath,
         json_out=Path(json_out) if json_out else None,
-        variant=variant,
-        threshold=threshold,
-        max_poses=max_poses,
-        segmentation=segmentation,
+        json_dir=bool(json_out) and json_out.endswith(("/", os.sep)),
         display=not no_display,
-        static=static,
         device=device,
         mirror=mirror,
         offline=offline,
@@ -140,12 +139,14 @@ def run(
         coco_ann=coco_ann,
         draw_boxes=draw_boxes,
         world_plot=world_plot,
+        jobs=jobs,
+        resume=resume,
     )
-    _zoo()
-    if wants_many(opts, many):
-        run_many(opts, many)
+    resolution = zoo.resolve(opts.model, opts.variant)  # once: the drivers take it from here
+    if wants_many(opts):
+        run_many(opts, resolution)
     else:
-        run_model(opts)
+        run_model(opts, resolution)
 
 
 @app.command("batch")
@@ -206,17 +207,15 @@ def bench(
     offline: bool = OfflineOpt,
 ) -> None:
     """Time MODEL's video pipeline per stage, static and tracking, against its bare onnxruntime models."""
-    import posezoo
     from posezoo.drivers.bench import open_input, run_bench
 
     if image is not None and video is not None:
         raise typer.BadParameter("give either -i or -v, not both")
     zoo = _zoo()
     model = model or zoo.registry.default()
-    zoo.model(model).variant(variant)
-    zoo.family(model)
+    resolution = zoo.resolve(model, variant)
     frames_in = open_input(image, video)
-    loaded = posezoo.load(model, variant, device=device, mirror=mirror, offline=offline, progress=True)
+    loaded = resolution.load(device=device, mirror=mirror, offline=offline, progress=True)
     report = run_bench(loaded, frames_in, frames=frames, warmup=warmup, model_name=model)
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
 
@@ -275,27 +274,26 @@ def list_cmd() -> None:
 
 
 def model_info(name: str) -> dict:
-    """Everything `posezoo info` shows, as a JSON-able dict (no weights are downloaded)."""
+    """Everything `posezoo info` shows, as a JSON-able dict: the model resolved (its capabilities
+    known from its spec and family) and its files' cache state; no weights are downloaded."""
     from posezoo.supply.cache import Cache
     from posezoo.io.coco import describe_mapping
     from posezoo.inference.model import describe_spec
 
-    zoo = _zoo()
-    entry = zoo.model(name)
-    spec = zoo.spec(name)
-    family = zoo.family(name)
+    resolution = _zoo().resolve(name)
+    entry, spec = resolution.entry, resolution.spec
     cache = Cache()
-    described = describe_spec(spec)
     return {
         "model": entry.name,
         "description": entry.description,
         "plugin": entry.plugin,
-        "family": family.name,
+        "family": resolution.family.name,
         "licence": entry.licence,
         "source": entry.source,
         "paper": entry.paper,
         "default_variant": entry.default_variant,
-        **described,
+        **describe_spec(spec),
+        **resolution.capabilities.describe(),  # keypoint_names, skeleton, features, max_poses, options
         **_coco_info(spec, describe_mapping),
         "variants": {
             vname: {
@@ -332,7 +330,9 @@ def info(
     model: str = typer.Argument(..., help="Model name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a model: plugin, family, stages, keypoints, skeleton, files and cache state."""
+    """Show a model: plugin, family, stages, keypoints, skeleton, features, max poses, options, files and cache state.
+
+    Nothing is downloaded: what a model can do is known from its spec and family."""
     data = model_info(model)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -351,9 +351,16 @@ def info(
     lines += [
         f"keypoints:  {', '.join(data['keypoint_names'])}",
         f"skeleton:   {' '.join(f'{a}-{b}' for a, b in data['skeleton'])}",
-        f"coco-17:    {data['coco_summary']}",
-        "variants:",
+        f"features:   {', '.join(data['features']) or 'none'}",
+        f"max-poses:  {data['max_poses'] if data['max_poses'] is not None else 'no limit'}",
     ]
+    options = data["options"]
+    for i, (oname, o) in enumerate(options.items()):
+        text = f"{oname}={o['default']!r}" + (f": {o['help']}" if o["help"] else "")
+        lines.append(f"{'options:' if i == 0 else '':<11} {text}")
+    if not options:
+        lines.append("options:    none")
+    lines += [f"coco-17:    {data['coco_summary']}", "variants:"]
     for vname, var in data["variants"].items():
         default = " (default)" if vname == data["default_variant"] else ""
         lines.append(f"  {vname}{default}: {var['description']}".rstrip(": "))
@@ -391,12 +398,7 @@ def fetch(
     offline: bool = OfflineOpt,
 ) -> None:
     """Download, verify and convert a model's files into the cache."""
-    from posezoo.zoo.resolve import model_files
-
-    zoo = _zoo()
-    entry = zoo.model(model)
-    entry.variant(variant)
-    paths = model_files(entry, variant, all_variants=all_variants, mirror=mirror, offline=offline)
+    paths = _zoo().resolve(model, variant).files(all_variants=all_variants, mirror=mirror, offline=offline)
     for role, path in paths.items():
         typer.echo(f"{role}: {path}")
 

@@ -51,9 +51,11 @@ class PluginError(PosezooError):
 
 
 class UsageError(PosezooError):
-    """An option the model cannot honour or an argument out of range (``--max-poses`` over the model's
-    limit, ``--segmentation`` on a model without that output, an unknown family option, a threshold
-    outside [0, 1]): refused before anything is downloaded or read."""
+    """An option the model cannot honour, or an argument out of range, refused before anything is read.
+
+    ``--max-poses`` over the model's limit, ``--segmentation`` on a model without that output, an
+    unknown family option, a threshold outside [0, 1]: each is known from the model's spec and family,
+    so it is refused before anything is downloaded or read."""
 
     exit_code = 2
 

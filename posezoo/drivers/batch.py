@@ -37,12 +37,14 @@ import importlib
 import json
 import logging
 import os
+import pickle
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import cv2
 
@@ -51,16 +53,13 @@ from posezoo.io.draw import draw_poses
 from posezoo.errors import InputError, PosezooError
 from posezoo.io.items import Item, ItemReader, filesystem, is_uri, make_units, uri_items
 from posezoo.io.parquet import FIELDS, PoseRows, join, put_file, write_table
+from posezoo.drivers.frames import PredictOptions, frame_poses
 from posezoo.drivers.pool import (
     ModelRef,
-    PredictOptions,
     Stopped,
     UnitContext,
-    check_options,
     default_workers,
     failure_line,
-    item_poses,
-    load_model,
     prepare_model,
     run_units,
     say,
@@ -90,7 +89,6 @@ class BatchJob:
     model: str
     variant: str
     out: str
-    opts: PredictOptions
     media: bool = False
 
 
@@ -160,7 +158,7 @@ def _item_rows(model, item: Item, ctx: UnitContext, job: BatchJob, rows: PoseRow
     with ItemReader(item) as reader:
         media = _MediaWriter(job.out, item, reader) if job.media else None
         try:
-            for frame, poses in item_poses(model, reader, job.opts):
+            for frame, poses in frame_poses(model, reader, ctx.opts, video=item.kind == "video"):
                 height, width = frame.image.shape[:2]
                 rows.add(item.source, frame.index, frame.timestamp, (width, height), poses)
                 if media is not None:
@@ -212,20 +210,21 @@ class _Never:
 class RayPredictor:
     """The callable class of ``map_batches``: one model per actor, loaded once; each call gets one
     unit (a row: index, sources, kinds, rels), writes its Parquet file and returns a summary row
-    (index, rows written, failed inputs)."""
+    (index, rows written, failed inputs). ``ref``: the pickled :class:`ModelRef` (its resolution is
+    resolved again here, in the actor's zoo)."""
 
-    def __init__(self, ref: ModelRef, opts: PredictOptions, job: BatchJob, threads: int):
+    def __init__(self, ref: bytes, opts: PredictOptions, job: BatchJob, threads: int):
         os.environ[THREADS_ENV] = str(threads)
         cv2.setNumThreads(threads)
-        self.model = load_model(ref)
-        check_options(self.model, opts)
+        self.model = pickle.loads(ref).load()
+        self.opts = opts.check(self.model)
         self.job = job
 
     def __call__(self, batch):
         summaries = []
         for row in batch.to_pylist():
             unit = [Item(s, k, r) for s, k, r in zip(row["sources"], row["kinds"], row["rels"])]
-            ctx = UnitContext(_Never(), lambda n: None, row["index"])
+            ctx = UnitContext(_Never(), lambda n: None, row["index"], self.opts)
             failures, written = batch_unit(self.model, unit, ctx, self.job)
             summaries.append({"index": row["index"], "rows": written, "failed": len(failures)})
         import pyarrow as pa
@@ -302,7 +301,7 @@ def _run_ray(address: str, units: list[list[Item]], job: BatchJob, ref: ModelRef
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
         ds = ds.map_batches(
             RayPredictor,
-            fn_constructor_kwargs={"ref": ref, "opts": opts, "job": job, "threads": threads},
+            fn_constructor_kwargs={"ref": pickle.dumps(ref), "opts": opts, "job": job, "threads": threads},
             batch_size=1,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=actors),
@@ -385,11 +384,14 @@ def batch(
     device: str = "auto",
     mirror: str | None = None,
     offline: bool | None = None,
+    options: Any = None,
     chunk: int | None = None,
     progress: bool = True,
 ) -> BatchResult:
     """Poses of every image and video frame of ``inputs`` into Parquet under ``out`` (see the module
-    docstring). ``ray``: None (the local process pool), ``"local"`` or a Ray address. Failed inputs
+    docstring). ``ray``: None (the local process pool), ``"local"`` or a Ray address. ``max_poses``,
+    ``threshold``, ``static`` and the family's ``options`` (its options object or keywords) are a
+    :class:`posezoo.drivers.frames.PredictOptions`, checked before anything is fetched. Failed inputs
     are listed in the result (and under ``out/_errors/``); the others are written. Raises
     PosezooError for anything that stops the whole run."""
     from posezoo.zoo.resolve import get_zoo
@@ -399,32 +401,28 @@ def batch(
     if ray is not None:
         need("ray", "posezoo batch --ray")
         need("ray.data", "posezoo batch --ray")
-    zoo = get_zoo()
-    entry = zoo.model(model)
-    variant = entry.variant(variant).name
-    zoo.family(model)
-    spec = zoo.spec(model)
+    # the model resolved once, and every option it cannot honour refused, before anything is fetched
+    res = get_zoo().resolve(model, variant)
+    opts = PredictOptions(max_poses=max_poses, threshold=threshold, static=static, options=options).check(res)
     if not inputs:
         raise InputError("no inputs given", "name image or video files, folders or URIs")
     out = _absolute(out)
     items = [i for i in uri_items(inputs) if not _inside(i.source, out)]  # never read our own output back
     _check_out(out)
-    opts = PredictOptions(max_poses=max_poses, threshold=threshold, static=static)
-    ref = ModelRef(model, variant, device=device, mirror=mirror, offline=offline)
+    ref = ModelRef(res, device=device, mirror=mirror, offline=offline)
     local = ray is None or ray == "local"
     if local:
-        ref = prepare_model(ref, zoo=zoo, progress=progress)  # once, before any worker starts
+        ref = prepare_model(ref, progress=progress)  # once, before any worker starts
     n = workers or default_workers()
     units = make_units(items, n, chunk)
     engine = "local" if ray is None else "ray"
-    say(f"running {model} ({variant}) over {len(items)} input(s) on {engine if ray is None else 'Ray (' + ray + ')'}")
+    say(f"running {res.name} ({res.variant_name}) over {len(items)} input(s) on {engine if ray is None else 'Ray (' + ray + ')'}")
+    job = BatchJob(res.name, res.variant_name, out, media=save_media)
     if ray is None:
         begin = time.perf_counter()
-        job = BatchJob(model, variant, out, opts, media=save_media)
         failures = run_units(units, batch_unit, job, ref, opts, workers=min(n, len(units)) or 1, progress=progress)
         run_seconds = time.perf_counter() - begin
     else:
-        job = BatchJob(model, variant, out, opts, media=save_media)
         n, run_seconds = _run_ray(ray, units, job, ref, opts, workers, progress)
         failures = _read_errors(out)
         for line in failures:
@@ -432,10 +430,10 @@ def batch(
     rows = count_rows(out)
     sidecar = {
         "posezoo": __version__,
-        "model": model,
-        "variant": variant,
-        "keypoint_names": list(spec.keypoint_names),
-        "skeleton": [list(e) for e in spec.skeleton],
+        "model": res.name,
+        "variant": res.variant_name,
+        "keypoint_names": list(res.capabilities.keypoint_names),
+        "skeleton": [list(e) for e in res.capabilities.skeleton],
         "schema": [f"{name}: {kind}" for name, kind in FIELDS],
         "inputs": len(items),
         "failed": len(failures),

@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from posezoo.supply.atomic import write_bytes
 from posezoo.io.coco import COCO_KEYPOINTS, coco_results, person_category, read_annotations, require_coco
+from posezoo.drivers.frames import PredictOptions, frame_poses, image_frames
 from posezoo.errors import InputError, MissingDependencyError
-from posezoo.io.sources import read_image
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")  # COCOeval.stats order
 PCK_ALPHA = 0.2
@@ -207,23 +207,26 @@ def parse_model_arg(text: str, default_variant: str | None) -> tuple[str, str | 
     return name, (variant if sep else default_variant)
 
 
-def predict_results(model, evalset: EvalSet, mapping, *, max_poses: int, threshold: float | None, label: str) -> list[dict]:
+def predict_results(model, evalset: EvalSet, mapping, opts: PredictOptions, *, label: str) -> list[dict]:
     """COCO results of ``model`` on every image of the set (a tqdm bar on stderr); images that
     cannot be read are added to ``evalset.unreadable`` (once) and skipped."""
     results: list[dict] = []
     bad = set(evalset.unreadable)
-    for image_id, path in tqdm(evalset.images, desc=label, unit="image", file=sys.stderr, leave=True):
-        if str(path) in bad:
-            continue
-        try:
-            image = read_image(path)
-        except InputError as exc:
-            evalset.unreadable.append(str(path))
-            bad.add(str(path))
-            tqdm.write(f"posezoo: warning: skipped: {exc}", file=sys.stderr)
-            continue
-        poses = model.predict(image, max_poses=max_poses, threshold=threshold)
-        results.extend(coco_results(image_id, poses, mapping, evalset.category_id))
+    ids: list[int] = []  # the image id of each frame, in the order they are read
+
+    def skip(path: Path, exc: InputError) -> None:
+        evalset.unreadable.append(str(path))
+        bad.add(str(path))
+        tqdm.write(f"posezoo: warning: skipped: {exc}", file=sys.stderr)
+
+    def paths():
+        for image_id, path in tqdm(evalset.images, desc=label, unit="image", file=sys.stderr, leave=True):
+            if str(path) not in bad:
+                ids.append(image_id)
+                yield path
+
+    for _frame, poses in frame_poses(model, image_frames(paths(), skip), opts, video=False):
+        results.extend(coco_results(ids[-1], poses, mapping, evalset.category_id))
     return results
 
 
@@ -255,40 +258,40 @@ def evaluate(
     offline: bool | None = None,
     say=lambda line: print(f"posezoo: {line}", file=sys.stderr),
 ) -> tuple[EvalSet, list[ModelScore]]:
-    """Run and score each model (``name`` or ``name:variant``) on the set. Every name, variant and
-    COCO mapping is checked, and the annotation file read, before any model is fetched; every model
-    is loaded before any runs."""
-    from posezoo.zoo.resolve import get_zoo, load_model
+    """Run and score each model (``name`` or ``name:variant``) on the set. Every name and variant is
+    resolved, its COCO mapping and the options checked, and the annotation file read, before any
+    model is fetched; every model is loaded before any runs."""
+    from posezoo.zoo.resolve import get_zoo
 
     _pycocotools()
     zoo = get_zoo()
     wanted = []
     for text in models:
         name, var = parse_model_arg(text, variant)
-        entry = zoo.model(name)
-        var = entry.variant(var).name
-        zoo.family(name)
-        wanted.append((name, var, require_coco(name, zoo.spec(name))))
+        res = zoo.resolve(name, var)
+        mapping = require_coco(name, res.spec)
+        limit = res.capabilities.max_poses
+        n = max_poses or DEFAULT_MAX_POSES
+        if limit is not None and n > limit:
+            if max_poses is not None:
+                say(f"{name} finds at most {limit} pose(s) per image: --max-poses {max_poses} lowered to {limit}")
+            n = limit
+        opts = PredictOptions(max_poses=n, threshold=threshold, static=True).check(res)
+        wanted.append((res, mapping, opts))
     evalset = load_eval_set(ann, images)
     line = describe_missing(evalset)
     if line:
         say(f"warning: {line}")
     # every model fetched, converted and built before the first runs: a broken one fails in seconds
     loaded = [
-        (name, load_model(name, var, device=device, mirror=mirror, offline=offline, progress=True, zoo=zoo), mapping)
-        for name, var, mapping in wanted
+        (res, res.load(device=device, mirror=mirror, offline=offline, progress=True), mapping, opts)
+        for res, mapping, opts in wanted
     ]
     scores = []
-    for name, model, mapping in loaded:
-        limit = model.max_poses_limit
-        n = max_poses or DEFAULT_MAX_POSES
-        if limit is not None and n > limit:
-            if max_poses is not None:
-                say(f"{name} finds at most {limit} pose(s) per image: --max-poses {max_poses} lowered to {limit}")
-            n = limit
-        label = f"{name} ({model.variant})"
-        results = predict_results(model, evalset, mapping, max_poses=n, threshold=threshold, label=label)
-        scores.append(score_model(model, name, evalset, results, mapping, n))
+    for res, model, mapping, opts in loaded:
+        label = f"{res.name} ({model.variant})"
+        results = predict_results(model, evalset, mapping, opts, label=label)
+        scores.append(score_model(model, res.name, evalset, results, mapping, opts.max_poses))
     return evalset, scores
 
 

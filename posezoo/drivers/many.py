@@ -19,20 +19,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from posezoo.supply.atomic import publish, temporary_path, write_atomically
 from posezoo.io.draw import draw_poses
 from posezoo.errors import InputError
 from posezoo.io.items import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Item, ItemReader, local_items, make_units
+from posezoo.drivers.frames import frame_poses
 from posezoo.drivers.pool import (
     ModelRef,
-    PredictOptions,
     Stopped,
     default_workers,
     failure_line,
-    item_poses,
     prepare_model,
     run_units,
     say,
@@ -41,30 +41,23 @@ from posezoo.drivers.pool import (
 from posezoo.drivers.run import RunOptions
 from posezoo.io.sinks import VideoSink, check_folder, check_writable, pose_record, write_image
 
-
-@dataclass
-class ManyOptions:
-    """What ``posezoo run`` adds for many inputs: more videos, workers, resuming, per-input JSON."""
-
-    videos: list[str] = field(default_factory=list)
-    jobs: int | None = None  # None: one worker per core
-    resume: bool = False
-    json_dir: bool = False  # --json names a folder: one file per input
+if TYPE_CHECKING:
+    from posezoo.zoo.resolve import Resolution
 
 
-def wants_many(opts: RunOptions, many: ManyOptions) -> bool:
+def wants_many(opts: RunOptions) -> bool:
     """Whether a run goes through the many-input path: a folder, several inputs (images and videos
     together too), --resume or --json DIR/. One file, with or without --jobs, runs as always, and so
     do runs that gather one result over every input (--coco, --world-plot) unless --jobs asks for more
     than one worker (which :func:`run_many` then refuses)."""
     inputs = list(opts.inputs)
     several = (
-        len(inputs) + len(many.videos) > 1
-        or any(Path(p).is_dir() for p in [*inputs, *many.videos])
-        or many.resume
-        or many.json_dir
+        len(inputs) + len(opts.videos) > 1
+        or any(Path(p).is_dir() for p in [*inputs, *opts.videos])
+        or opts.resume
+        or opts.json_dir
     )
-    if _gathered(opts) and (many.jobs or 1) == 1 and not many.resume and not many.json_dir:
+    if _gathered(opts) and (opts.jobs or 1) == 1 and not opts.resume and not opts.json_dir:
         return False
     return several
 
@@ -99,7 +92,7 @@ class OutputPlan:
         return bool(outs) and all(p.is_file() for p in outs)
 
 
-def _plan(opts: RunOptions, many: ManyOptions, items: list[Item]) -> OutputPlan:
+def _plan(opts: RunOptions, items: list[Item]) -> OutputPlan:
     save_dir = None
     if opts.savepath is not None:
         save_dir = Path(opts.savepath)
@@ -111,7 +104,7 @@ def _plan(opts: RunOptions, many: ManyOptions, items: list[Item]) -> OutputPlan:
         check_folder(save_dir)
     json_file = json_dir = None
     if opts.json_out is not None:
-        if many.json_dir or Path(opts.json_out).is_dir():
+        if opts.json_dir or Path(opts.json_out).is_dir():
             json_dir = Path(opts.json_out)
             check_folder(json_dir)
         else:
@@ -119,14 +112,14 @@ def _plan(opts: RunOptions, many: ManyOptions, items: list[Item]) -> OutputPlan:
             check_writable(json_file)
     plan = OutputPlan(save_dir, json_file, json_dir)
     if save_dir is None and json_file is None and json_dir is None:
-        given = [str(a) for a in [*opts.inputs, *many.videos]]
+        given = [str(a) for a in [*opts.inputs, *opts.videos]]
         named = ", ".join(given[:3]) + (f" and {len(given) - 3} more" if len(given) > 3 else "")
         raise InputError(
             f"{len(items)} inputs ({named}) and no output: nothing would be kept (no window is shown for "
             "several inputs)",
             "give -s DIR and/or --json FILE or --json DIR/",
         )
-    if many.resume and json_file is not None:
+    if opts.resume and json_file is not None:
         raise InputError(
             f"--resume cannot resume one JSON Lines file ({json_file})",
             "use --json DIR/ (one file per input), which --resume can check input by input",
@@ -150,7 +143,6 @@ class RunJob:
     model: str
     variant: str
     plan: OutputPlan
-    opts: PredictOptions
     records: bool  # return the JSON records to the parent (one --json FILE)
     boxes: bool = False  # --draw-boxes
 
@@ -170,7 +162,7 @@ def _annotate_item(model, item: Item, ctx, job: RunJob) -> list[dict] | None:
     sink = None
     with ItemReader(item) as reader:
         try:
-            for frame, poses in item_poses(model, reader, job.opts):
+            for frame, poses in frame_poses(model, reader, ctx.opts, video=item.kind == "video"):
                 if want:
                     records.append(pose_record(frame.source, frame.index, frame.image, job.model, job.variant, poses))
                 if save is not None:
@@ -240,39 +232,35 @@ class _OrderedJsonl:
         self.tmp.unlink(missing_ok=True)
 
 
-def run_many(opts: RunOptions, many: ManyOptions) -> None:
-    """Run one model over many inputs (see the module docstring); raises PosezooError."""
+def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
+    """Run one model over many inputs (see the module docstring); raises PosezooError.
+    ``resolution``: the model resolved at the edge (default: resolved here)."""
     from posezoo.zoo.resolve import get_zoo
 
-    zoo = get_zoo()  # unknown model / variant / plugin / family: fail before touching any input
-    zoo.model(opts.model).variant(opts.variant)
-    zoo.family(opts.model)
+    # unknown model / variant / plugin / family, and every option the model cannot honour: refused
+    # before any input is listed and before anything is fetched
+    res = resolution or get_zoo().resolve(opts.model, opts.variant)
+    popts = opts.predict.check(res, needs=opts.needs)
     if _gathered(opts):
         raise InputError(
             f"{' and '.join(_gathered(opts))} gather one result over the whole run, in one process",
             "run it with --jobs 1 (and without --resume or --json DIR/)",
         )
-    if any(str(v).isdigit() and not Path(v).exists() for v in many.videos):
+    if any(str(v).isdigit() and not Path(v).exists() for v in opts.videos):
         raise InputError("a camera cannot be one of several inputs", "run a camera alone: posezoo run MODEL -v 0")
-    items = local_items(opts.inputs, many.videos)
+    items = local_items(opts.inputs, opts.videos)
     outputs = [Path(p).absolute() for p in (opts.savepath, opts.json_out) if p is not None]
     items = [i for i in items if not any(o in Path(i.source).absolute().parents for o in outputs)]  # not our own outputs
     if not items:
         raise InputError("no inputs left: every file found is inside an output folder (-s / --json)")
-    plan = _plan(opts, many, items)
+    plan = _plan(opts, items)
     todo = items
-    if many.resume:
+    if opts.resume:
         todo = [i for i in items if not plan.complete(i)]
         say(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already done")
-    workers = many.jobs if many.jobs is not None else default_workers()
+    workers = opts.jobs if opts.jobs is not None else default_workers()
     workers = max(1, min(workers, len(todo) or 1))
-    popts = PredictOptions(
-        max_poses=opts.max_poses, threshold=opts.threshold, static=opts.static,
-        features=("segmentation",) if opts.segmentation else (),
-    )  # fmt: skip
-    ref = prepare_model(
-        ModelRef(opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline), zoo=zoo
-    )
+    ref = prepare_model(ModelRef(res, device=opts.device, mirror=opts.mirror, offline=opts.offline))
     if opts.display:
         from posezoo.io.sinks import display_available
 
@@ -284,10 +272,10 @@ def run_many(opts: RunOptions, many: ManyOptions) -> None:
         plan.json_dir.mkdir(parents=True, exist_ok=True)
     units = make_units(todo, workers)
     say(
-        f"running {opts.model} ({ref.variant}) over {len(todo)} input(s) on {workers} worker(s), "
+        f"running {res.name} ({res.variant_name}) over {len(todo)} input(s) on {workers} worker(s), "
         f"{threads_per_worker(workers)} thread(s) each"
     )
-    job = RunJob(opts.model, ref.variant, plan, popts, records=plan.json_file is not None, boxes=opts.draw_boxes)
+    job = RunJob(res.name, res.variant_name, plan, records=plan.json_file is not None, boxes=opts.draw_boxes)
     writer = _OrderedJsonl(plan.json_file) if plan.json_file is not None else None
     try:
         failures = run_units(

@@ -9,11 +9,18 @@ forked from multiprocessing's fork server (a fresh process that imported posezoo
 which may hold threads and sessions, is never forked). With one worker the units run in this
 process, the same way.
 
+The model comes as a :class:`ModelRef`: the parent's resolution (made once, at the edge), which a
+worker process receives pickled by name and resolves again in its own zoo (workers inherit the
+environment: plugins on ``POSEZOO_PLUGINS_PATH`` load there too), and the run's
+:class:`posezoo.drivers.frames.PredictOptions`, checked in the parent before anything was fetched and
+made typed again in each worker against its loaded model.
+
 A *job* is a top-level function ``job(model, unit, ctx, args) -> (failures, payload)``: it runs
-``model`` over the items of ``unit`` (:func:`item_poses`), writes what it writes, counts each image or
-video frame with ``ctx.tick()`` and calls ``ctx.check()`` between frames; a failed item becomes one
-line of ``failures`` and the job goes on with the next. The parent shows one progress bar over images
-and frames, prints each failure as it arrives, and hands each payload to ``on_result``.
+``model`` over the items of ``unit`` (:func:`posezoo.drivers.frames.frame_poses` with ``ctx.opts``),
+writes what it writes, counts each image or video frame with ``ctx.tick()`` and calls ``ctx.check()``
+between frames; a failed item becomes one line of ``failures`` and the job goes on with the next. The
+parent shows one progress bar over images and frames, prints each failure as it arrives, and hands
+each payload to ``on_result``.
 
 Ctrl-C: worker processes ignore SIGINT; the parent sets a shared stop flag, which makes every running
 job stop at its next frame (its outputs being atomic, nothing half-written stays), cancels the units
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -40,40 +48,41 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from posezoo.errors import InputError, PosezooError
-from posezoo.io.items import Item, ItemReader
+from posezoo.drivers.frames import PredictOptions
+from posezoo.errors import PosezooError
 from posezoo.inference.runtime import THREADS_ENV, physical_cores
-from posezoo.io.sources import Frame
+from posezoo.io.items import Item
+
+if TYPE_CHECKING:
+    from posezoo.zoo.resolve import Resolution
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Which model a worker loads, and from where."""
+    """Which model a worker loads (a resolution, made once at the edge), on which device and from where.
+    It pickles with the resolution by name (:class:`posezoo.zoo.resolve.Resolution`), so a worker
+    resolves it again in its own zoo."""
 
-    name: str
-    variant: str | None = None
+    resolution: Resolution
     device: str = "auto"
     mirror: str | None = None
     offline: bool | None = None
 
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """How a worker runs the model: as ``posezoo run``'s options of the same names. ``features``:
-    family features asked for (e.g. ``("segmentation",)``)."""
-
-    max_poses: int = 1
-    threshold: float | None = None
-    static: bool = False
-    features: tuple[str, ...] = ()
+    @property
+    def name(self) -> str:
+        return self.resolution.name
 
     @property
-    def feature_options(self) -> dict:
-        return dict.fromkeys(self.features, True)
+    def variant(self) -> str:
+        return self.resolution.variant_name
+
+    def load(self):
+        """The worker's model (loaded once per worker)."""
+        return self.resolution.load(device=self.device, mirror=self.mirror, offline=self.offline)
 
 
 class Stopped(BaseException):
@@ -90,51 +99,11 @@ def threads_per_worker(workers: int) -> int:
     return max(1, physical_cores() // max(1, workers))
 
 
-def prepare_model(ref: ModelRef, *, zoo=None, progress: bool = True) -> ModelRef:
-    """In the parent, before any worker starts: check the model, fetch, verify and convert its files
-    into the cache. Returns the reference workers use: variant resolved, offline, no mirror."""
-    from posezoo.zoo.resolve import get_zoo, model_files
-
-    zoo = zoo or get_zoo()
-    entry = zoo.model(ref.name)
-    variant = entry.variant(ref.variant).name
-    zoo.family(ref.name)
-    model_files(entry, variant, mirror=ref.mirror, offline=ref.offline, progress=progress)
-    return replace(ref, variant=variant, mirror=None, offline=True)
-
-
-def load_model(ref: ModelRef):
-    """The worker's model (loaded once per worker)."""
-    from posezoo.zoo.resolve import load_model as zoo_load
-
-    return zoo_load(ref.name, ref.variant, device=ref.device, mirror=ref.mirror, offline=ref.offline)
-
-
-def check_options(model, opts: PredictOptions) -> None:
-    """Refuse options the model's family cannot honour (InputError), before any item is read."""
-    for feature in opts.features:
-        if feature not in model.features:
-            raise InputError(f"model {model.name!r} has no {feature} output", f"run without --{feature}")
-    limit = model.max_poses_limit
-    if limit is not None and opts.max_poses > limit:
-        raise InputError(
-            f"model {model.name!r} finds at most {limit} pose(s) per image, --max-poses {opts.max_poses} asked for more",
-            f"use --max-poses {limit} or less",
-        )
-
-
-def item_poses(model, reader: ItemReader, opts: PredictOptions) -> Iterator[tuple[Frame, list]]:
-    """``(frame, poses)`` for every frame of an open item: ``predict`` on an image (or on each frame
-    with ``static``), a fresh tracker over a video."""
-    tracker = None
-    if reader.item.kind == "video" and not opts.static:
-        tracker = model.tracker(max_poses=opts.max_poses, threshold=opts.threshold, **opts.feature_options)
-    for frame in reader:
-        if tracker is not None:
-            poses = tracker.update(frame.image, timestamp=frame.timestamp)
-        else:
-            poses = model.predict(frame.image, max_poses=opts.max_poses, threshold=opts.threshold, **opts.feature_options)
-        yield frame, poses
+def prepare_model(ref: ModelRef, *, progress: bool = True) -> ModelRef:
+    """In the parent, before any worker starts: fetch, verify and convert the model's files into the
+    cache. Returns the reference workers use: offline, no mirror."""
+    ref.resolution.files(mirror=ref.mirror, offline=ref.offline, progress=progress)
+    return replace(ref, mirror=None, offline=True)
 
 
 def failure_line(item: Item, exc: BaseException) -> str:
@@ -149,13 +118,14 @@ def failure_line(item: Item, exc: BaseException) -> str:
 
 
 class UnitContext:
-    """What a job sees of the pool: the unit's ``index`` (its place in input order), progress ticks
-    and the stop flag."""
+    """What a job sees of the pool: the unit's ``index`` (its place in input order), the run's
+    options (``opts``, checked against the worker's model), progress ticks and the stop flag."""
 
-    def __init__(self, stop, tick: Callable[[int], None], index: int = 0):
+    def __init__(self, stop, tick: Callable[[int], None], index: int = 0, opts: PredictOptions | None = None):
         self._stop = stop
         self._tick = tick
         self.index = index
+        self.opts = opts if opts is not None else PredictOptions()
 
     def tick(self, n: int = 1) -> None:
         self._tick(n)
@@ -168,13 +138,15 @@ class UnitContext:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(ref: ModelRef, opts: PredictOptions, threads: int, stop, counter) -> None:
-    """Pool initializer: quiet SIGINT (the parent decides), threads, the shared flag and counter."""
+def _init_worker(ref: bytes, opts: PredictOptions, threads: int, stop, counter) -> None:
+    """Pool initializer: quiet SIGINT (the parent decides), threads, the shared flag and counter.
+    ``ref``: the pickled :class:`ModelRef`, unpickled (resolved again) with the model's first load,
+    where a failure is the run's one error line instead of a worker that dies starting."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _setup_state(ref, opts, threads, stop, counter)
 
 
-def _setup_state(ref: ModelRef, opts: PredictOptions, threads: int, stop, counter) -> None:
+def _setup_state(ref: ModelRef | bytes, opts: PredictOptions, threads: int, stop, counter) -> None:
     import cv2
 
     os.environ[THREADS_ENV] = str(threads)
@@ -194,12 +166,13 @@ def _run_unit(job: Callable, index: int, unit: list[Item], args: Any) -> tuple[s
     model cannot be loaded or refuses the options, ("stopped", None, None)."""
     if _WORKER.get("model") is None:
         try:
-            model = load_model(_WORKER["ref"])
-            check_options(model, _WORKER["opts"])
+            ref = _WORKER["ref"]
+            model = (pickle.loads(ref) if isinstance(ref, bytes) else ref).load()
+            opts = _WORKER["opts"].check(model)
         except PosezooError as exc:
             return "setup", exc, None
-        _WORKER["model"] = model
-    ctx = UnitContext(_WORKER["stop"], _WORKER.get("tick", _tick), index)
+        _WORKER.update(model=model, opts=opts)
+    ctx = UnitContext(_WORKER["stop"], _WORKER.get("tick", _tick), index, _WORKER["opts"])
     try:
         failures, payload = job(_WORKER["model"], unit, ctx, args)
     except Stopped:
@@ -254,7 +227,8 @@ def run_units(
 ) -> list[str]:
     """Run ``job`` over ``units`` on ``workers`` processes (in this process for one worker); returns
     the failure lines (already printed, one per failed item). ``ref`` must be prepared
-    (:func:`prepare_model`). A model that cannot be loaded in a worker raises its PosezooError;
+    (:func:`prepare_model`) and ``opts`` checked against its resolution (:meth:`PredictOptions.check`);
+    each job sees them, checked against its worker's model, as ``ctx.opts``. A model that cannot be loaded in a worker raises its PosezooError;
     Ctrl-C stops the workers and raises KeyboardInterrupt."""
     total = sum(item.frames for unit in units for item in unit)
     failures: list[str] = []
@@ -359,7 +333,7 @@ def _context(job: Callable):
     return ctx
 
 
-def _init_local(ref: ModelRef, opts: PredictOptions, threads: int, stop, counter) -> None:
+def _init_local(ref: ModelRef | bytes, opts: PredictOptions, threads: int, stop, counter) -> None:
     """Initializer of the worker thread of this process (no signal handling: that is the main thread's)."""
     _setup_state(ref, opts, threads, stop, counter)
 
@@ -375,9 +349,11 @@ def _run_processes(units, job, args, ref, opts, workers, bar, take) -> None:
     saved = os.environ.get(THREADS_ENV), cv2.getNumThreads()
     # longest first: videos, then image chunks, each in input order
     order = deque(sorted(range(len(units)), key=lambda i: (units[i][0].kind != "video", i)))
-    init = (ref, opts, threads, stop, counter)
-    local = ThreadPoolExecutor(max_workers=1, initializer=_init_local, initargs=init)
-    processes = ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker, initargs=init)
+    local = ThreadPoolExecutor(max_workers=1, initializer=_init_local, initargs=(ref, opts, threads, stop, counter))
+    processes = ProcessPoolExecutor(
+        max_workers=workers - 1, mp_context=ctx, initializer=_init_worker,
+        initargs=(pickle.dumps(ref), opts, threads, stop, counter),
+    )  # fmt: skip
     # units in flight: one queued behind each process's running unit keeps it fed, until the last
     # units, which go to whichever worker frees up first (a queued one would leave another worker idle)
     slots = {local: 1, processes: 2 * (workers - 1)}

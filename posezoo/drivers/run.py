@@ -6,8 +6,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
+
+from posezoo.drivers.frames import PredictOptions, frame_poses, image_frames
 
 from posezoo.io.coco import (
     PERSON_CATEGORY,
@@ -30,24 +33,28 @@ from posezoo.io.sinks import (
     pose_record,
     write_image,
 )
-from posezoo.io.sources import VideoSource, image_paths, read_image, sample_image_path
+from posezoo.io.sources import VideoSource, image_paths, sample_image_path
+
+if TYPE_CHECKING:
+    from posezoo.zoo.resolve import Resolution
 
 DEFAULT_SAMPLE_OUTPUT = Path("output.png")
 
 
 @dataclass
 class RunOptions:
+    """What ``posezoo run`` is asked: the model, how it runs (``predict``), the inputs, the outputs and,
+    for several inputs, the workers (:mod:`posezoo.drivers.many`)."""
+
     model: str = ""  # the CLI fills in the zoo's default
+    variant: str | None = None
+    predict: PredictOptions = field(default_factory=PredictOptions)
     inputs: list[Path] = field(default_factory=list)
-    video: str | None = None
+    videos: list[str] = field(default_factory=list)  # files, folders, or one camera index
     savepath: Path | None = None
     json_out: Path | None = None
-    variant: str | None = None
-    threshold: float | None = None
-    max_poses: int = 1
-    segmentation: bool = False
+    json_dir: bool = False  # --json names a folder: one file per input
     display: bool = True
-    static: bool = False
     device: str = "auto"
     mirror: str | None = None
     offline: bool = False
@@ -55,19 +62,34 @@ class RunOptions:
     coco_ann: Path | None = None
     draw_boxes: bool = False
     world_plot: Path | None = None
+    jobs: int | None = None  # several inputs: workers (None: one per core)
+    resume: bool = False  # several inputs: skip those whose outputs exist
+
+    @property
+    def video(self) -> str | None:
+        """The one video (or camera) of a single-input run."""
+        return self.videos[0] if len(self.videos) == 1 else None
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Model features the outputs need (beyond those ``predict`` asks for)."""
+        return ("world",) if self.world_plot is not None else ()
 
 
 def _say(message: str) -> None:
     print(f"posezoo: {message}", file=sys.stderr)
 
 
-def run_model(opts: RunOptions) -> None:
-    """Run one model over the chosen input; raises PosezooError for anything the user can fix."""
-    from posezoo.zoo.resolve import get_zoo, load_model
+def run_model(opts: RunOptions, resolution: Resolution | None = None) -> None:
+    """Run one model over the chosen input; raises PosezooError for anything the user can fix.
+    ``resolution``: the model resolved at the edge (default: ``opts.model`` and ``opts.variant``
+    resolved here)."""
+    from posezoo.zoo.resolve import get_zoo
 
-    zoo = get_zoo()  # unknown model / variant / plugin / family: fail before touching any input
-    zoo.model(opts.model).variant(opts.variant)
-    zoo.family(opts.model)
+    # unknown model / variant / plugin / family, and every option the model cannot honour: refused
+    # before any input is read and before anything is fetched
+    res = resolution or get_zoo().resolve(opts.model, opts.variant)
+    predict = opts.predict.check(res, needs=opts.needs)
     inputs = list(opts.inputs)
     savepath = opts.savepath
     if not inputs and opts.video is None:
@@ -79,50 +101,24 @@ def run_model(opts: RunOptions) -> None:
     for out in (opts.coco_out, opts.world_plot):
         if out is not None:
             check_writable(Path(out))
-    results = ResultFiles.prepare(opts, zoo, paths)
+    results = ResultFiles.prepare(opts, res, paths)
     source = VideoSource(opts.video) if opts.video is not None else None
 
-    model = load_model(
-        opts.model, opts.variant, device=opts.device, mirror=opts.mirror, offline=opts.offline, progress=True, zoo=zoo
-    )
-    _check_options(model, opts)
-    _say(f"running {opts.model} ({model.variant}) on {model.provider}")
+    model = res.load(device=opts.device, mirror=opts.mirror, offline=opts.offline, progress=True)
+    _say(f"running {res.name} ({model.variant}) on {model.provider}")
     json_sink = JsonlSink(opts.json_out) if opts.json_out else None
-    display = Display(f"posezoo {opts.model}", enabled=opts.display)
+    display = Display(f"posezoo {res.name}", enabled=opts.display)
     results.model = model
     try:
         if source is not None:
-            _run_video(model, source, opts, savepath, json_sink, display, results)
+            _run_video(model, source, predict, opts, savepath, json_sink, display, results)
         else:
-            _run_images(model, paths, opts, savepath, json_sink, display, results)
+            _run_images(model, paths, predict, opts, savepath, json_sink, display, results)
         results.finish()
     finally:
         display.close()
         if json_sink:
             json_sink.close()
-
-
-def _check_options(model, opts: RunOptions) -> None:
-    """Refuse options the model's family cannot honour, before any frame is read."""
-    if opts.segmentation and "segmentation" not in model.features:
-        raise InputError(f"model {opts.model!r} has no segmentation output", "run without --segmentation")
-    if opts.world_plot is not None and "world" not in model.features:
-        raise InputError(f"model {opts.model!r} gives no world landmarks", "run without --world-plot")
-    limit = model.max_poses_limit
-    if limit is not None and opts.max_poses > limit:
-        raise InputError(
-            f"model {opts.model!r} finds at most {limit} pose(s) per image, --max-poses {opts.max_poses} asked for more",
-            f"use --max-poses {limit} or less",
-        )
-
-
-def _options(opts: RunOptions) -> dict:
-    """Family feature options to pass on (only those asked for)."""
-    return {"segmentation": True} if opts.segmentation else {}
-
-
-def _predict(model, image, opts: RunOptions):
-    return model.predict(image, max_poses=opts.max_poses, threshold=opts.threshold, **_options(opts))
 
 
 class ResultFiles:
@@ -137,7 +133,7 @@ class ResultFiles:
         self.done = False
 
     @classmethod
-    def prepare(cls, opts: RunOptions, zoo, paths: list[Path]) -> "ResultFiles":
+    def prepare(cls, opts: RunOptions, resolution: Resolution, paths: list[Path]) -> "ResultFiles":
         if opts.coco_out is None and opts.coco_ann is not None:
             raise InputError("--coco-ann gives image ids to --coco results, but no --coco file was given", "add --coco FILE")
         if opts.world_plot is not None:
@@ -148,7 +144,7 @@ class ResultFiles:
             return cls(opts, None)
         if opts.video is not None:
             raise InputError("--coco writes COCO results for images, not for a video", "run it on images (-i)")
-        mapping = require_coco(opts.model, zoo.spec(opts.model))
+        mapping = require_coco(resolution.name, resolution.spec)
         by_name, category = None, PERSON_CATEGORY
         if opts.coco_ann is not None:
             data = read_annotations(Path(opts.coco_ann))
@@ -190,57 +186,50 @@ def _draw(model, image, poses, opts: RunOptions, fps=None):
     return draw_poses(image, poses, model.skeleton, fps=fps, boxes=opts.draw_boxes)
 
 
-def _run_images(model, paths: list[Path], opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:
+def _run_images(model, paths: list[Path], predict: PredictOptions, opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:
     failed: list[str] = []
     many = len(paths) > 1
-    for path in tqdm(paths, unit="image", disable=not many, file=sys.stderr):
-        try:
-            image = read_image(path)
-        except InputError as exc:
-            if not many:
-                raise
-            failed.append(str(exc))
-            tqdm.write(f"posezoo: skipped: {exc}", file=sys.stderr)
-            continue
-        poses = _predict(model, image, opts)
+
+    def skip(path: Path, exc: InputError) -> None:
         if not many:
-            _say(f"{path.name}: {len(poses)} pose(s)")
-        if json_sink:
-            json_sink.write(pose_record(str(path), 0, image, opts.model, model.variant, poses))
-        results.add(path, poses)
-        if savepath is not None or display.enabled:
-            drawn = _draw(model, image, poses, opts)
-            if savepath is not None:
-                out = image_output_path(savepath, path, len(paths))
-                write_image(out, drawn)
-                if not many:
-                    _say(f"wrote {out}")
-            if display.enabled and not display.show(drawn, wait_ms=0 if not many else 1):
-                break
+            raise exc
+        failed.append(str(exc))
+        tqdm.write(f"posezoo: skipped: {exc}", file=sys.stderr)
+
+    with tqdm(paths, unit="image", disable=not many, file=sys.stderr) as bar:
+        for frame, poses in frame_poses(model, image_frames(bar, skip), predict, video=False):
+            path = Path(frame.source)
+            if not many:
+                _say(f"{path.name}: {len(poses)} pose(s)")
+            if json_sink:
+                json_sink.write(pose_record(frame.source, frame.index, frame.image, model.name, model.variant, poses))
+            results.add(path, poses)
+            if savepath is not None or display.enabled:
+                drawn = _draw(model, frame.image, poses, opts)
+                if savepath is not None:
+                    out = image_output_path(savepath, path, len(paths))
+                    write_image(out, drawn)
+                    if not many:
+                        _say(f"wrote {out}")
+                if display.enabled and not display.show(drawn, wait_ms=0 if not many else 1):
+                    break
     if failed:
         results.finish()
         raise InputError(f"{len(failed)} of {len(paths)} images could not be read (first: {failed[0]})")
 
 
-def _run_video(model, source: VideoSource, opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:
-    tracker = None
-    if not opts.static:
-        tracker = model.tracker(max_poses=opts.max_poses, threshold=opts.threshold, **_options(opts))
+def _run_video(model, source: VideoSource, predict: PredictOptions, opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:
     sink = VideoSink(savepath, source.fps, source.size) if savepath is not None else None
     fps = None
     last = time.perf_counter()
     bar = tqdm(total=source.frame_count, unit="frame", disable=source.is_camera, file=sys.stderr)
     try:
-        for frame in source:
-            if tracker is not None:
-                poses = tracker.update(frame.image, timestamp=frame.timestamp)
-            else:
-                poses = _predict(model, frame.image, opts)
+        for frame, poses in frame_poses(model, source, predict, video=True):
             now = time.perf_counter()
             fps = 1.0 / max(now - last, 1e-6) if fps is None else 0.9 * fps + 0.1 / max(now - last, 1e-6)
             last = now
             if json_sink:
-                json_sink.write(pose_record(frame.source, frame.index, frame.image, opts.model, model.variant, poses))
+                json_sink.write(pose_record(frame.source, frame.index, frame.image, model.name, model.variant, poses))
             results.add(frame.source, poses)
             if sink is not None or display.enabled:
                 drawn = _draw(model, frame.image, poses, opts, fps=fps)

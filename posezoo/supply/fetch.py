@@ -56,7 +56,7 @@ from posezoo.version import __version__
 from posezoo.supply.cache import Cache
 from posezoo.errors import FetchError, shorten
 from posezoo.supply.hashes import file_digest, hash_into, iter_file, new_hasher
-from posezoo.supply.registry import FileEntry, ModelEntry
+from posezoo.supply.registry import FileEntry, ModelEntry, Variant
 
 MIRROR_ENV = "POSEZOO_MIRROR"
 OFFLINE_ENV = "POSEZOO_OFFLINE"
@@ -99,7 +99,7 @@ def fetch_file(
 
 def fetch_model(
     model: ModelEntry,
-    variant: str | None = None,
+    variant: str | Variant | None = None,
     *,
     all_variants: bool = False,
     cache: Cache | None = None,
@@ -109,11 +109,12 @@ def fetch_model(
 ) -> dict[str, Path]:
     """Fetch and verify a variant's files (shards included); returns ``{role: path}`` for that variant.
 
-    ``variant`` defaults to the model's default variant. With ``all_variants`` every variant's files are
-    fetched, and the mapping is still the one of ``variant``. The paths are the verified upstream
-    files; :func:`posezoo.supply.convert.ensure_onnx` turns them into ONNX models.
+    ``variant`` (a name, or the :class:`Variant` a caller already chose) defaults to the model's default
+    variant. With ``all_variants`` every variant's files are fetched, and the mapping is still the one
+    of ``variant``. The paths are the verified upstream files; :func:`posezoo.supply.convert.ensure_onnx`
+    turns them into ONNX models.
     """
-    chosen = model.variant(variant)
+    chosen = variant if isinstance(variant, Variant) else model.variant(variant)
     variants = model.variants.values() if all_variants else [chosen]
     with _Fetcher(cache, mirror, offline, progress) as fetcher:
         for entry in _distinct(f for v in variants for f in v.all_files()):
