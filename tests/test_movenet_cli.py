@@ -100,8 +100,8 @@ def test_bench_lightning_on_a_clip(env, tmp_path, coco_photo):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (("movenet-multipose", "--max-poses", "7"), "finds at most 6 pose(s) per image, --max-poses 7"),
-        (("movenet-lightning", "--max-poses", "2"), "finds at most 1 pose(s) per image, --max-poses 2"),
+        (("movenet-multipose", "--max-poses", "7"), "finds at most 6 pose(s) per image, 7 asked for"),
+        (("movenet-lightning", "--max-poses", "2"), "finds at most 1 pose(s) per image, 2 asked for"),
         (("movenet-thunder", "--segmentation"), "has no segmentation output"),
     ],
 )
@@ -109,4 +109,5 @@ def test_options_the_model_cannot_honour_are_one_line_errors(env, tmp_path, test
     result = run_posezoo("run", *args, "-i", testdata / "images" / AIC, "--no-display", "--json", "x.jsonl",
                          env=env, cwd=tmp_path)  # fmt: skip
     assert says in one_line_error(result)
+    assert result.returncode == 2  # UsageError: refused before anything is read
     assert not (tmp_path / "x.jsonl").exists()

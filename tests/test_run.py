@@ -127,6 +127,18 @@ def test_python_api_load_predict_detect(home, testdata, monkeypatch):
     assert detections and detections[0].keypoints.shape == (4, 2) and 0.5 <= detections[0].score <= 1
 
 
+def test_python_api_load_enters_the_variant_once(home, monkeypatch):
+    import posezoo
+    from posezoo.supply.registry import ModelEntry
+
+    monkeypatch.setenv("POSEZOO_HOME", str(home / "home"))
+    calls = []
+    real = ModelEntry.variant
+    monkeypatch.setattr(ModelEntry, "variant", lambda self, name=None: calls.append(name) or real(self, name))
+    model = posezoo.load("blazepose-full", variant="lite", offline=True)
+    assert calls == ["lite"] and model.variant == "lite"  # resolved once: fetch, convert and build take the variant
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 
