@@ -3,7 +3,7 @@
 For each model and variant, each shared photo: the mean keypoint distance to the reference as % of the
 diagonal of the reference pose's box (MediaPipe Pose lite/full/heavy: mediapipe_reference.json over the
 landmarks it saw; the 2021 web solution for blazepose-upper / blazepose-full-2020; TF.js for MoveNet),
-printed to 4 decimals, and a SHA-256 of all our landmarks so two checkouts can be compared bit for bit.
+printed to 6 decimals, and a SHA-256 of all our landmarks so two checkouts can be compared bit for bit.
 Uses only ``posezoo.load`` and ``model.predict``, so it runs on any revision of posezoo.
 
     python benchmarks/parity.py [--shared ../shared] [--json out.json]
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent if (Path(__file__).resolve().parent.parent / "registry.yaml").is_file() else Path.cwd()
 
 
 def build_mirror(shared_models: Path, mirror: Path) -> None:
@@ -95,9 +95,9 @@ def main() -> None:
                     default=float("nan"),
                 )
                 errs.append(100.0 * best / diag)
-            rows.append({"model": name, "variant": model.variant, "photo": photo, "poses": len(poses), "pct": [round(e, 4) for e in errs]})
+            rows.append({"model": name, "variant": model.variant, "photo": photo, "poses": len(poses), "pct": [round(e, 6) for e in errs]})
             print(f"{name:20s} {model.variant:8s} {photo[:34]:34s} poses {len(poses)}  mean % of diag: "
-                  + " ".join(f"{e:.4f}" for e in errs), flush=True)
+                  + " ".join(f"{e:.6f}" for e in errs), flush=True)
         digests[f"{name}:{model.variant}"] = h.hexdigest()
         print(f"{name:20s} {model.variant:8s} landmarks sha256 {h.hexdigest()[:16]}", flush=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
