@@ -45,6 +45,7 @@ from filelock import FileLock, Timeout
 
 from posezoo.supply.atomic import write_atomically
 from posezoo.errors import FetchError, InputError
+from posezoo.supply import formats
 from posezoo.supply.hashes import READ_CHUNK, file_digest
 
 if TYPE_CHECKING:
@@ -161,8 +162,9 @@ class Cache:
         return self.files_dir / entry.name
 
     def onnx_path(self, entry: FileEntry) -> Path:
-        """Where its converted .onnx lives; a file of format onnx is its own."""
-        return self.path(entry) if entry.format == "onnx" else self._onnx(entry.name)
+        """Where its converted .onnx lives; a file of a format without converter (onnx) is its own."""
+        fmt = formats.FORMATS.get(entry.format)
+        return self.path(entry) if fmt is not None and fmt.is_onnx else self._onnx(entry.name)
 
     def _onnx(self, name: str) -> Path:
         return self.root / "onnx" / f"{name}.onnx"

@@ -32,9 +32,10 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from posezoo.errors import RegistryError, UnknownModelError, shorten
+from posezoo.supply import formats
 
 SCHEMA_VERSION = 1
-FORMATS = ("tflite", "onnx", "tfjs")  # tfjs: a TF.js graph model's model.json, its weights in `shards`
+FORMATS = formats.names(formats.MODEL)  # the `format` of a file: the model formats of the format table
 ROLE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 DIGEST_RE = {
     "sha256": re.compile(r"^[0-9a-f]{64}$"),
@@ -297,13 +298,14 @@ def parse_file_entry(where: str, data: Any, *, shard: bool = False) -> FileEntry
 
 
 def _parse_shards(where: str, fmt: str, data: Any) -> tuple[FileEntry, ...]:
-    """The ``shards`` of a tfjs file (required there, refused elsewhere)."""
-    if fmt != "tfjs":
+    """The ``shards`` of a file whose format has them (tfjs: required there, refused elsewhere)."""
+    if not formats.FORMATS[fmt].shards:
         if data is not None:
-            raise _fail(where, f"key 'shards' is only for format tfjs, not {fmt}")
+            with_shards = ", ".join(n for n, f in formats.FORMATS.items() if f.shards)
+            raise _fail(where, f"key 'shards' is only for format {with_shards}, not {fmt}")
         return ()
     if not isinstance(data, list) or not data:
-        raise _fail(where, "a tfjs model needs key 'shards': the list of its weight files (.bin)")
+        raise _fail(where, f"a {fmt} model needs key 'shards': the list of its weight files (.bin)")
     return tuple(parse_file_entry(f"{where}, shard {i + 1}", item, shard=True) for i, item in enumerate(data))
 
 
