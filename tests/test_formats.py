@@ -1,5 +1,5 @@
-"""The format table: one row per format, read by the registry (validation) and convert (converters and
-their versions); converters stay unimported until a conversion is due."""
+"""The format table: one row per format, read by the registry (validation), fetch (archives) and convert
+(converters and their versions); converters stay unimported until a conversion is due."""
 
 from __future__ import annotations
 
@@ -24,14 +24,22 @@ from posezoo.supply.registry import FileEntry, read_registry_file
 
 def test_the_table_names_every_format_once_with_what_it_needs():
     assert formats.names(formats.MODEL) == ("tflite", "tfjs", "onnx")
+    assert formats.names(formats.ARCHIVE) == ("zip", "tar.gz")
     for name, fmt in FORMATS.items():
-        assert fmt.name == name and fmt.is_model
-        assert (fmt.converter is None) == (fmt.version is None) == fmt.is_onnx
+        assert fmt.name == name
+        if fmt.is_model:
+            assert fmt.open_member is None and not fmt.suffixes
+            assert (fmt.converter is None) == (fmt.version is None) == fmt.is_onnx
+        else:
+            assert fmt.open_member is not None and fmt.suffixes and fmt.converter is None
     # the converters are names of posezoo.supply.convert's lazy exports; the versions are the table's
     assert {f.converter for f in FORMATS.values() if f.converter} <= set(dir(posezoo.supply.convert))
     assert (CONVERTER_VERSION, TFJS_CONVERTER_VERSION) == (FORMATS["tflite"].version, FORMATS["tfjs"].version)
-    with pytest.raises(RegistryError, match=r"format 'pt' is not a known model format \(use one of: tflite, tfjs, onnx\)"):
-        formats.lookup("pt")
+    assert formats.archive_format_of("Bundle.TGZ").name == "tar.gz"
+    assert formats.archive_format_of("x.tar.gz").name == "tar.gz" and formats.archive_format_of("x.zip").name == "zip"
+    assert formats.archive_format_of("x.tar") is None
+    with pytest.raises(RegistryError, match=r"format 'rar' is not a known archive format \(use one of: zip, tar.gz\)"):
+        formats.lookup("rar", formats.ARCHIVE)
 
 
 def test_registry_validation_lists_the_tables_model_formats(tmp_path):
@@ -49,7 +57,7 @@ def test_registry_validation_lists_the_tables_model_formats(tmp_path):
         read_registry_file(path)
 
 
-@pytest.mark.parametrize("fmt,what", [("pt", "is not a known format")])
+@pytest.mark.parametrize("fmt,what", [("pt", "is not a known format"), ("zip", "is an archive, not a model")])
 def test_ensure_onnx_refuses_what_the_table_cannot_convert(home, fmt, what):
     entry = FileEntry("m.bin", "https://example.invalid/m.bin", "sha256:" + "0" * 64, fmt)
     with pytest.raises(ConvertError) as err:
@@ -81,7 +89,7 @@ def test_ensure_onnx_calls_the_converter_the_table_names(home, mirror_dir, monke
 def test_importing_the_zoo_loads_no_converter():
     code = ("import sys, posezoo.zoo.resolve, posezoo.supply.formats; "
             "print(sorted(m for m in sys.modules if m == 'onnx' or m.startswith('onnx.') "
-            "or m in ('posezoo.supply.convert.tflite', 'posezoo.supply.convert.tfjs')))")
+            "or m in ('posezoo.supply.convert.tflite', 'posezoo.supply.convert.tfjs', 'tarfile')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -113,8 +113,8 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
     fmt = formats.FORMATS.get(entry.format)
     if fmt is None or not fmt.is_model:
         known = ", ".join(formats.names(formats.MODEL))
-        raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} is not a known format",
-                           f"model formats: {known}")
+        what = "is an archive, not a model" if fmt is not None else "is not a known format"
+        raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} {what}", f"model formats: {known}")
     if fmt.is_onnx:
         return cache.require_verified(entry)
     key = conversion_key(version=fmt.version)
