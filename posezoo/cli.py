@@ -412,7 +412,10 @@ def fetch(
     offline: bool = OfflineOpt,
 ) -> None:
     """Download, verify and convert a model's files into the cache."""
-    paths = _zoo().resolve(model, variant).files(all_variants=all_variants, mirror=mirror, offline=offline)
+    from posezoo.zoo.resolve import model_files
+
+    # the registry alone: the cache verbs need no plugin (a model whose plugin is missing can be fetched)
+    paths = model_files(_zoo().model(model), variant, all_variants=all_variants, mirror=mirror, offline=offline)
     for role, path in paths.items():
         typer.echo(f"{role}: {path}")
 
