@@ -137,6 +137,9 @@ def test_python_api_load_enters_the_variant_once(home, monkeypatch):
     monkeypatch.setattr(ModelEntry, "variant", lambda self, name=None: calls.append(name) or real(self, name))
     model = posezoo.load("blazepose-full", variant="lite", offline=True)
     assert calls == ["lite"] and model.variant == "lite"  # resolved once: fetch, convert and build take the variant
+    from posezoo.zoo.resolve import get_zoo
+
+    assert model.capabilities == get_zoo().resolve("blazepose-full").capabilities  # what was checked up front
 
 
 # ------------------------------------------------------------------------------------------ bad input
