@@ -114,6 +114,7 @@ def image(testdata, name):
 def test_every_person_multipose_finds_gets_33_keypoints_world_landmarks_and_a_mask(models, multipose, testdata):
     model = models("full")
     assert model.family == "blazepose-multi" and set(model.sessions) == {"detector", "landmark"}
+    assert all(s.role == role for role, s in model.sessions.items())  # MultiPose's session times itself as "detector"
     for name, count in PHOTOS.items():
         img = image(testdata, name)
         people = multipose.predict(img, max_poses=6)

@@ -243,8 +243,9 @@ class TopDownOptions:
 class TopDownModel(PoseModel):
     """A :class:`PoseModel` from a region detector and a region model: ``predict`` runs
     :func:`predict_top_down`, ``tracker`` a :class:`TopDownTracker`. ``sessions``: the onnxruntime
-    sessions of both stages by file role (what ``posezoo info`` and the bench show); a part with a
-    ``timed(clock)`` context manager is timed along with the model."""
+    sessions of both stages by this model's file roles (what ``posezoo info`` and the bench show; each
+    session reports its runs under that role); a part with a ``timed(clock)`` context manager is timed
+    along with the model."""
 
     options_type = TopDownOptions
 
@@ -259,6 +260,8 @@ class TopDownModel(PoseModel):
         capabilities=None,
     ):
         super().__init__(spec, sessions or {}, variant=variant, capabilities=capabilities)
+        for role, session in self.sessions.items():
+            session.role = role  # a part's session (opened by another model) times itself as this model's role
         self.detector = detector
         self.region_model = model
         self._rgb = RgbBuffer()
