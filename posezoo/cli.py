@@ -310,7 +310,14 @@ def model_info(name: str) -> dict:
                         "licence": f.licence or entry.licence,
                         "cached": all(cache.is_cached(x) for x in f.with_shards()),
                         "path": str(cache.path(f)),
-                        "shards": [{"name": x.name, "url": x.url, "digest": x.digest, "size": x.size} for x in f.shards],
+                        "shards": [{"name": x.name, "url": x.url, "digest": x.digest, "size": x.size,
+                                    "member": x.member} for x in f.shards],
+                        "member": f.member,
+                        "archive": None if f.archive is None else {
+                            "name": f.archive.name, "url": f.archive.url, "digest": f.archive.digest,
+                            "size": f.archive.size, "format": f.archive.format,
+                            "cached": cache.is_cached(f.archive),
+                        },
                     }
                     for role, f in var.files.items()
                 },
@@ -361,10 +368,17 @@ def info(
             size = f"{f['size']} bytes" if f["size"] else "size unknown"
             state = "cached" if f["cached"] else "not cached"
             lines.append(f"    {role}: {f['name']} [{f['format']}, {size}, {f['licence']}, {state}]")
-            lines.append(f"      url:    {f['url']}")
+            if f["archive"]:
+                a = f["archive"]
+                lines.append(f"      member: {f['member']} of {a['name']} [{a['format']}, {a['size'] or '?'} bytes]")
+                lines.append(f"      url:    {a['url']}")
+                lines.append(f"      archive digest: {a['digest']}")
+            else:
+                lines.append(f"      url:    {f['url']}")
             lines.append(f"      digest: {f['digest']}")
             for shard in f["shards"]:
-                lines.append(f"      shard:  {shard['name']} ({shard['size']} bytes, {shard['digest']})")
+                inside = f", member {shard['member']}" if shard["member"] else ""
+                lines.append(f"      shard:  {shard['name']} ({shard['size']} bytes, {shard['digest']}{inside})")
     typer.echo("\n".join(lines))
 
 
@@ -419,7 +433,8 @@ def cache_list() -> None:
         typer.echo("the cache is empty")
         return
     rows = [
-        [", ".join(r.models) or "-", r.name, str(r.size), "yes" if r.verified else "NO", "yes" if r.converted else "no"]
+        [", ".join(r.models) or "-", r.name + (f" (from {r.archive})" if r.archive else ""), str(r.size),
+         "yes" if r.verified else "NO", "-" if r.is_archive else "yes" if r.converted else "no"]
         for r in records
     ]
     _echo_table(rows, ["MODEL", "FILE", "BYTES", "VERIFIED", "CONVERTED"])

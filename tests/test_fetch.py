@@ -20,6 +20,7 @@ from posezoo.supply.cache import Cache
 from posezoo.errors import FetchError
 from posezoo.supply.convert import ensure_onnx
 from posezoo.supply.fetch import fetch_file, fetch_model
+from posezoo.supply.formats import FORMATS
 from posezoo.supply.registry import FileEntry, Variant, build_registry
 from posezoo.zoo.resolve import model_files
 
@@ -348,12 +349,15 @@ def test_new_converter_version_converts_again(home, mirror_dir, monkeypatch):
         calls.append(Path(src).name)
         Path(dst).write_bytes(b"onnx")
 
+    def version(v):  # the format table holds each converter's version
+        monkeypatch.setitem(FORMATS, "tflite", replace(FORMATS["tflite"], version=v))
+
     monkeypatch.setattr(posezoo.supply.convert, "convert_file", fake_convert)
-    monkeypatch.setattr(posezoo.supply.convert, "CONVERTER_VERSION", "test-a")
+    version("test-a")
     model_files(FULL, "lite", mirror=str(mirror_dir), progress=False)
     model_files(FULL, "lite", mirror=str(mirror_dir), progress=False)
     assert len(calls) == 2  # detector and landmark, once each
-    monkeypatch.setattr(posezoo.supply.convert, "CONVERTER_VERSION", "test-b")
+    version("test-b")
     assert ensure_onnx(DETECTOR).read_bytes() == b"onnx"
     assert calls[2:] == [DETECTOR.name]
     assert Cache().manifest(DETECTOR.name)["onnx"]["converter_version"] == posezoo.supply.convert.conversion_key()

@@ -27,10 +27,12 @@ LAYERS: list[set[str]] = [
     {"posezoo.errors", "posezoo.version"},
     # the supply chain
     {"posezoo.supply", "posezoo.supply.hashes", "posezoo.supply.atomic"},
+    {"posezoo.supply.archive"},  # reading a member out of a .zip / .tar.gz (no writing, no registry)
+    {"posezoo.supply.formats"},  # the format table: names converters, imports none
     {"posezoo.supply.registry"},
     {"posezoo.supply.cache"},
     {"posezoo.supply.fetch"},
-    {"posezoo.supply.convert", "posezoo.supply.formats"},
+    {"posezoo.supply.convert"},
     # the model seam
     {"posezoo.inference", "posezoo.inference.timing", "posezoo.inference.numeric"},
     {"posezoo.inference.runtime", "posezoo.inference.preprocess", "posezoo.inference.tracking"},

@@ -94,12 +94,13 @@ def _video_frames(path: str) -> int:
 
 
 def _walk_local(folder: Path) -> list[str]:
-    """Files below ``folder`` (recursive; hidden files and folders skipped), relative posix paths, sorted."""
+    """Regular files below ``folder`` (recursive; hidden files and folders, and special files such as
+    FIFOs and devices, skipped), relative posix paths, sorted."""
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         base = Path(dirpath).relative_to(folder)
-        out += [(base / f).as_posix() for f in filenames if not f.startswith(".")]
+        out += [(base / f).as_posix() for f in filenames if not f.startswith(".") and (Path(dirpath) / f).is_file()]
     return sorted(out)
 
 
@@ -120,6 +121,8 @@ def local_items(images: Sequence[str | Path] = (), videos: Sequence[str | Path] 
                 found += [(str(path / n), kind, root) for n in names]
             elif path.is_file():
                 found.append((str(path), kind, str(path.absolute().parent)))
+            elif path.exists():  # a FIFO would block a reader for ever, a device never end
+                raise InputError(f"input {path} is not a regular file (a device, pipe or socket)", f"give {kind} files to {flag}")
             else:
                 raise InputError(f"input {path} does not exist", f"check the path given to {flag}")
     absolute = [(str(Path(s).absolute()), k, r) for s, k, r in found]

@@ -24,6 +24,82 @@ from posezoo.errors import InputError
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
 SAMPLE_IMAGE = "coco_000000000785.jpg"
 
+MAX_PIXELS_ENV = "POSEZOO_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: a 12000 x 8000 photo; 300 MB once decoded to BGR
+
+
+def max_pixels() -> int:
+    """The most pixels an image may have (width x height, read from its header before decoding):
+    ``$POSEZOO_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"{MAX_PIXELS_ENV}={raw[:40]!r} is not a positive number of pixels", f"e.g. {MAX_PIXELS_ENV}=200000000")
+    return value
+
+
+def _opencv_limit() -> None:
+    """OpenCV's own decoders refuse more than our limit too (they read it once, at their first use), so
+    an image whose header Pillow cannot read is still bounded."""
+    try:
+        limit = max_pixels()
+    except InputError:  # reported when an image is read
+        limit = DEFAULT_MAX_PIXELS
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(limit))
+
+
+_opencv_limit()
+
+
+def header_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from an image file's header without decoding its pixels, or None when the
+    header cannot be read (Pillow reads the headers of every format posezoo reads)."""
+    import io as _io
+    import warnings
+
+    from PIL import Image
+
+    buf = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # our limit, not Pillow's, decides (and Pillow's warning stays quiet)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(_io.BytesIO(buf)) as im:
+                return int(im.size[0]), int(im.size[1])
+    except Exception:  # Pillow raises many types for what it cannot identify: OpenCV then decides
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_pixels(data: bytes | np.ndarray, name: str | Path) -> None:
+    """Refuse an image whose header claims more than :func:`max_pixels` (a decompression bomb: a few
+    KB that would decode to gigabytes), before any pixel is decoded."""
+    size = header_size(data)
+    limit = max_pixels()
+    if size is not None and size[0] * size[1] > limit:
+        raise InputError(
+            f"image {name} claims {size[0]}x{size[1]} pixels, more than the limit of {limit:,}",
+            f"set {MAX_PIXELS_ENV} higher to read it, or resize it first",
+        )
+
+
+def check_regular_file(path: Path, what: str, flag: str) -> None:
+    """Refuse a missing path, a folder, or a special file (a FIFO would block a reader for ever, a
+    device such as /dev/zero never end) before any reader opens it."""
+    if not path.exists():
+        raise InputError(f"{what} {path} does not exist", f"check the path given to {flag}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder where {'an' if what[0] in 'aeiou' else 'a'} {what} was expected", f"give {what} files to {flag}")
+    if not path.is_file():
+        raise InputError(f"cannot read {what} {path}: not a regular file (a device, pipe or socket)", f"give {what} file to {flag}")
+
 
 @dataclass
 class Frame:
@@ -41,13 +117,7 @@ def sample_image_path() -> Path:
 def read_image(path: Path) -> np.ndarray:
     """Read an image as BGR uint8, or raise InputError."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"image {path} does not exist", "check the path given to -i")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder where an image was expected")
-    if not path.is_file():  # a FIFO would block, a device such as /dev/zero never end
-        raise InputError(f"cannot read image {path}: not a regular file (a device, pipe or socket)",
-                         "give an image file")
+    check_regular_file(path, "image", "-i")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
@@ -57,9 +127,17 @@ def read_image(path: Path) -> np.ndarray:
 
 def decode_image(data: np.ndarray, name: str | Path) -> np.ndarray:
     """The image in ``data`` (the bytes of an image file, as uint8) as BGR uint8, or an InputError
-    naming ``name``."""
+    naming ``name``. An image whose header claims more than :func:`max_pixels` is refused before
+    decoding."""
+    check_pixels(data, name)
     with quiet_native_stderr():  # (libjpeg and libpng warn about damaged files on stderr)
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        except cv2.error:  # OpenCV's own pixel limit (a header Pillow could not read)
+            raise InputError(
+                f"cannot read image {name}: its header claims more pixels than OpenCV decodes",
+                f"set {MAX_PIXELS_ENV} (and OPENCV_IO_MAX_IMAGE_PIXELS) higher, or resize it first",
+            ) from None
     if image is None:
         raise InputError(
             f"cannot read image {name}: not an image file or a format OpenCV cannot decode",
@@ -131,10 +209,8 @@ class VideoSource:
     def __init__(self, spec: str):
         self.spec = str(spec)
         self.is_camera = self.spec.isdigit()
-        if not self.is_camera and not Path(self.spec).exists():
-            raise InputError(f"video {self.spec} does not exist", "check the path given to -v")
-        if not self.is_camera and Path(self.spec).is_dir():
-            raise InputError(f"{self.spec} is a folder where a video was expected", "give a video file to -v")
+        if not self.is_camera:
+            check_regular_file(Path(self.spec), "video", "-v")
         target: int | str = int(self.spec) if self.is_camera else self.spec
         with quiet_opencv():  # OpenCV logs its own multi-line warnings for a missing camera
             self.cap = cv2.VideoCapture(target)

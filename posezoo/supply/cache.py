@@ -6,15 +6,22 @@ Layout (one folder per kind of file, so no registry file name can collide with a
 
     <home>/
       files/<name>               verified upstream bytes, named as in the registry; the same layout as a
-                                 mirror folder (``Cache.export`` copies these)
+                                 mirror folder (``Cache.export`` copies these); an archive a registry
+                                 file is a member of is one of them, and so is the member extracted
       manifests/<name>.json      {"name", "digest", "size", "url" (where the bytes came from, after
                                  redirects), "fetched" (UTC), "onnx": null | {"converter_version",
-                                 "converted", "digest" (sha256 of the .onnx), "size"}}
+                                 "converted", "digest" (sha256 of the .onnx), "size"}}; a member of an
+                                 archive also has "archive" (its name) and "member" (the path in it),
+                                 and "url" is the archive's
       onnx/<name>.onnx           the converted model of a TFLite file
       partial/<name>.part        an interrupted download, resumable with an HTTP Range request
       partial/<name>.part.json   {"url", "digest"} of that download: a part is resumed only from the same
                                  URL for the same digest, so bytes of two files never mix
       locks/<name>.lock          per-file lock: one process at a time fetches, converts or removes a file
+
+A member of an archive is extracted from the cached archive, which stays, so that its other members
+need no download; a mirror holds what upstream publishes, so ``export`` writes the archive and not
+the members extracted from it.
 
 A file is *cached* when ``files/<name>`` exists, its manifest names the registry's digest and the
 file has the manifest's size (a cheap check; :meth:`Cache.verify` re-hashes). A converted model is
@@ -45,6 +52,7 @@ from filelock import FileLock, Timeout
 
 from posezoo.supply.atomic import write_atomically
 from posezoo.errors import FetchError, InputError
+from posezoo.supply import formats
 from posezoo.supply.hashes import READ_CHUNK, file_digest
 
 if TYPE_CHECKING:
@@ -114,6 +122,8 @@ class CacheRecord:
     converted: bool  # a converted .onnx is present, of the size recorded with its digest
     converter_version: str | None = None
     fetched: str | None = None
+    archive: str | None = None  # a member of an archive: the archive it was extracted from
+    is_archive: bool = False  # an archive the registry's files are members of
 
 
 @dataclass(frozen=True)
@@ -161,8 +171,9 @@ class Cache:
         return self.files_dir / entry.name
 
     def onnx_path(self, entry: FileEntry) -> Path:
-        """Where its converted .onnx lives; a file of format onnx is its own."""
-        return self.path(entry) if entry.format == "onnx" else self._onnx(entry.name)
+        """Where its converted .onnx lives; a file of a format without converter (onnx) is its own."""
+        fmt = formats.FORMATS.get(entry.format)
+        return self.path(entry) if fmt is not None and fmt.is_onnx else self._onnx(entry.name)
 
     def _onnx(self, name: str) -> Path:
         return self.root / "onnx" / f"{name}.onnx"
@@ -340,8 +351,9 @@ class Cache:
     def drop_partial(self, entry: FileEntry) -> None:
         _unlink(self.part_path(entry), self._part_sidecar(entry.name))
 
-    def install(self, entry: FileEntry, url: str) -> Path:
-        """Move the verified partial download into place and write its manifest."""
+    def install(self, entry: FileEntry, url: str, **extra: str) -> Path:
+        """Move the verified partial download into place and write its manifest (``extra``: more keys of
+        it, ``archive`` and ``member`` for a member of an archive)."""
         final = self.path(entry)
         final.parent.mkdir(parents=True, exist_ok=True)
         _unlink(self._manifest(entry.name), self._onnx(entry.name))
@@ -350,7 +362,8 @@ class Cache:
         try:
             _write_json(
                 self._manifest(entry.name),
-                {"name": entry.name, "digest": entry.digest, "size": size, "url": url, "fetched": _now(), "onnx": None},
+                {"name": entry.name, "digest": entry.digest, "size": size, "url": url, **extra, "fetched": _now(),
+                 "onnx": None},
             )
         except BaseException:
             _unlink(final)
@@ -420,6 +433,8 @@ class Cache:
             converted=bool(onnx) and self._onnx_size_ok(name, onnx),
             converter_version=onnx.get("converter_version"),
             fetched=m.get("fetched"),
+            archive=m.get("archive") if isinstance(m.get("archive"), str) else None,
+            is_archive=known is not None and known.format in formats.names(formats.ARCHIVE),
         )
 
     def verify(self) -> list[VerifyProblem]:
@@ -515,13 +530,16 @@ class Cache:
         return Cleared(removed, failed)
 
     def export(self, dest: Path | str) -> list[Path]:
-        """Write a mirror: ``dest/<registry file name>`` for each verified file. Returns the paths written."""
+        """Write a mirror: ``dest/<registry file name>`` for each verified file, archives included and the
+        members extracted from them left out (a mirror serves the archive, as upstream does). Returns the
+        paths written."""
         dest = Path(dest)
         if dest.exists() and not dest.is_dir():
             raise InputError(f"cannot write the mirror to {dest}: it is not a folder", "give a folder (it is created)")
         written = []
         for name in self._names():
-            if not self._has_valid_file(name, self.manifest(name)):
+            m = self.manifest(name)
+            if not self._has_valid_file(name, m) or m.get("archive"):
                 continue
             src = self.files_dir / name
             try:

@@ -2,7 +2,8 @@
 
 - :func:`fetch_file` gets one verified file: from the cache, a mirror, or its registry URL.
 - :func:`fetch_model` gets the files of a variant (or of every variant), shards of TF.js models
-  included, returning ``{role: path}`` of the verified upstream files.
+  included, returning ``{role: path}`` of the verified upstream files (members extracted from their
+  archives).
 
 Sources. A file comes from its registry URL (https only), or from a mirror (``mirror=`` or
 ``$POSEZOO_MIRROR``): an http(s) URL or a local folder (a path or ``file://`` URL) holding files under
@@ -23,6 +24,14 @@ Downloads stream into ``<cache>/partial/<name>.part`` while being hashed; only a
   ``$POSEZOO_FETCH_DEADLINE`` (default 3600 s, 0: none) ends the file's download; the part is kept.
 - redirects: at most 10, no loops, http(s) only, and never from https to plain http unless the user
   gave an http mirror. The manifest records the URL the bytes came from.
+
+Archive members. A registry file with ``archive`` and ``member`` is a member of an archive upstream
+publishes (format ``zip`` or ``tar.gz``, :mod:`posezoo.supply.formats`). The archive is fetched like any
+file (cache, mirror, URL, offline, every limit below, its digest) and stays in the cache for its other
+members; it is re-hashed before use, then the member alone is streamed out of it
+(:mod:`posezoo.supply.archive`) into the part with the registry size as a hard limit (a member the
+archive says is of another size is refused before a byte is read; one running past it is stopped),
+hashed, and moved into ``files/`` only when size and digest match. Errors name the member and the archive.
 
 Transport errors, HTTP 5xx and too-slow tries are tried again (``$POSEZOO_FETCH_RETRIES`` tries,
 default 3, waiting ``$POSEZOO_FETCH_BACKOFF`` seconds, default 0.5, doubling each time), resuming the
@@ -55,6 +64,8 @@ from tqdm import tqdm
 from posezoo.version import __version__
 from posezoo.supply.cache import Cache
 from posezoo.errors import FetchError, shorten
+from posezoo.supply import formats
+from posezoo.supply.archive import ArchiveError
 from posezoo.supply.hashes import file_digest, hash_into, iter_file, new_hasher
 from posezoo.supply.registry import FileEntry, ModelEntry
 
@@ -265,6 +276,17 @@ def _io_error(entry: FileEntry, cache: Cache, exc: OSError) -> FetchError:
     return cache.write_error(exc, f"store {entry.name}")
 
 
+def _archive_error(entry: FileEntry, exc: FetchError) -> FetchError:
+    """What went wrong getting the archive of ``entry``, saying which member it was for."""
+    assert entry.archive is not None
+    return FetchError(f"cannot get {entry.name} (member {entry.member!r} of the archive {entry.archive.name}): "
+                      f"{exc.message}", exc.fix)
+
+
+def _member_error(entry: FileEntry, archive: FileEntry, what: str, fix: str) -> FetchError:
+    return FetchError(f"{entry.name} (member {entry.member!r} of the archive {archive.name}) {what}", fix)
+
+
 def _offline(entry: FileEntry, model: str | None) -> FetchError:
     who = f" (model {model})" if model else ""
     return FetchError(
@@ -389,6 +411,8 @@ class _Fetcher:
         """The cached file, fetched and verified first when it is not there."""
         if self.cache.is_cached(entry):
             return self.cache.path(entry)
+        if entry.archive is not None:
+            return self._member(entry, model)
         with self.cache.hold(entry, "fetching", self.progress):
             if not self.cache.is_cached(entry):  # another process may have fetched it meanwhile
                 source = self._source(entry, model)
@@ -630,6 +654,77 @@ class _Fetcher:
                 "or check the registry's digest",
             )
         self.cache.install(entry, url)
+
+    # ---- a member of an archive
+
+    def _member(self, entry: FileEntry, model: str | None) -> Path:
+        """A file inside an archive: the archive is fetched like any file (and stays cached for its other
+        members), re-hashed, and the member alone streamed out of it, verified like a download."""
+        archive = entry.archive
+        assert archive is not None and entry.member is not None
+        with self.cache.hold(entry, "extracting", self.progress):
+            if self.cache.is_cached(entry):  # another process may have extracted it meanwhile
+                return self.cache.path(entry)
+            try:
+                self.fetch(archive, model)
+            except FetchError as exc:
+                raise _archive_error(entry, exc) from None
+            with self.cache.hold(archive, "reading", self.progress):
+                try:
+                    src = self.cache.require_verified(archive)  # (re-hashed: verified before use)
+                except FetchError as exc:
+                    raise _archive_error(entry, exc) from None
+                url = (self.cache.manifest(archive.name) or {}).get("url") or archive.url
+                try:
+                    self._extract(entry, archive, src)
+                    self.cache.install(entry, url, archive=archive.name, member=entry.member)
+                except BaseException as exc:
+                    self._drop(entry)
+                    if isinstance(exc, OSError):  # writing the part: disk full, read-only, ...
+                        raise _io_error(entry, self.cache, exc) from None
+                    raise
+        return self.cache.path(entry)
+
+    def _extract(self, entry: FileEntry, archive: FileEntry, src: Path) -> None:
+        """Stream the member into the part, the registry size a hard limit, hashing it; check size and
+        digest (the caller moves it into the cache)."""
+        where = f"{entry.name} (member {entry.member!r} of the archive {archive.name})"
+        fmt = formats.FORMATS.get(archive.format)
+        if fmt is None or fmt.open_member is None:
+            raise FetchError(f"cannot extract {where}: {archive.format!r} is not an archive format",
+                             f"archive formats: {', '.join(formats.names(formats.ARCHIVE))}")
+        assert entry.size is not None  # (the registry requires it for a member)
+        part = self.cache.part_path(entry)
+        self.cache.drop_partial(entry)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        hasher = new_hasher(entry.algorithm, entry.size)
+        got = 0
+        try:
+            with fmt.open_member(src, entry.member, self.max_size) as member, open(part, "wb") as f:
+                if member.size != entry.size:
+                    raise _member_error(entry, archive, f"claims {_mib(member.size)}, the registry says {entry.size} "
+                                        "bytes: refused before reading it", "check the registry's member size and digest")
+                for chunk in member.chunks():
+                    got += len(chunk)
+                    if got > entry.size:
+                        raise _member_error(entry, archive, f"runs past the {entry.size} bytes the registry states: "
+                                            "stopped at once, its bytes deleted", "the archive is corrupt or hostile: check the registry entry")
+                    f.write(chunk)
+                    hasher.update(chunk)
+        except ArchiveError as exc:
+            fix = ("the archive has the registry's digest, so the registry names a broken archive: check its entry"
+                   if exc.corrupt else "check the registry's 'member' path and the archive it names")
+            raise FetchError(f"cannot extract {where}: {exc.reason}", fix) from None
+        if got != entry.size:
+            raise _member_error(entry, archive, f"has {got} bytes, the registry says {entry.size}; its bytes were deleted",
+                                "check the registry's member size and digest")
+        actual = f"{entry.algorithm}:{hasher.hexdigest()}"
+        if actual != entry.digest:
+            raise FetchError(
+                f"{where} is not the registry's file: expected {entry.digest}, got {actual}; "
+                "its bytes were deleted",
+                "check the registry's member digest: the archive itself matched its digest",
+            )
 
 
 def _read_source(entry: FileEntry, src: Path, offset: int) -> Iterator[bytes]:

@@ -32,9 +32,11 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from posezoo.errors import RegistryError, UnknownModelError, shorten
+from posezoo.supply import formats
 
 SCHEMA_VERSION = 1
-FORMATS = ("tflite", "onnx", "tfjs")  # tfjs: a TF.js graph model's model.json, its weights in `shards`
+FORMATS = formats.names(formats.MODEL)  # the `format` of a file: the model formats of the format table
+ARCHIVE_FORMATS = formats.names(formats.ARCHIVE)  # the `format` of an `archive`
 ROLE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 DIGEST_RE = {
     "sha256": re.compile(r"^[0-9a-f]{64}$"),
@@ -43,6 +45,7 @@ DIGEST_RE = {
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MAX_NAME = 200  # characters of a file name: with the cache's suffixes it stays under 255 bytes
+MAX_MEMBER = 500  # characters of a member path inside an archive
 MAX_MODEL_NAME = 100  # characters of a model, variant or role name
 MAX_FILE_BYTES = 1 << 20  # a registry file (the built-in one is about 4 KiB)
 MAX_NODES = 50_000  # YAML nodes, aliases counted as the nodes they stand for
@@ -61,15 +64,19 @@ MODEL_KEYS = {
 VARIANT_KEYS = {"description": False, "files": True}
 FILE_KEYS = {
     "name": True,
-    "url": True,
+    "url": False,  # required, unless the file is a member of an `archive` (then refused)
     "digest": True,
-    "size": False,
+    "size": False,  # required for a member of an archive
     "format": True,
     "licence": False,
     "source": False,
     "shards": False,
+    "archive": False,
+    "member": False,  # with `archive`: the member's path inside it
 }
 SHARD_KEYS = {k: v for k, v in FILE_KEYS.items() if k not in ("format", "shards")}
+ARCHIVE_KEYS = {"name": True, "url": True, "digest": True, "size": False, "format": False, "source": False}
+MEMBER_PART_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,22 @@ class FileEntry:
     licence: str | None = None
     source: str | None = None
     shards: tuple["FileEntry", ...] = ()  # the weight files a tfjs model.json names, in its order
+    archive: "FileEntry | None" = None  # the archive (format zip or tar.gz) this file is a member of
+    member: str | None = None  # with ``archive``: the member's path inside it
 
     def with_shards(self) -> tuple["FileEntry", ...]:
         """This file and its shards: everything to fetch and verify for it."""
         return (self, *self.shards)
+
+    def stored(self) -> tuple["FileEntry", ...]:
+        """Everything the cache may hold for this file: it, its shards and the archives they come from
+        (each once). File names are unique across all of these in a registry."""
+        out: dict[str, FileEntry] = {}
+        for f in self.with_shards():
+            out.setdefault(f.name, f)
+            if f.archive is not None:
+                out.setdefault(f.archive.name, f.archive)
+        return tuple(out.values())
 
     @property
     def algorithm(self) -> str:
@@ -135,11 +154,13 @@ class ModelEntry:
         return self.variants[name]
 
     def files(self) -> list[FileEntry]:
-        """Every distinct file of every variant (shards included), in registry order."""
+        """Every distinct file of every variant, shards and the archives they are members of included,
+        in registry order: everything the cache may hold for the model."""
         seen: dict[str, FileEntry] = {}
         for v in self.variants.values():
-            for f in v.all_files():
-                seen.setdefault(f.name, f)
+            for e in v.files.values():
+                for f in e.stored():
+                    seen.setdefault(f.name, f)
         return list(seen.values())
 
 
@@ -258,52 +279,140 @@ def _url(where: str, key: str, value: Any) -> str:
     return value
 
 
-def parse_file_entry(where: str, data: Any, *, shard: bool = False) -> FileEntry:
-    _check_keys(where, data, SHARD_KEYS if shard else FILE_KEYS, "a file")
-    name = _string(where, "name", data["name"])
+def _file_name(where: str, key: str, value: Any) -> str:
+    """A plain file name: the name of a file (or archive) in the cache and on mirrors."""
+    name = _string(where, key, value)
     if len(name) > MAX_NAME:
-        raise _fail(where, f"key 'name': {_q(name)} is longer than {MAX_NAME} characters", "use a shorter file name")
+        raise _fail(where, f"key {_q(key)}: {_q(name)} is longer than {MAX_NAME} characters", "use a shorter file name")
     if "/" in name or "\\" in name or ".." in name or not NAME_RE.match(name):
         raise _fail(
             where,
-            f"key 'name': {_q(name)} is not a plain file name",
+            f"key {_q(key)}: {_q(name)} is not a plain file name",
             "use letters, digits, '.', '_', '-', '+' only: no path separators, no '..'",
         )
-    digest = _string(where, "digest", data["digest"]).lower()
+    return name
+
+
+def _digest(where: str, value: Any) -> str:
+    digest = _string(where, "digest", value).lower()
     algo, _, hexd = digest.partition(":")
     if algo not in DIGEST_RE or not DIGEST_RE[algo].match(hexd):
         raise _fail(
             where,
-            f"key 'digest': {_q(data['digest'])} is not a valid digest",
+            f"key 'digest': {_q(value)} is not a valid digest",
             "write sha256:<64 hex digits> or git-blob-sha1:<40 hex digits>",
         )
-    fmt = "weights" if shard else _string(where, "format", data["format"])
-    if not shard and fmt not in FORMATS:
-        raise _fail(where, f"key 'format': {_q(fmt)} is not supported", f"use one of: {', '.join(FORMATS)}")
-    size = data.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-        raise _fail(where, f"key 'size': {_q(size)} is not a positive number of bytes")
+    return digest
+
+
+def _size(where: str, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise _fail(where, f"key 'size': {_q(value)} is not a positive number of bytes")
+    return value
+
+
+def _model_format(where: str, value: Any) -> str:
+    fmt = _string(where, "format", value)
+    known = formats.FORMATS.get(fmt)
+    if known is None or not known.is_model:
+        fix = f"use one of: {', '.join(FORMATS)}"
+        if known is not None:  # an archive format: the file is a member of the archive
+            fix += f" (the format of the file itself; a file inside a {fmt} archive is given with keys 'archive' and 'member')"
+        raise _fail(where, f"key 'format': {_q(fmt)} is not supported", fix)
+    return fmt
+
+
+def _member(where: str, value: Any) -> str:
+    """A member path inside an archive: relative, '/'-separated plain names, no '..'."""
+    member = _string(where, "member", value)
+    if len(member) > MAX_MEMBER:
+        raise _fail(where, f"key 'member': {_q(member)} is longer than {MAX_MEMBER} characters")
+    parts = member.split("/")
+    if any(p in ("", ".", "..") or not MEMBER_PART_RE.match(p) for p in parts):
+        raise _fail(
+            where,
+            f"key 'member': {_q(member)} is not a relative path inside the archive",
+            "join names of letters, digits, '.', '_', '-', '+' with '/': no leading '/', no '.' or '..', no '\\'",
+        )
+    return member
+
+
+def _parse_archive(where: str, data: dict, name: str, size: int | None) -> tuple[FileEntry | None, str | None]:
+    """The ``archive`` a file is a member of and the ``member`` path, or (None, None)."""
+    if "archive" not in data:
+        if "member" in data:
+            raise _fail(where, "key 'member' is only for a file inside an archive", "give the archive with key 'archive'")
+        return None, None
+    if "member" not in data:
+        raise _fail(where, "a file inside an archive needs key 'member': its path inside the archive")
+    if "url" in data:
+        raise _fail(where, "key 'url' is refused for a file inside an archive: its bytes come from the archive",
+                    "remove it; the archive's url goes under 'archive'")
+    if size is None:
+        raise _fail(where, "a file inside an archive needs key 'size': the member's size in bytes",
+                    "it is the hard limit for extracting the member")
+    member = _member(where, data["member"])
+    awhere = f"{where}, archive"
+    adata = data["archive"]
+    _check_keys(awhere, adata, ARCHIVE_KEYS, "an archive")
+    aname = _file_name(awhere, "name", adata["name"])
+    if aname == name:
+        raise _fail(awhere, f"key 'name': {_q(aname)} is also the member's name",
+                    "the archive and its member are two files of the cache: give them different names")
+    if "format" in adata:
+        fmt = _string(awhere, "format", adata["format"])
+        if fmt not in ARCHIVE_FORMATS:
+            raise _fail(awhere, f"key 'format': {_q(fmt)} is not an archive format", f"use one of: {', '.join(ARCHIVE_FORMATS)}")
+    else:
+        found = formats.archive_format_of(aname)
+        if found is None:
+            raise _fail(awhere, f"cannot tell the format of archive {_q(aname)} from its name",
+                        f"add key 'format' ({', '.join(ARCHIVE_FORMATS)}) or name it .zip, .tar.gz or .tgz")
+        fmt = found.name
+    archive = FileEntry(
+        name=aname,
+        url=_url(awhere, "url", adata["url"]),
+        digest=_digest(awhere, adata["digest"]),
+        format=fmt,
+        size=_size(awhere, adata.get("size")),
+        source=_url(awhere, "source", adata["source"]) if "source" in adata else None,
+    )
+    return archive, member
+
+
+def parse_file_entry(where: str, data: Any, *, shard: bool = False) -> FileEntry:
+    _check_keys(where, data, SHARD_KEYS if shard else FILE_KEYS, "a file")
+    name = _file_name(where, "name", data["name"])
+    digest = _digest(where, data["digest"])
+    fmt = "weights" if shard else _model_format(where, data["format"])
+    size = _size(where, data.get("size"))
+    archive, member = _parse_archive(where, data, name, size)
+    if archive is None and "url" not in data:
+        raise _fail(where, "missing key 'url'")
     shards = _parse_shards(where, fmt, data.get("shards")) if not shard else ()
     return FileEntry(
         name=name,
-        url=_url(where, "url", data["url"]),
+        url=archive.url if archive is not None else _url(where, "url", data["url"]),
         digest=digest,
         format=fmt,
         size=size,
         licence=_string(where, "licence", data["licence"]) if "licence" in data else None,
         source=_url(where, "source", data["source"]) if "source" in data else None,
         shards=shards,
+        archive=archive,
+        member=member,
     )
 
 
 def _parse_shards(where: str, fmt: str, data: Any) -> tuple[FileEntry, ...]:
-    """The ``shards`` of a tfjs file (required there, refused elsewhere)."""
-    if fmt != "tfjs":
+    """The ``shards`` of a file whose format has them (tfjs: required there, refused elsewhere)."""
+    if not formats.FORMATS[fmt].shards:
         if data is not None:
-            raise _fail(where, f"key 'shards' is only for format tfjs, not {fmt}")
+            with_shards = ", ".join(n for n, f in formats.FORMATS.items() if f.shards)
+            raise _fail(where, f"key 'shards' is only for format {with_shards}, not {fmt}")
         return ()
     if not isinstance(data, list) or not data:
-        raise _fail(where, "a tfjs model needs key 'shards': the list of its weight files (.bin)")
+        raise _fail(where, f"a {fmt} model needs key 'shards': the list of its weight files (.bin)")
     return tuple(parse_file_entry(f"{where}, shard {i + 1}", item, shard=True) for i, item in enumerate(data))
 
 
@@ -321,7 +430,7 @@ def _parse_variant(where: str, vname: Any, vdata: Any, seen: dict[str, FileEntry
         if not isinstance(role, str) or not ROLE_RE.match(role) or len(role) > MAX_MODEL_NAME:
             raise _fail(fwhere, f"file role {_q(role)} is not a name", "roles are lower-case names such as detector, landmark, model")
         entry = parse_file_entry(fwhere, fdata)
-        for f in entry.with_shards():
+        for f in entry.stored():
             other = seen.get(f.name)
             if other is not None and other != f:
                 raise _fail(

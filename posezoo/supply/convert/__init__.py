@@ -28,7 +28,9 @@ it recorded (converter version and block) is not this machine's.
 
 Every failure is a :class:`posezoo.errors.ConvertError` with a one-line message.
 
-The converters themselves (:mod:`posezoo.supply.convert.tflite`, :mod:`posezoo.supply.convert.tfjs`, with onnx and
+Which converter a registry file needs, and its version, come from the format table
+(:data:`posezoo.supply.formats.FORMATS`): ``ensure_onnx`` looks the file's format up there. The
+converters themselves (:mod:`posezoo.supply.convert.tflite`, :mod:`posezoo.supply.convert.tfjs`, with onnx and
 their op tables) are imported on first use: running a model that is already converted, which is what
 ``posezoo run`` and every batch worker do, never loads them.
 """
@@ -37,8 +39,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
+from posezoo.supply import formats
 from posezoo.supply.cache import Cache
 from posezoo.supply.convert.target import Target, detect_target
 from posezoo.supply.convert.versions import CONVERTER_VERSION, TFJS_CONVERTER_VERSION
@@ -84,10 +88,11 @@ def __dir__() -> list[str]:
 
 
 def conversion_key(target: Target | None = None, version: str | None = None) -> str:
-    """What a converted model depends on: the converter version (default: the TFLite path's) and the
-    target's NCHWc block (two targets with the same block get the same graph), e.g. ``"5/nchwc16"``."""
+    """What a converted model depends on: the converter version (default: the TFLite path's, from the
+    format table) and the target's NCHWc block (two targets with the same block get the same graph),
+    e.g. ``"5/nchwc16"``."""
     target = target or detect_target()
-    version = version or CONVERTER_VERSION
+    version = version or formats.FORMATS["tflite"].version
     return f"{version}/nchwc{target.block}" if target.nchwc else f"{version}/nchw"
 
 
@@ -105,10 +110,14 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
     ``FetchError``.
     """
     cache = cache or Cache()
-    if entry.format == "onnx":
+    fmt = formats.FORMATS.get(entry.format)
+    if fmt is None or not fmt.is_model:
+        known = ", ".join(formats.names(formats.MODEL))
+        what = "is an archive, not a model" if fmt is not None else "is not a known format"
+        raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} {what}", f"model formats: {known}")
+    if fmt.is_onnx:
         return cache.require_verified(entry)
-    version = TFJS_CONVERTER_VERSION if entry.format == "tfjs" else CONVERTER_VERSION
-    key = conversion_key(version=version)
+    key = conversion_key(version=fmt.version)
     dst = cache.verified_onnx(entry, key)
     if dst is not None:
         return dst
@@ -121,14 +130,13 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
                 dst.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise cache.write_error(exc, f"convert {entry.name}") from None
-            package = sys.modules[__name__]  # (attribute access: loads the converter on first use)
-            if entry.format == "tflite":
-                package.convert_file(src, dst, model_name=entry.name)
-            elif entry.format == "tfjs":
+            # (attribute access on the package: loads the converter on first use)
+            convert = getattr(sys.modules[__name__], fmt.converter)
+            if fmt.shards:
                 weights = {shard.name: cache.require_verified(shard) for shard in entry.shards}
-                package.convert_tfjs_file(src, dst, weights=weights, model_name=entry.name)
+                convert(src, dst, weights=weights, model_name=entry.name)
             else:
-                raise ConvertError(f"cannot convert {entry.name}: format {entry.format!r} has no converter yet")
+                convert(src, dst, model_name=entry.name)
             try:
                 cache.record_conversion(entry, key)
             except OSError as exc:

@@ -1,5 +1,8 @@
-"""Converter versions: bumped whenever a converter's output changes, so that cached conversions made
-by an older one are converted again (see :func:`posezoo.supply.convert.conversion_key`)."""
+"""Converter versions, as the format table (:mod:`posezoo.supply.formats`) holds them: bumped there
+whenever a converter's output changes, so that cached conversions made by an older one are converted
+again (see :func:`posezoo.supply.convert.conversion_key`)."""
 
-CONVERTER_VERSION = "5"  # TFLite -> ONNX
-TFJS_CONVERTER_VERSION = "tfjs-1"  # TF.js graph model -> ONNX
+from posezoo.supply.formats import FORMATS
+
+CONVERTER_VERSION = FORMATS["tflite"].version  # TFLite -> ONNX
+TFJS_CONVERTER_VERSION = FORMATS["tfjs"].version  # TF.js graph model -> ONNX
