@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posezoo_plugins.mediapipe.detect import DetectorStage, decode_raw, iou, letterbox_roi, remove_letterbox, weighted_nms
+from posezoo.inference.tracking import box_iou
+from posezoo_plugins.mediapipe.detect import DetectorStage, decode_raw, letterbox_roi, remove_letterbox, weighted_nms
 from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, RoiRule
 
 SPEC = DetectorSpec(
@@ -19,10 +20,10 @@ SPEC = DetectorSpec(
 )
 
 
-def test_iou():
-    a = np.array([0.0, 0.0, 1.0, 1.0])
+def test_iou_of_one_box_against_many_is_the_cores_box_iou():
+    a = np.array([0.0, 0.0, 1.0, 1.0])  # weighted NMS compares one box with the rest through box_iou
     boxes = np.array([[0, 0, 1, 1], [0.5, 0, 1.5, 1], [2, 2, 3, 3], [1, 0, 2, 1]], float)
-    np.testing.assert_allclose(iou(a, boxes), [1.0, 0.5 / 1.5, 0.0, 0.0])
+    np.testing.assert_allclose(box_iou(a, boxes)[0], [1.0, 0.5 / 1.5, 0.0, 0.0])
 
 
 def test_weighted_nms_merges_by_score_weighted_mean():

@@ -142,7 +142,8 @@ def _builtin_names() -> set[str]:
     registry = yaml.safe_load((REPO / "registry.yaml").read_text(encoding="utf-8"))["models"]
     names = set(registry) | {m["plugin"] for m in registry.values()}
     names |= {p.name.replace("_", "-") for p in (REPO / "plugins").iterdir() if p.is_dir() and not p.name.startswith("_")}
-    words = {w for n in names for w in re.split(r"[-_]", n) if len(w) > 4 and w not in {"upper", "heavy", "lightning", "thunder", "multipose"}}
+    generic = {"upper", "heavy", "lightning", "thunder", "multipose", "multi"}  # words, not names ("multiprocessing")
+    words = {w for n in names for w in re.split(r"[-_]", n) if len(w) > 4 and w not in generic}
     return names | words | {"mediapipe"}
 
 

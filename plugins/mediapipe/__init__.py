@@ -1,9 +1,14 @@
-"""The two-stage family ``blazepose``: SSD detector with keypoints -> rotated crop -> landmark model.
+"""The two-stage family ``mediapipe``: SSD detector with keypoints -> rotated crop -> landmark model.
 
-Registered through the same ``register_families`` hook any plugin uses. Its stages are the core's
-shared ones (posezoo_plugins.mediapipe.anchors, detect, roi, landmarks, track; run by posezoo_plugins.mediapipe.model.PoseEstimator),
-so a model of this family is pure data: a :class:`posezoo_plugins.mediapipe.spec.ModelSpec` plus registry entries
-(blazepose-full, blazepose-upper, and third-party ones such as MediaPipe Hands).
+Registered through the same ``register_families`` hook any plugin uses. Its stages: ``anchors``,
+``detect`` (the detector's pre- and post-processing), ``roi`` (detections and landmarks -> rotated
+ROIs), ``landmarks`` (the landmark model's), ``smoothing`` (MediaPipe's landmark filters); ``model``
+runs them on onnxruntime as two models (``SsdDetector``, ``LandmarkModel``) joined by the core's
+top-down pipeline through ``regions`` (the seam's region detector and region model), and ``track`` is
+the core's top-down tracker on them. A model of this family is pure data: a
+:class:`posezoo_plugins.mediapipe.spec.ModelSpec` plus registry entries (blazepose-full,
+blazepose-upper, and third-party ones such as MediaPipe Hands); its landmark model alone runs in
+regions another model gives (blazepose-multi).
 """
 
 from __future__ import annotations

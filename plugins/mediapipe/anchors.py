@@ -4,16 +4,33 @@ Mirrors MediaPipe's ``SsdAnchorsCalculator`` (calculators/tflite/ssd_anchors_cal
 that share a stride share one feature map; each layer adds one anchor per aspect ratio plus, when
 ``interpolated_scale_aspect_ratio`` > 0, one anchor at the geometric mean of its scale and the next
 layer's (1.0 after the last). Cells are visited row by row, every cell emitting all anchors of its
-group in order.
+group in order. :class:`AnchorOptions` lives here (the spec module re-exports it), so the spec
+imports the anchors and not the other way round.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from posezoo_plugins.mediapipe.spec import AnchorOptions
+
+@dataclass(frozen=True)
+class AnchorOptions:
+    """SSD anchor options, as MediaPipe's SsdAnchorsCalculator takes them."""
+
+    input_size: tuple[int, int]  # (height, width) of the detector input
+    num_layers: int
+    strides: tuple[int, ...]
+    min_scale: float
+    max_scale: float
+    aspect_ratios: tuple[float, ...] = (1.0,)
+    fixed_anchor_size: bool = True
+    offset_x: float = 0.5
+    offset_y: float = 0.5
+    interpolated_scale_aspect_ratio: float = 1.0
+    reduce_boxes_in_lowest_layer: bool = False
 
 
 def _layer_scale(opts: AnchorOptions, index: int) -> float:

@@ -17,6 +17,7 @@ import numpy as np
 from posezoo_plugins.mediapipe.anchors import generate_anchors
 from posezoo.inference.numeric import sigmoid
 from posezoo.inference.preprocess import crop, letterbox_roi, to_tensor  # noqa: F401  (letterbox_roi re-exported)
+from posezoo.inference.tracking import box_iou
 from posezoo_plugins.mediapipe.spec import DetectorSpec
 
 
@@ -55,28 +56,15 @@ def scores_from_logits(raw: np.ndarray, clip: float) -> np.ndarray:
     return sigmoid(np.clip(raw, -clip, clip))
 
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one [x0, y0, x1, y1] box against (N, 4) boxes (0 where they do not intersect)."""
-    ix0 = np.maximum(box[0], boxes[:, 0])
-    iy0 = np.maximum(box[1], boxes[:, 1])
-    ix1 = np.minimum(box[2], boxes[:, 2])
-    iy1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(ix1 - ix0, 0.0, None) * np.clip(iy1 - iy0, 0.0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.where((inter > 0) & (union > 0), inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def weighted_nms(
     boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MediaPipe's WEIGHTED non-max suppression.
 
     Repeatedly take the best remaining detection; every remaining one (itself included) whose IoU
-    with it is > ``iou_threshold`` is merged: the output keeps the best score, and box corners and
-    keypoints become the score-weighted mean over the merged ones. Returns (boxes, keypoints,
-    scores) sorted by score, descending.
+    with it (:func:`posezoo.inference.tracking.box_iou`) is > ``iou_threshold`` is merged: the output
+    keeps the best score, and box corners and keypoints become the score-weighted mean over the merged
+    ones. Returns (boxes, keypoints, scores) sorted by score, descending.
     """
     order = np.argsort(-scores, kind="stable")
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
@@ -84,7 +72,7 @@ def weighted_nms(
     remaining = np.arange(len(scores))
     while remaining.size:
         best = remaining[0]
-        merge = iou(boxes[best], boxes[remaining]) > iou_threshold
+        merge = box_iou(boxes[best], boxes[remaining])[0] > iou_threshold
         cand = remaining[merge]
         if cand.size:
             wts = scores[cand].astype(np.float64)

@@ -1,79 +1,125 @@
 """The two-stage family (``"mediapipe"``): detector -> rotated ROI -> landmark model, on onnxruntime.
 
-:class:`PoseEstimator` is the :class:`posezoo.inference.model.PoseModel` of every :class:`posezoo_plugins.mediapipe.spec.ModelSpec`
-(MediaPipe BlazePose full body and upper body, Hands, ...); the built-in plugin ``blazepose``
-registers it as the family. Mirrors MediaPipe's static-image pose graph (modules/pose_landmark/pose_landmark_cpu.pbtxt with
+Each stage is a model of its own: :class:`SsdDetector` (the SSD detector with keypoints and its ROI
+rule) and :class:`LandmarkModel` (the landmark model on a rotated crop). :class:`PoseEstimator`, the
+:class:`posezoo.inference.model.PoseModel` of every :class:`posezoo_plugins.mediapipe.spec.ModelSpec`
+(MediaPipe BlazePose full body and upper body, Hands, ...), is the core's generic top-down pipeline
+(:class:`posezoo.inference.regions.TopDownModel`) on the two, joined through the composition seam
+(:mod:`posezoo_plugins.mediapipe.regions`). A landmark model alone runs inside regions any other
+detector gives.
+
+Mirrors MediaPipe's static-image pose graph (modules/pose_landmark/pose_landmark_cpu.pbtxt with
 static_image_mode): every image goes through the detector; each kept detection becomes a rotated ROI
 (pose_detection_to_roi) and the landmark model runs on its crop (pose_landmark_by_roi). MediaPipe
 keeps only the best detection; here every kept detection gets landmarks, up to ``max_poses``.
-
-The stages are separate methods so that a tracker can call
-``detect -> roi_from_detection -> landmarks_in_roi -> roi_from_landmarks``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from posezoo.inference.model import Family, Pose, box_around
+from posezoo.inference.regions import TopDownModel
+from posezoo.inference.runtime import Session
+from posezoo.inference.timing import NO_CLOCK, StageClock
 from posezoo_plugins.mediapipe.detect import Detection, DetectorStage
 from posezoo_plugins.mediapipe.landmarks import LandmarkResult, LandmarkStage
-from posezoo.inference.model import Family, Pose, PoseModel, box_around, feature_option, option
-from posezoo.inference.tracking import DEFAULT_FPS
-from posezoo.inference.preprocess import RgbBuffer
+from posezoo_plugins.mediapipe.regions import DetectorRegions, LandmarkRegions
 from posezoo_plugins.mediapipe.roi import Roi, roi_from_detection, roi_from_landmarks
-from posezoo.inference.runtime import Session
-from posezoo_plugins.mediapipe.spec import ModelSpec
+from posezoo_plugins.mediapipe.spec import MediaPipeOptions, ModelSpec
+from posezoo_plugins.mediapipe.track import Tracker
+
+__all__ = ["FAMILY", "LANDMARK_COLUMNS", "LandmarkModel", "MediaPipeOptions", "Pose", "PoseEstimator", "SsdDetector"]
 
 LANDMARK_COLUMNS = ("x", "y", "z", "visibility", "presence")  # of Pose.landmarks, in pixels (z: x's scale)
 
 
-@dataclass(frozen=True)
-class MediaPipeOptions:
-    """The two-stage family's options."""
+def make_pose(spec: ModelSpec, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
+    """A :class:`Pose` from one landmark-model run (pixels), named by ``spec``'s keypoints."""
+    lms = result.landmarks
+    return Pose(
+        landmarks=lms.astype(np.float32, copy=False),
+        columns=LANDMARK_COLUMNS,
+        names=spec.keypoint_names,
+        score=float(score),
+        box=box_around(lms),
+        presence=float(result.flag),
+        world_landmarks=result.world,
+        roi=result.roi,
+        mask=result.mask,
+        aux=result.aux,
+        track_id=track_id,
+    )
 
-    segmentation: bool = feature_option(feature="segmentation", help="also compute the segmentation mask")
-    redetect_every: int = option(15, help="video, several people: run the detector every N frames while fewer are held")
-    overlap: float = option(0.5, help="video: a detection whose crop overlaps a held one this much is the same person")
-    fps: float = option(DEFAULT_FPS, help="video: frames per second assumed when updates carry no timestamp")
+
+def next_roi(spec: ModelSpec, result: LandmarkResult | Pose) -> Roi:
+    """Next frame's ROI from the auxiliary landmarks (or all landmarks when there are none), by the
+    landmark spec's tracking rule (or the detector's)."""
+    rule = spec.landmark.tracking_roi or spec.detector.roi
+    points = result.aux if result.aux is not None else result.landmarks
+    return roi_from_landmarks(points, rule)
 
 
-class PoseEstimator(PoseModel):
-    """Runs a :class:`ModelSpec` on its two ONNX files ``{"detector": path, "landmark": path}``.
+class _Stage:
+    """A stage on one onnxruntime session, timed into ``clock`` (stages) and the session's clock."""
 
-    The models are checked against the spec on construction (:class:`PluginError` naming the file
-    and what differs). Input buffers (RGB frame, detector and landmark tensors) are reused from call
-    to call, so one estimator serves one thread; ``to_rgb``'s result is valid until the next call.
-    """
+    session: Session
+    clock: StageClock = NO_CLOCK
 
-    family = "mediapipe"
-    options_type = MediaPipeOptions
+    @contextmanager
+    def timed(self, clock: StageClock) -> Iterator[StageClock]:
+        saved = self.clock, self.session.clock
+        self.clock = self.session.clock = clock
+        try:
+            yield clock
+        finally:
+            self.clock, self.session.clock = saved
 
-    def __init__(self, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
-        files = self.require_files(spec, files, ModelSpec.roles)
-        sessions = {role: Session(files[role], device, role=role) for role in ModelSpec.roles}
-        super().__init__(spec, sessions, variant=variant)
-        self._det, self._lm = sessions["detector"], sessions["landmark"]
-        self._det_stage = DetectorStage(spec.detector)
-        self._lm_stage = LandmarkStage(spec.landmark)
-        self._det_out = self._check_detector()
-        self._lm_out = self._check_landmark()
-        self._rgb = RgbBuffer()
 
-    # -- construction checks ---------------------------------------------------------------------
+class SsdDetector(_Stage):
+    """The SSD detector with keypoints of a :class:`ModelSpec` on its session: detections in pixels,
+    and the ROI each becomes. Checked against the spec on construction (:class:`PluginError`)."""
 
-    def _check_detector(self) -> tuple[int, int]:
-        d, name = self.spec.detector, self.spec.name
-        self._det.check_input((1, d.input_size[0], d.input_size[1], 3), spec=name)
-        n = len(self._det_stage.anchors)
-        boxes = self._det.check_output(d.boxes_output, "boxes", (1, n, d.num_coords), spec=name)
-        scores = self._det.check_output(d.scores_output, "scores", (1, n, 1), spec=name)
-        return boxes, scores
+    def __init__(self, spec: ModelSpec, session: Session):
+        self.spec = spec
+        self.session = session
+        self.stage = DetectorStage(spec.detector)
+        d, name = spec.detector, spec.name
+        session.check_input((1, d.input_size[0], d.input_size[1], 3), spec=name)
+        n = len(self.stage.anchors)
+        self._outputs = (
+            session.check_output(d.boxes_output, "boxes", (1, n, d.num_coords), spec=name),
+            session.check_output(d.scores_output, "scores", (1, n, 1), spec=name),
+        )
 
-    def _check_landmark(self) -> dict[str, int]:
-        lm, s, name = self.spec.landmark, self._lm, self.spec.name
+    def detect_rgb(self, image_rgb: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
+        """Detections (pixels, best first) on an RGB image; ``threshold`` overrides the spec's min_score."""
+        with self.clock("preprocess"):
+            tensor, padding = self.stage.preprocess(image_rgb)
+        outs = self.session.run_reused(tensor)  # overwritten next run: postprocess copies what it keeps
+        bi, si = self._outputs
+        size = (image_rgb.shape[1], image_rgb.shape[0])
+        with self.clock("decode"):
+            return self.stage.postprocess(outs[bi], outs[si], padding, size, threshold)
+
+    def roi_from_detection(self, detection: Detection) -> Roi:
+        return roi_from_detection(detection, self.spec.detector.roi)
+
+
+class LandmarkModel(_Stage):
+    """The landmark model of a :class:`ModelSpec` on its session: landmarks, world landmarks, mask and
+    pose flag in a rotated ROI. Checked against the spec on construction (:class:`PluginError`). Runs
+    without the spec's detector: :class:`LandmarkRegions` of it is a region model for any detector."""
+
+    def __init__(self, spec: ModelSpec, session: Session):
+        self.spec = spec
+        self.session = session
+        self.stage = LandmarkStage(spec.landmark)
+        lm, s, name = spec.landmark, session, spec.name
         s.check_input((1, lm.input_size[0], lm.input_size[1], 3), spec=name)
         out = {"landmarks": s.check_output(lm.landmarks_output, "landmarks", (1, lm.rows * lm.values_per_landmark), spec=name, flat=True)}
         wanted = (
@@ -85,24 +131,63 @@ class PoseEstimator(PoseModel):
         for key, output, shape, flat in wanted:
             if output is not None:
                 out[key] = s.check_output(output, key, shape, spec=name, flat=flat)
-        return out
+        self._outputs = out
+
+    def landmarks_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, segmentation: bool = False) -> LandmarkResult:
+        """Run the landmark model on ``roi`` of an RGB image; the caller judges ``result.flag``."""
+        with self.clock("preprocess"):
+            tensor = self.stage.preprocess(image_rgb, roi)
+        outs = self.session.run_reused(tensor)  # overwritten next run: decode copies what it keeps
+        idx = self._outputs
+        pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
+        size = (image_rgb.shape[1], image_rgb.shape[0])
+        with self.clock("decode"):
+            return self.stage.decode(
+                roi,
+                outs[idx["landmarks"]],
+                flag=self.stage.flag(pick("flag")),
+                heatmap=pick("heatmap"),
+                world=pick("world"),
+                segmentation=pick("segmentation") if segmentation else None,
+                image_size=size,
+            )
+
+    def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
+        return make_pose(self.spec, result, score, track_id)
+
+    def roi_from_landmarks(self, result: LandmarkResult | Pose) -> Roi:
+        return next_roi(self.spec, result)
+
+
+class PoseEstimator(TopDownModel):
+    """Runs a :class:`ModelSpec` on its two ONNX files ``{"detector": path, "landmark": path}``.
+
+    The models are checked against the spec on construction (:class:`PluginError` naming the file
+    and what differs). Input buffers (RGB frame, detector and landmark tensors) are reused from call
+    to call, so one estimator serves one thread; ``to_rgb``'s result is valid until the next call.
+
+    ``predict`` is the core's top-down pipeline on :class:`DetectorRegions` of :attr:`ssd` and
+    :class:`LandmarkRegions` of :attr:`landmark`; ``tracker`` gives a
+    :class:`posezoo_plugins.mediapipe.track.Tracker`. The stage methods (``detect``, ``detect_rgb``,
+    ``roi_from_detection``, ``landmarks_in_roi``, ``make_pose``, ``roi_from_landmarks``) are the two
+    stages'.
+    """
+
+    family = "mediapipe"
+    options_type = MediaPipeOptions
+
+    def __init__(self, spec: ModelSpec, files: dict[str, Path], *, variant: str | None = None, device: str = "auto"):
+        files = self.require_files(spec, files, ModelSpec.roles)
+        sessions = {role: Session(files[role], device, role=role) for role in ModelSpec.roles}
+        self.ssd = SsdDetector(spec, sessions["detector"])
+        self.landmark = LandmarkModel(spec, sessions["landmark"])
+        super().__init__(spec, DetectorRegions(self.ssd), LandmarkRegions(self.landmark), sessions=sessions, variant=variant)
 
     # -- stages ----------------------------------------------------------------------------------
 
-    def to_rgb(self, image_bgr: np.ndarray) -> np.ndarray:
-        """BGR (or gray, or BGRA) uint8 -> RGB, into a buffer reused while the frame size holds."""
-        with self.clock("preprocess"):
-            return self._rgb(image_bgr)
-
     def detect_rgb(self, image_rgb: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
         """Detections (pixels, best first) on an RGB image."""
-        with self.clock("preprocess"):
-            tensor, padding = self._det_stage.preprocess(image_rgb)
-        outs = self._det.run_reused(tensor)  # overwritten next run: postprocess copies what it keeps
-        bi, si = self._det_out
-        size = (image_rgb.shape[1], image_rgb.shape[0])
-        with self.clock("decode"):
-            return self._det_stage.postprocess(outs[bi], outs[si], padding, size, threshold)
+        return self.ssd.detect_rgb(image_rgb, threshold=threshold)
 
     def detect(self, image_bgr: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
         """Detections (pixels, best first) on a BGR image; ``threshold`` overrides the spec's min_score."""
@@ -113,71 +198,23 @@ class PoseEstimator(PoseModel):
 
     def roi_from_landmarks(self, result: LandmarkResult | Pose) -> Roi:
         """Next frame's ROI from the auxiliary landmarks (or all landmarks when there are none)."""
-        lm = self.spec.landmark
-        rule = lm.tracking_roi or self.spec.detector.roi
-        points = result.aux if result.aux is not None else result.landmarks
-        return roi_from_landmarks(points, rule)
+        return next_roi(self.spec, result)
 
     def landmarks_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, segmentation: bool = False) -> LandmarkResult:
         """Run the landmark model on ``roi`` of an RGB image; the caller judges ``result.flag``."""
-        with self.clock("preprocess"):
-            tensor = self._lm_stage.preprocess(image_rgb, roi)
-        outs = self._lm.run_reused(tensor)  # overwritten next run: decode copies what it keeps
-        idx = self._lm_out
-        pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
-        size = (image_rgb.shape[1], image_rgb.shape[0])
-        with self.clock("decode"):
-            return self._lm_stage.decode(
-                roi,
-                outs[idx["landmarks"]],
-                flag=self._lm_stage.flag(pick("flag")),
-                heatmap=pick("heatmap"),
-                world=pick("world"),
-                segmentation=pick("segmentation") if segmentation else None,
-                image_size=size,
-            )
+        return self.landmark.landmarks_in_roi(image_rgb, roi, segmentation=segmentation)
 
     def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
-        lms = result.landmarks
-        return Pose(
-            landmarks=lms.astype(np.float32, copy=False),
-            columns=LANDMARK_COLUMNS,
-            names=self.spec.keypoint_names,
-            score=float(score),
-            box=box_around(lms),
-            presence=float(result.flag),
-            world_landmarks=result.world,
-            roi=result.roi,
-            mask=result.mask,
-            aux=result.aux,
-            track_id=track_id,
-        )
+        return make_pose(self.spec, result, score, track_id)
 
-    def _predict(self, image_bgr: np.ndarray, *, max_poses: int | None, threshold: float | None, options: MediaPipeOptions) -> list[Pose]:
-        """Poses on a BGR image, best detection first.
-
-        Every kept detection (up to ``max_poses``) gets landmarks. ``threshold``, when given, is the
-        person-score threshold of both stages: it replaces the detector's min_score and the landmark
-        model's pose-flag (presence) threshold.
-        """
-        segmentation = options.segmentation
-        rgb = self.to_rgb(image_bgr)
-        detections = self.detect_rgb(rgb, threshold=threshold)
-        if max_poses is not None:
-            detections = detections[:max_poses]
-        flag_thr = self.spec.landmark.flag_threshold if threshold is None else threshold
-        poses = []
-        for det in detections:
-            result = self.landmarks_in_roi(rgb, self.roi_from_detection(det), segmentation=segmentation)
-            if result.flag >= flag_thr:
-                poses.append(self.make_pose(result, det.score))
-        return poses
+    # -- the model interface -----------------------------------------------------------------------
+    # _predict is the top-down pipeline's: every kept detection (up to ``max_poses``) gets landmarks;
+    # ``threshold``, when given, is the person-score threshold of both stages (the detector's min_score
+    # and the landmark model's pose-flag threshold).
 
     def _tracker(self, *, max_poses: int, threshold: float | None, smooth: bool, options: MediaPipeOptions):
         """A video :class:`posezoo_plugins.mediapipe.track.Tracker` on this estimator: the detector runs
         only when no pose is held; landmarks are smoothed."""
-        from posezoo_plugins.mediapipe.track import Tracker
-
         return Tracker(
             self,
             max_poses=max_poses,

@@ -13,22 +13,19 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from posezoo.inference.model import feature_option, option
+from posezoo.inference.tracking import DEFAULT_FPS
+from posezoo_plugins.mediapipe.anchors import AnchorOptions, generate_anchors
 
-@dataclass(frozen=True)
-class AnchorOptions:
-    """SSD anchor options, as MediaPipe's SsdAnchorsCalculator takes them."""
-
-    input_size: tuple[int, int]  # (height, width) of the detector input
-    num_layers: int
-    strides: tuple[int, ...]
-    min_scale: float
-    max_scale: float
-    aspect_ratios: tuple[float, ...] = (1.0,)
-    fixed_anchor_size: bool = True
-    offset_x: float = 0.5
-    offset_y: float = 0.5
-    interpolated_scale_aspect_ratio: float = 1.0
-    reduce_boxes_in_lowest_layer: bool = False
+__all__ = [
+    "AnchorOptions",
+    "DetectorSpec",
+    "LandmarkSpec",
+    "MediaPipeOptions",
+    "ModelSpec",
+    "RoiRule",
+    "SmoothingSpec",
+]
 
 
 @dataclass(frozen=True)
@@ -148,6 +145,16 @@ class LandmarkSpec:
 
 
 @dataclass(frozen=True)
+class MediaPipeOptions:
+    """The two-stage family's options (typed; ``posezoo info`` lists them)."""
+
+    segmentation: bool = feature_option(feature="segmentation", help="also compute the segmentation mask")
+    redetect_every: int = option(15, help="video, several people: run the detector every N frames while fewer are held")
+    overlap: float = option(0.5, help="video: a detection whose crop overlaps a held one this much is the same person")
+    fps: float = option(DEFAULT_FPS, help="video: frames per second assumed when updates carry no timestamp")
+
+
+@dataclass(frozen=True)
 class SmoothingSpec:
     """One-euro / low-pass parameters for video (MediaPipe pose_landmark_filtering)."""
 
@@ -199,8 +206,6 @@ class ModelSpec:
 
     def describe(self) -> dict:
         """The stages, for ``posezoo info`` (plain data; no weights needed)."""
-        from posezoo_plugins.mediapipe.anchors import generate_anchors
-
         det, lm = self.detector, self.landmark
         roi = det.roi
         return {

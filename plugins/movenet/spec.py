@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-COCO_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+from posezoo.io.coco import COCO_KEYPOINTS
 
+COCO_NAMES: tuple[str, ...] = COCO_KEYPOINTS  # COCO's 17 keypoint names, the core's (posezoo.io.coco)
+
+# the edges TF.js pose-detection draws for MoveNet (COCO's own 19 are posezoo.io.coco.COCO_SKELETON)
 COCO_SKELETON: tuple[tuple[int, int], ...] = (
     (0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (5, 11), (6, 8), (6, 12), (7, 9), (8, 10),
     (11, 12), (11, 13), (12, 14), (13, 15), (14, 16),

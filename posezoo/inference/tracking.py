@@ -130,8 +130,10 @@ class OneEuroFilter:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), boxes [x0, y0, x1, y1]: (N, M).
-    Boxes that do not overlap, or have no area, give 0."""
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), boxes [x0, y0, x1, y1]: (N, M),
+    in float64. Boxes that do not overlap, or have no area, give 0. The core's one IoU: box identities,
+    the top-down trackers' overlap test (:func:`posezoo.inference.regions.square_iou`) and families'
+    non-max suppression use it."""
     a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
     b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
     iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
