@@ -122,11 +122,11 @@ def run_ray(config: ServeConfig, address: str, *, replicas: int = 1, workers: in
         _say(f"{signal.Signals(sig).name}: shutting Ray Serve down (replicas finish their requests first)")
         stop.set()
 
-    if threading.current_thread() is threading.main_thread():
-        signals = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = False
     try:
         started = start_ray(address, env)
+        if threading.current_thread() is threading.main_thread():  # (after ray.init, which sets its own)
+            signals = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         from ray import serve
 
         _say(f"starting Ray Serve: {replicas} replica(s), {replica_config.limits.workers} worker(s) each")

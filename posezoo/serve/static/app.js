@@ -211,7 +211,7 @@ async function predictPhoto(file) {
   });
   const body = await r.json();
   if (!r.ok) { say(body.error || `error ${r.status}`); return; }
-  state.latency = performance.now() - t0;
+  Object.assign(state, { latency: performance.now() - t0, results: 0, resultTimes: [], dropped: 0, modelMs: null });
   state.lastPoses = body.poses;
   state.photos += 1;
   if (body.poses.length) state.posesSeen += 1;
