@@ -254,6 +254,51 @@ def eval_cmd(
         print(f"posezoo: wrote {json_out}", file=sys.stderr)
 
 
+@app.command("serve")
+def serve_cmd(
+    models: Optional[List[str]] = typer.Argument(
+        None, help="Models to serve, MODEL or MODEL:VARIANT (default: the zoo's default model); the first is the page's default."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; any but loopback needs an API key."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on (0: any free port, printed at start)."),
+    api_key: Optional[str] = typer.Option(
+        None, "--api-key", envvar="POSEZOO_API_KEY", help="Bearer token required on /v1/* and /metrics (prefer the environment variable)."
+    ),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", help="Deploy on Ray Serve: 'local' (start Ray here) or a cluster address ('auto', ray://HOST:10001)."
+    ),
+    replicas: int = typer.Option(1, "--replicas", min=1, help="Ray Serve replicas (each loads the models once)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Model runs at once, per process or replica, each with cores / workers threads (0: one per 4 cores)."),
+    max_queue: int = typer.Option(16, "--max-queue", min=0, help="Requests that may wait for a worker; past that: 503 with Retry-After."),
+    max_body: int = typer.Option(16 << 20, "--max-body", min=1, help="Largest request body or stream frame, in bytes."),
+    max_pixels: int = typer.Option(50_000_000, "--max-pixels", min=1, help="Largest image, width x height (read from its header before decoding)."),
+    max_streams: int = typer.Option(16, "--max-streams", min=1, help="WebSocket streams open at once."),
+    max_fps: float = typer.Option(30.0, "--max-fps", help="Frames per second one stream may send; more are dropped (and counted)."),
+    request_timeout: float = typer.Option(30.0, "--request-timeout", help="Seconds from a request's arrival to its answer (408 / 504 past it)."),
+    idle_timeout: float = typer.Option(60.0, "--idle-timeout", help="Seconds a stream or a kept-alive connection may stay silent."),
+    drain_timeout: float = typer.Option(30.0, "--drain-timeout", help="Seconds Ctrl-C / SIGTERM waits for requests in flight."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
+    mirror: Optional[str] = MirrorOpt,
+    offline: bool = OfflineOpt,
+) -> None:
+    """Serve models over HTTP and WebSocket, with a webcam page at / (pip install "posezoo[serve]").
+
+    Models are fetched, verified and converted at start, never at request time. Ctrl-C or SIGTERM
+    drains the requests in flight and exits 0. See docs/serving.md."""
+    from posezoo.serve import Limits, ServeConfig, parse_model_arg, serve
+
+    _zoo()
+    limits = Limits(
+        max_body_bytes=max_body, max_pixels=max_pixels, workers=workers, max_queue=max_queue, max_streams=max_streams,
+        max_fps=max_fps, request_timeout=request_timeout, idle_timeout=idle_timeout, drain_timeout=drain_timeout,
+    )  # fmt: skip
+    config = ServeConfig(
+        models=tuple(parse_model_arg(m) for m in models or []), host=host, port=port, api_key=api_key,
+        device=device, mirror=mirror, offline=offline, limits=limits,
+    )  # fmt: skip
+    serve(config, ray=ray, replicas=replicas)
+
+
 # --------------------------------------------------------------------------------------------- zoo
 
 

@@ -49,6 +49,11 @@ LAYERS: list[set[str]] = [
     {"posezoo.drivers", "posezoo.drivers.frames"},
     {"posezoo.drivers.pool", "posezoo.drivers.run", "posezoo.drivers.bench", "posezoo.drivers.evaluate"},
     {"posezoo.drivers.many", "posezoo.drivers.batch"},
+    # the server: io, inference, zoo and drivers below it; nothing below imports it
+    {"posezoo.serve.config", "posezoo.serve.metrics"},
+    {"posezoo.serve.models"},
+    {"posezoo.serve.common"},
+    {"posezoo.serve.stream", "posezoo.serve.app", "posezoo.serve.server", "posezoo.serve.ray_serve", "posezoo.serve"},
     # the edge
     {"posezoo.cli", "posezoo.__main__", "posezoo"},
 ]

@@ -26,5 +26,6 @@ def test_the_wheel_holds_the_licence_registry_and_plugins(tmp_path):
     assert licence, [n for n in names if "dist-info" in n]
     assert "Apache License" in zipfile.ZipFile(wheel).read(licence[0]).decode()
     assert "posezoo/registry.yaml" in names and "posezoo/data/coco_000000000785.jpg" in names
+    assert {"posezoo/serve/static/index.html", "posezoo/serve/static/app.js", "posezoo/serve/static/docs.html"} <= set(names)
     plugins = {n.split("/")[1] for n in names if n.startswith("posezoo_plugins/") and n.count("/") >= 2}
     assert {"mediapipe", "movenet", "blazepose_full"} <= plugins
