@@ -280,9 +280,9 @@ def main() -> None:
     a = ap.parse_args()
 
     from posezoo.inference.runtime import physical_cores
-    from posezoo.zoo.resolve import load_model
+    import posezoo
 
-    load_model(a.model, a.variant, mirror=a.mirror, progress=True)  # fetched and verified before any timing
+    posezoo.load(a.model, a.variant, mirror=a.mirror, progress=True)  # fetched and verified before any timing
     from posezoo.serve.config import default_workers
 
     workers = a.workers or default_workers(physical_cores())

@@ -136,7 +136,7 @@ class ModelSet:
         (downloads, digests, conversion; a progress line each), the others from the cache. With
         ``cache_only`` (a Ray replica: the driver fetched them) every copy opens the cache offline."""
         from posezoo.drivers.pool import threads_per_worker
-        from posezoo.zoo.resolve import get_zoo, load_model
+        from posezoo.zoo.resolve import get_zoo
 
         zoo = get_zoo()
         workers = config.limits.workers
@@ -146,16 +146,16 @@ class ModelSet:
         try:
             served = []
             for name, variant in config.models:
-                entry = zoo.model(name)
-                vname = entry.variant(variant).name
+                resolution = zoo.resolve(name, variant)  # once: every copy is built from it
+                entry, vname = resolution.entry, resolution.variant_name
                 if progress:
                     print(f"posezoo: serve: loading {name} ({vname}) x{workers}", file=sys.stderr, flush=True)
                 copies = []
                 for i in range(workers):
                     first = i == 0 and not cache_only
                     copies.append(
-                        load_model(
-                            name, vname, device=config.device, mirror=config.mirror if first else None,
+                        resolution.load(
+                            device=config.device, mirror=config.mirror if first else None,
                             offline=config.offline if first else True, progress=progress and first,
                         )
                     )  # fmt: skip

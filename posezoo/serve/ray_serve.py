@@ -105,11 +105,10 @@ def start_ray(address: str, env: dict) -> bool:
 
 def run_ray(config: ServeConfig, address: str, *, replicas: int = 1, workers: int = 0, progress: bool = True) -> None:
     """Deploy and serve until Ctrl-C / SIGTERM (see the module docstring)."""
-    from posezoo.zoo.resolve import load_model
+    from posezoo.zoo.resolve import get_zoo
 
     for name, variant in config.models:  # fetch, verify, convert here, once, with progress lines
-        loaded = load_model(name, variant, device="cpu", mirror=config.mirror, offline=config.offline, progress=progress)
-        del loaded
+        get_zoo().resolve(name, variant).files(mirror=config.mirror, offline=config.offline, progress=progress)
     replica_config, cpus, env = replica_settings(config, address, replicas, workers)
     for name in ("ray", "ray.serve", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
