@@ -169,6 +169,7 @@ FLIPS = {
     "upscale 7x, between pixels": np.array([[1 / 7, 0.0, 20.03], [0.0, 1 / 7, 10.97]]),
     "last row and column": np.array([[0.0, 0.0, W - 1.0], [0.0, 0.0, H - 1.0]]) + [[0.01, 0, 0], [0, 0.01, 0]],
     "ties of the 1/1024 and 1/32 roundings": np.array([[1 / 2048, 0.0, 3 / 64], [0.0, 3 / 2048, 1 / 2048 + 5]]),
+    "far outside: int16 saturation": np.array([[3.0, 0.5, -40000.0], [0.0, -2.0, 50000.5]]),
 }
 OUT = (19, 23)
 
@@ -333,3 +334,22 @@ def test_movenets_fast_crop_is_the_warp(coco_photo):
         if OPENCV4:
             ref = cv2.warpAffine(coco_photo, m, (192, 192), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
             np.testing.assert_array_equal(want, ref)
+
+
+def test_repeated_matrices_keep_their_maps_and_others_share_scratch_arrays():
+    """warp_affine keeps the maps of a matrix it sees again (a letterbox) and computes the others (a
+    tracked crop, new every frame) into per-thread scratch arrays: every result is the fresh maps'."""
+    from posezoo.inference import warp
+
+    image = images(3)
+    letterbox = dict(CASES)["inside"]
+    want = warp_affine(image, letterbox, OUT, cache=False)
+    for frame in range(4):
+        for name in ("inside rotated", "across rotated", "mirror"):
+            m = dict(CASES)[name] + [[0, 0, 0.013 * frame], [0, 0, -0.007 * frame]]  # moves every frame
+            np.testing.assert_array_equal(warp_affine(image, m, OUT), warp_affine(image, m, OUT, cache=False))
+        np.testing.assert_array_equal(warp_affine(image, letterbox, OUT), want)
+        np.testing.assert_array_equal(warp_affine(image, letterbox, OUT, border=cv2.BORDER_CONSTANT, engine="numpy"),
+                                      warp_affine(image, letterbox, OUT, border=cv2.BORDER_CONSTANT, cache=False))
+    kept = warp._CACHE._maps[(np.asarray(letterbox, np.float64).tobytes(), OUT, False)]  # seen again: kept
+    assert not kept[0].flags.writeable and kept[0].dtype == np.int16 and kept[1].dtype == np.uint16

@@ -112,7 +112,7 @@ def crop(
     fwd = crop_to_image_matrix(roi, size)
     if pixel_centers:
         fwd[:, 2] += fwd[:, :2] @ (0.5, 0.5) - 0.5
-    res = warp_affine(image, fwd, tuple(size), border=border, out=out, cache=True)  # a letterbox repeats
+    res = warp_affine(image, fwd, tuple(size), border=border, out=out)
     return res, cv2.invertAffineTransform(fwd)
 
 

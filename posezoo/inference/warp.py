@@ -38,6 +38,7 @@ does the same.
 from __future__ import annotations
 
 import sys
+import threading
 from collections import OrderedDict
 from threading import Lock
 
@@ -77,7 +78,37 @@ def _affine_terms(matrix: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray
     return adelta, bdelta, x0, y0
 
 
-def warp_maps(matrix, size: tuple[int, int], *, wide: bool = False) -> tuple[np.ndarray, np.ndarray]:
+class _Scratch(threading.local):
+    """Per-thread work arrays by output size, so a crop a frame allocates nothing large (fresh
+    quarter-megabyte arrays each call can cost page faults, as much as the arithmetic)."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple, tuple[np.ndarray, ...]] = {}
+
+    def get(self, size: tuple[int, int], wide: bool) -> tuple[np.ndarray, ...]:
+        key = (tuple(size), wide)
+        if key not in self.arrays:
+            if len(self.arrays) >= 4:  # a pipeline's few input sizes
+                self.arrays.pop(next(iter(self.arrays)))
+            self.arrays[key] = _new_arrays(size, wide)
+        return self.arrays[key]
+
+
+def _new_arrays(size: tuple[int, int], wide: bool) -> tuple[np.ndarray, ...]:
+    """(sx, sy, positions, tmp, fxy): int32 work arrays, the (h, w, 2) positions as int32 (``wide``) or
+    as int16 pairs in one int32 per pixel, and the uint16 fractions."""
+    h, w = size
+    shape = (h, w, 2) if wide else (h, w)
+    work = [np.empty((h, w), np.int32) for _ in range(3)]
+    return work[0], work[1], np.empty(shape, np.int32), work[2], np.empty((h, w), np.uint16)
+
+
+_SCRATCH = _Scratch()
+
+
+def warp_maps(
+    matrix, size: tuple[int, int], *, wide: bool = False, _arrays: tuple[np.ndarray, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV 4's fixed-point sampling positions of ``warpAffine(..., WARP_INVERSE_MAP)`` for the 2x3
     ``matrix`` taking output pixels (x, y) to source pixels, into an output of ``size`` = (height,
     width): ``(xy, fxy)`` with ``xy`` int16 (height, width, 2) the top-left neighbours (x, y) and
@@ -87,43 +118,46 @@ def warp_maps(matrix, size: tuple[int, int], *, wide: bool = False) -> tuple[np.
     m = np.asarray(matrix, np.float64).reshape(2, 3)
     out_h, out_w = size
     adelta, bdelta, x0, y0 = _affine_terms(m, size)
-    if out_h == 0 or out_w == 0:
-        return np.empty((out_h, out_w, 2), np.int32 if wide else np.int16), np.empty((out_h, out_w), np.uint16)
+    sx, sy, pos, tmp, fxy = _arrays if _arrays is not None else _new_arrays(size, wide)
     # (h, w) int32 sums in 1/1024 pixel (with the rounding delta), wrapping as C's ints
-    sx = np.empty((out_h, out_w), np.int32)
-    sy = np.empty((out_h, out_w), np.int32)
     np.add(x0[:, None], adelta[None, :], out=sx)
     np.add(y0[:, None], bdelta[None, :], out=sy)
     if wide:
-        xy = np.empty((out_h, out_w, 2), np.int32)
-        np.right_shift(sx, AB_BITS, out=xy[..., 0])
-        np.right_shift(sy, AB_BITS, out=xy[..., 1])
-    else:  # the int16 pair (x, y) written as one int32: y in the high half on a little-endian machine
-        high, low_src = (sy, sx) if sys.byteorder == "little" else (sx, sy)
+        np.right_shift(sx, AB_BITS, out=pos[..., 0])
+        np.right_shift(sy, AB_BITS, out=pos[..., 1])
+        xy = pos
+    elif out_h and out_w:  # the int16 pair (x, y) as one int32: y in the high half on a little-endian machine
+        high, low = (sy, sx) if sys.byteorder == "little" else (sx, sy)
         limit = (_INT16 + 1) << AB_BITS  # |sum| below this: no int32 wrap and no int16 saturation
         lo = min(int(x0.min()) + int(adelta.min()), int(y0.min()) + int(bdelta.min()))
         hi = max(int(x0.max()) + int(adelta.max()), int(y0.max()) + int(bdelta.max()))
-        packed = np.right_shift(high, AB_BITS)
-        low = np.right_shift(low_src, AB_BITS)
-        if not (-limit <= lo and hi < limit):  # far outside: saturated to int16, as OpenCV's maps
-            np.clip(packed, -_INT16 - 1, _INT16, out=packed)
-            np.clip(low, -_INT16 - 1, _INT16, out=low)
-        np.left_shift(packed, 16, out=packed)
-        np.bitwise_and(low, 0xFFFF, out=low)
-        packed |= low
-        xy = packed.view(np.int16).reshape(out_h, out_w, 2)
+        saturate = not (-limit <= lo and hi < limit)  # far outside: saturated to int16, as OpenCV's maps
+        for src, dst in ((high, pos), (low, tmp)):
+            np.right_shift(src, AB_BITS, out=dst)
+            if saturate:
+                np.clip(dst, -_INT16 - 1, _INT16, out=dst)
+        np.left_shift(pos, 16, out=pos)
+        np.bitwise_and(tmp, 0xFFFF, out=tmp)
+        pos |= tmp
+        xy = pos.view(np.int16).reshape(out_h, out_w, 2)
+    else:
+        xy = np.empty((out_h, out_w, 2), np.int16)
     np.bitwise_and(sy, (INTER_TAB_SIZE - 1) << INTER_BITS, out=sy)  # fy * 32
     np.right_shift(sx, AB_BITS - INTER_BITS, out=sx)
     np.bitwise_and(sx, INTER_TAB_SIZE - 1, out=sx)  # fx
     sy |= sx
-    return xy, sy.astype(np.uint16)
+    np.copyto(fxy, sy, casting="unsafe")
+    return xy, fxy
 
 
 class _MapCache:
-    """The last few maps by (matrix, size): a letterbox or a fixed crop repeats every frame."""
+    """Maps by (matrix, size): a matrix seen a second time (a letterbox, a fixed crop: the same every
+    frame) has its maps kept, the last few of them; others (a tracked crop moves every frame) are
+    computed into the thread's scratch arrays, which the next call overwrites."""
 
     def __init__(self, capacity: int = 4) -> None:
         self._maps: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._seen: OrderedDict[tuple, None] = OrderedDict()
         self._capacity, self._lock = capacity, Lock()
 
     def get(self, matrix: np.ndarray, size: tuple[int, int], wide: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +167,15 @@ class _MapCache:
             if hit is not None:
                 self._maps.move_to_end(key)
                 return hit
+            again = key in self._seen
+            if again:
+                del self._seen[key]
+            else:
+                self._seen[key] = None
+                while len(self._seen) > 4 * self._capacity:
+                    self._seen.popitem(last=False)
+        if not again:
+            return warp_maps(matrix, size, wide=wide, _arrays=_SCRATCH.get(size, wide))
         maps = warp_maps(matrix, size, wide=wide)
         for a in maps:
             a.flags.writeable = False
@@ -143,7 +186,7 @@ class _MapCache:
         return maps
 
 
-_CACHE = _MapCache(8)
+_CACHE = _MapCache(4)
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray]:
@@ -247,13 +290,14 @@ def warp_affine(
     *,
     border: int = cv2.BORDER_REPLICATE,
     out: np.ndarray | None = None,
-    cache: bool = False,
+    cache: bool = True,
     engine: str = "auto",
 ) -> np.ndarray:
     """OpenCV 4's ``cv2.warpAffine(image, matrix, (width, height), flags=INTER_LINEAR |
     WARP_INVERSE_MAP, borderMode=border, borderValue=0)``, exactly: ``matrix`` (2x3) takes output pixels
-    to ``image`` pixels; ``size`` = (height, width). ``cache``: keep the maps of the last few (matrix,
-    size) pairs (a letterbox repeats every frame). ``engine`` as :func:`remap`'s; images past OpenCV's
+    to ``image`` pixels; ``size`` = (height, width). ``cache`` (default): keep the maps of a matrix seen
+    before (a letterbox repeats every frame) and compute the others into per-thread scratch arrays;
+    False: fresh maps every call. ``engine`` as :func:`remap`'s; images past OpenCV's
     int16 coordinates are sampled by numpy at the same, unsaturated positions. See :func:`warp_maps`
     and :func:`remap`."""
     m = np.asarray(matrix, np.float64).reshape(2, 3)
