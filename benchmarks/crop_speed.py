@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     photo = cv2.imread(str(PHOTO))
     inv = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     print(f"OpenCV {cv2.__version__}, numpy {np.__version__}, {args.threads} OpenCV thread(s); median ms per crop\n")
-    print("| frame | crop | cv2.warpAffine (before) | opencv engine | opencv, cached maps | numpy engine | maps only | pixels cv2 differs |")
+    columns = ["cv2.warpAffine (before)", "opencv engine", "opencv, cached maps", "numpy engine", "maps only"]
+    print("| frame | crop | " + " | ".join(columns) + " | pixels cv2 differs |")
     print("|---|---|---|---|---|---|---|---|")
     for fw, fh in ((640, 480), (1280, 720)):
         frame = cv2.resize(photo, (fw, fh), interpolation=cv2.INTER_AREA)
@@ -74,17 +75,26 @@ def main(argv: list[str] | None = None) -> int:
             "landmarks 256x256": (crop_to_image_matrix(roi, (256, 256)), (256, 256), cv2.BORDER_REPLICATE, True),
             "letterbox 224x224": (crop_to_image_matrix(lb_roi, (224, 224)), (224, 224), cv2.BORDER_CONSTANT, False),
             "MoveNet box 256x256": (
-                np.array([[box_side / 255, 0, 0.3 * fw], [0, box_side / 255, 0.1 * fh]]), (256, 256), cv2.BORDER_CONSTANT, True,
+                np.array([[box_side / 255, 0, 0.3 * fw], [0, box_side / 255, 0.1 * fh]]),
+                (256, 256),
+                cv2.BORDER_CONSTANT,
+                True,
             ),
         }
         for name, (m, size, border, moves) in cases.items():
             out = np.empty((*size, 3), np.uint8)
             xy, fxy = warp_maps(m, size)
+            def before(i):
+                cv2.warpAffine(rgb, moving(m, i, moves), size[::-1], dst=out, flags=inv, borderMode=border)
+
+            def ours(i, engine="auto"):
+                warp_affine(rgb, moving(m, i, moves), size, border=border, out=out, engine=engine)
+
             row = [
-                median_ms(lambda i: cv2.warpAffine(rgb, moving(m, i, moves), size[::-1], dst=out, flags=inv, borderMode=border), args.repeat),
-                median_ms(lambda i: warp_affine(rgb, moving(m, i, moves), size, border=border, out=out), args.repeat),
+                median_ms(before, args.repeat),
+                median_ms(ours, args.repeat),
                 median_ms(lambda i: remap(rgb, xy, fxy, border=border, out=out), args.repeat),
-                median_ms(lambda i: warp_affine(rgb, moving(m, i, moves), size, border=border, out=out, engine="numpy"), max(20, args.repeat // 10)),
+                median_ms(lambda i: ours(i, "numpy"), max(20, args.repeat // 10)),
                 median_ms(lambda i: warp_maps(moving(m, i, moves), size), args.repeat),
             ]
             ours = warp_affine(rgb, m, size, border=border)

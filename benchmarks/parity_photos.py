@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|" + ("---:|" if against else ""))
     runs: dict = {}
     for variant in ("full", "lite", "heavy"):
-        est = PoseEstimator(SPEC, {"detector": files["detector"], "landmark": files[variant]}, variant=variant, device="cpu")
+        pair = {"detector": files["detector"], "landmark": files[variant]}
+        est = PoseEstimator(SPEC, pair, variant=variant, device="cpu")
         pcts = []
         for photo, by_model in sorted(reference.items()):
             want = np.asarray(by_model[COMPLEXITY[variant]]["landmarks"], np.float64)

@@ -69,7 +69,8 @@ def test_parity_with_mediapipe(variant: str, make_estimator, reference: dict, te
         bound = MEASURED[estimator.variant][name.split("_")[0]] + MARGIN
         rows.append(
             f"{estimator.variant:4s} {name[:40]:40s} mean {dist.mean():5.2f}px = {pct:.3f}% of diag {diag:6.1f}"
-            f" (bound {bound:.3f}) | max {dist.max():5.1f}px | z {z_pct:.2f}% | world {world * 1000:.1f}mm | vis {vis:.3f}"
+            f" (bound {bound:.3f}) | max {dist.max():5.1f}px | z {z_pct:.2f}% | world {world * 1000:.1f}mm"
+            f" | vis {vis:.3f}"
         )
         if pct > bound or z_pct > 5.0 or world > 0.01 or vis > 0.1:
             failures.append(rows[-1])

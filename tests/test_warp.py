@@ -143,6 +143,12 @@ def plain_warp_affine(image: np.ndarray, m, size: tuple[int, int], border: int) 
     return out.reshape((out_h, out_w) + image.shape[2:])
 
 
+def opencv_warp(image, m, size, border):
+    """The installed OpenCV's own warpAffine (compared only where it is a 4.x release)."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(image, m, size[::-1], flags=flags, borderMode=border, borderValue=0)
+
+
 # ------------------------------------------------------------------------------------ cases
 
 
@@ -224,7 +230,7 @@ def test_warp_is_opencv4s_pixel_for_pixel(name, channels, border, expected):
         assert got.dtype == np.uint8 and got.shape == want.shape, engine
         np.testing.assert_array_equal(got, want, err_msg=f"{engine}: {name}")
     if OPENCV4:  # and the installed OpenCV 4 itself
-        ref = cv2.warpAffine(image, m, OUT[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border, borderValue=0)
+        ref = opencv_warp(image, m, OUT, border)
         np.testing.assert_array_equal(ref.reshape(want.shape), want)
 
 
@@ -236,8 +242,7 @@ def test_float32_images_weigh_in_float32_like_opencv4(name, border, expected):
     for engine in ("opencv", "numpy"):
         np.testing.assert_array_equal(warp_affine(image, m, OUT, border=border, engine=engine), want, err_msg=engine)
     if OPENCV4:
-        ref = cv2.warpAffine(image, m, OUT[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
-        np.testing.assert_array_equal(ref, want)
+        np.testing.assert_array_equal(opencv_warp(image, m, OUT, border), want)
 
 
 def test_the_table_is_opencvs_and_its_weights_are_exact_products():
@@ -268,7 +273,8 @@ def test_maps_are_opencvs_positions_and_fractions():
                 by = wrap32(y0 + plain_cv_round(m[1, 0] * x * 1024)) >> 5
                 assert tuple(xy[y, x]) == (saturate_short(bx >> 5), saturate_short(by >> 5)), (m, y, x)
                 assert fxy[y, x] == (by & 31) * 32 + (bx & 31)
-    assert list(cv_round([0.5, 1.5, -0.5, -2.5, 2.0**31, np.nan, -(2.0**31)])) == [0, 2, 0, -2, INT_MIN, INT_MIN, INT_MIN]
+    rounded = cv_round([0.5, 1.5, -0.5, -2.5, 2.0**31, np.nan, -(2.0**31)])
+    assert list(rounded) == [0, 2, 0, -2, INT_MIN, INT_MIN, INT_MIN]
 
 
 def test_remap_takes_out_and_checks_its_arguments():
@@ -310,14 +316,15 @@ def test_crop_samples_with_the_warp_whatever_opencv_is_installed(coco_photo):
     for centers in (False, True):
         for border in (cv2.BORDER_REPLICATE, cv2.BORDER_CONSTANT):
             got, _ = crop(photo, roi, (256, 256), border=border, pixel_centers=centers)
-            want = warp_affine(photo, roi_matrix(roi, (256, 256), centers), (256, 256), border=border, engine="numpy")
-            np.testing.assert_array_equal(got, want)
+            m = roi_matrix(roi, (256, 256), centers)
+            np.testing.assert_array_equal(got, warp_affine(photo, m, (256, 256), border=border, engine="numpy"))
             if OPENCV4:
-                ref = cv2.warpAffine(photo, roi_matrix(roi, (256, 256), centers), (256, 256), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
-                np.testing.assert_array_equal(got, ref)
+                np.testing.assert_array_equal(got, opencv_warp(photo, m, (256, 256), border))
     small = cv2.resize(photo, (64, 43), interpolation=cv2.INTER_AREA)
-    patch, _ = crop(small, Roi(30.0, 20.0, 50.0, 50.0, 0.4), (21, 21))
-    np.testing.assert_array_equal(patch, plain_warp_affine(small, roi_matrix(Roi(30.0, 20.0, 50.0, 50.0, 0.4), (21, 21)), (21, 21), cv2.BORDER_REPLICATE))
+    roi = Roi(30.0, 20.0, 50.0, 50.0, 0.4)
+    patch, _ = crop(small, roi, (21, 21))
+    want = plain_warp_affine(small, roi_matrix(roi, (21, 21)), (21, 21), cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(patch, want)
 
 
 def test_movenets_fast_crop_is_the_warp(coco_photo):
@@ -328,12 +335,12 @@ def test_movenets_fast_crop_is_the_warp(coco_photo):
     h, w = coco_photo.shape[:2]
     for box in [(0.1, 0.2, 0.8, 0.7), (-0.25, 0.17, 1.25, 0.83), (0.9, 0.8, 0.2, 0.1)]:
         y0, x0, y1, x1 = (float(v) for v in np.asarray(box, np.float32))
-        m = np.array([[(x1 - x0) * (w - 1) / 191, 0.0, x0 * (w - 1)], [0.0, (y1 - y0) * (h - 1) / 191, y0 * (h - 1)]])
+        sx, sy = (x1 - x0) * (w - 1) / 191, (y1 - y0) * (h - 1) / 191
+        m = np.array([[sx, 0.0, x0 * (w - 1)], [0.0, sy, y0 * (h - 1)]])
         want = warp_affine(coco_photo, m, (192, 192), border=cv2.BORDER_CONSTANT, engine="numpy")
         np.testing.assert_array_equal(crop_and_resize_warp(coco_photo, box, (192, 192)), want)
         if OPENCV4:
-            ref = cv2.warpAffine(coco_photo, m, (192, 192), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-            np.testing.assert_array_equal(want, ref)
+            np.testing.assert_array_equal(want, opencv_warp(coco_photo, m, (192, 192), cv2.BORDER_CONSTANT))
 
 
 def test_repeated_matrices_keep_their_maps_and_others_share_scratch_arrays():
@@ -349,7 +356,10 @@ def test_repeated_matrices_keep_their_maps_and_others_share_scratch_arrays():
             m = dict(CASES)[name] + [[0, 0, 0.013 * frame], [0, 0, -0.007 * frame]]  # moves every frame
             np.testing.assert_array_equal(warp_affine(image, m, OUT), warp_affine(image, m, OUT, cache=False))
         np.testing.assert_array_equal(warp_affine(image, letterbox, OUT), want)
-        np.testing.assert_array_equal(warp_affine(image, letterbox, OUT, border=cv2.BORDER_CONSTANT, engine="numpy"),
-                                      warp_affine(image, letterbox, OUT, border=cv2.BORDER_CONSTANT, cache=False))
+        zeros = cv2.BORDER_CONSTANT
+        np.testing.assert_array_equal(
+            warp_affine(image, letterbox, OUT, border=zeros, engine="numpy"),
+            warp_affine(image, letterbox, OUT, border=zeros, cache=False),
+        )
     kept = warp._CACHE._maps[(np.asarray(letterbox, np.float64).tobytes(), OUT, False)]  # seen again: kept
     assert not kept[0].flags.writeable and kept[0].dtype == np.int16 and kept[1].dtype == np.uint16

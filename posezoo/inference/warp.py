@@ -1,14 +1,15 @@
 """OpenCV 4's bilinear affine warp, bit for bit, whatever OpenCV is installed.
 
-``cv2.warpAffine(src, M, size, flags=INTER_LINEAR | WARP_INVERSE_MAP)`` on 8-bit images is what
-MediaPipe's CPU graph crops with (its ImageToTensor converter links OpenCV 4), and its result moved
-with OpenCV's releases: the 4.x line samples in fixed point, later releases (5.x) with other kernels
-that differ by a few levels of grey on a few percent of the pixels. This module is OpenCV 4's algorithm
-(modules/imgproc/src/imgwarp.cpp: ``warpAffine``'s WarpAffineInvoker and ``remap``'s remapBilinear)
-written down as posezoo's own:
+``cv2.warpAffine(src, M, size, flags=INTER_LINEAR | WARP_INVERSE_MAP)`` on 8-bit images samples in
+fixed point in OpenCV 4 (and 3), as MediaPipe's CPU graph crops (its ImageToTensor converter: OpenCV
+3.4's ``warpPerspective``, the same weights and rounding of values, positions rounded in one step; see
+docs/models.md); OpenCV 5 brought other kernels, which differ by a few levels of grey on a few percent
+of the pixels, so crops, and landmarks, moved with the installed release. This module is OpenCV 4's
+algorithm (modules/imgproc/src/imgwarp.cpp: ``warpAffine``'s WarpAffineInvoker and ``remap``'s
+remapBilinear) written down as posezoo's own:
 
 1. **Coordinates.** For output pixel (x, y) and the matrix M taking output pixels to source pixels,
-   ``X = (round(M[0,0] x 2^10) + round((M[0,1] y + M[0,2]) 2^10) + 16) >> 5`` (rounding half to even,
+   ``X = (round(M[0,0] * x * 2^10) + round((M[0,1] * y + M[0,2]) * 2^10) + 16) >> 5`` (rounding half to even,
    as cvRound; 32-bit integer sums; ``>>`` floors), the same for Y with the second row. X and Y are
    source positions in 1/32 pixel: the integer part ``X >> 5`` (saturated to int16) picks the
    top-left neighbour, the fraction ``X & 31`` the weights. So positions are first quantised to
@@ -23,8 +24,8 @@ written down as posezoo's own:
 
 :func:`warp_maps` does step 1 in numpy (vectorised over the output) and returns OpenCV's fixed-point
 map pair (int16 integer positions, uint16 fraction indices); :func:`remap` does steps 2-4. It hands
-the maps to ``cv2.remap``, whose fixed-point path (int16 maps + table indices, remapBilinear) has not
-changed from OpenCV 3 to 5.1 — only ``warpAffine`` itself and float-map ``remap`` got new kernels — and
+the maps to ``cv2.remap``, whose fixed-point path (int16 maps + table indices, remapBilinear) kept
+OpenCV 4's code in 5.x (only ``warpAffine`` itself and float-map ``remap`` got new kernels), and
 tests/test_warp.py holds both steps to a plain per-pixel port of OpenCV 4 on the installed OpenCV.
 Images (or outputs) beyond OpenCV's int16 coordinates, or where ``cv2.remap`` is not wanted
 (``engine="numpy"``), are sampled by the same arithmetic in numpy (positions in int32 there, so an
@@ -112,7 +113,7 @@ def warp_maps(
     """OpenCV 4's fixed-point sampling positions of ``warpAffine(..., WARP_INVERSE_MAP)`` for the 2x3
     ``matrix`` taking output pixels (x, y) to source pixels, into an output of ``size`` = (height,
     width): ``(xy, fxy)`` with ``xy`` int16 (height, width, 2) the top-left neighbours (x, y) and
-    ``fxy`` uint16 (height, width) the fractions ``fy * 32 + fx`` in 1/32 pixel — ``cv2.remap``'s
+    ``fxy`` uint16 (height, width) the fractions ``fy * 32 + fx`` in 1/32 pixel: ``cv2.remap``'s
     CV_16SC2 + CV_16UC1 map pair. ``wide``: int32 positions, not saturated to int16 (for images past
     OpenCV's reach; the same positions wherever int16 holds them)."""
     m = np.asarray(matrix, np.float64).reshape(2, 3)
