@@ -363,3 +363,16 @@ def test_repeated_matrices_keep_their_maps_and_others_share_scratch_arrays():
         )
     kept = warp._CACHE._maps[(np.asarray(letterbox, np.float64).tobytes(), OUT, False)]  # seen again: kept
     assert not kept[0].flags.writeable and kept[0].dtype == np.int16 and kept[1].dtype == np.uint16
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 7, 3), (6, 1, 1), (2, 2, 4)])
+def test_images_of_one_row_or_column(shape):
+    """No pixel of such an image has four neighbours inside it: every sample takes OpenCV's border path."""
+    image = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    m = np.array([[0.37, -0.11, -1.3], [0.13, 0.29, -0.8]])
+    for border in BORDER_IDS:
+        want = plain_warp_affine(image, m, (9, 11), border)
+        for engine in ("opencv", "numpy"):
+            np.testing.assert_array_equal(warp_affine(image, m, (9, 11), border=border, engine=engine), want)
+        if OPENCV4:
+            np.testing.assert_array_equal(opencv_warp(image, m, (9, 11), border).reshape(want.shape), want)
