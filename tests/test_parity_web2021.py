@@ -8,8 +8,8 @@ the reference's, over the landmarks it saw (visibility > 0.5), as a percentage o
 box around those landmarks.
 
 That reference ran MediaPipe's GPU graph, whose crops sample the image at output pixel centres; the
-CPU graph, which posezoo follows by default (and which the full-body models match to 0.3 %), samples
-half an output pixel off that. The 128x128 detector is sensitive to that shift (on h36m its ROI turns
+CPU graph, which posezoo follows by default (and which the full-body models match to 0.15 - 0.45 %),
+samples half an output pixel off that. The 128x128 detector is sensitive to that shift (on h36m its ROI turns
 by 13 degrees), so the two graphs' ROIs differ and the landmarks with them. Each photo, model and
 sampling has its bound: what posezoo measures there (:data:`MEASURED`; the same with every OpenCV,
 the crops being posezoo's own sampling) plus :data:`MARGIN`, a dependency's release moving the
