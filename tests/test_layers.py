@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
     {"posezoo.supply.convert"},
     # the model seam
     {"posezoo.inference", "posezoo.inference.timing", "posezoo.inference.numeric"},
-    {"posezoo.inference.runtime", "posezoo.inference.preprocess", "posezoo.inference.tracking"},
+    {"posezoo.inference.runtime", "posezoo.inference.preprocess", "posezoo.inference.warp", "posezoo.inference.tracking"},
     {"posezoo.inference.model"},
     {"posezoo.inference.regions"},
     # plugins and the registry together

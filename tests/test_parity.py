@@ -1,8 +1,12 @@
 """Parity with MediaPipe on real photos, on onnxruntime with the converted weights; estimator checks.
 
-The bar (per image): the mean distance between our landmarks and MediaPipe 0.10.14's, over the
-landmarks MediaPipe saw (visibility > 0.5), is at most 1% of the diagonal of MediaPipe's box around
-those landmarks. z and world landmarks are held to looser bars of their own.
+The measure (per image): the mean distance between our landmarks and MediaPipe 0.10.14's, over the
+landmarks MediaPipe saw (visibility > 0.5), as a percentage of the diagonal of MediaPipe's box around
+those landmarks. Each photo and variant has its bound: what posezoo measures there (:data:`MEASURED`,
+the same with every OpenCV since the crops are posezoo's own sampling, posezoo.inference.warp) plus
+:data:`MARGIN`. So a release of any dependency (onnxruntime, numpy, OpenCV's JPEG decoder, the
+converter's onnx) that moves our landmarks on these photos by more than a fifth of a pixel or so fails
+here; docs/models.md documents the bounds. z and world landmarks are held to looser bars of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +26,16 @@ from posezoo.inference.runtime import Session, available_device
 from posezoo_plugins.blazepose_full import SPEC
 
 VARIANTS = {"lite": "0", "full": "1", "heavy": "2"}  # our variant -> the reference's model_complexity
+
+# % of the diagonal, per variant and photo (benchmarks/parity_photos.py; onnxruntime 1.32, numpy 2.4,
+# OpenCV 5.1 and 4.14 alike). Before the crops had a sampling of their own, OpenCV 5.1 put full at
+# 0.262 / 0.165 / 0.166 / 0.167 and heavy at 0.231 / 0.149 / 0.131 / 0.057: over these bounds.
+MEASURED = {
+    "full": {"aic": 0.145, "coco": 0.143, "h36m": 0.105, "mpii": 0.150},
+    "lite": {"aic": 0.433, "coco": 0.239, "h36m": 0.184, "mpii": 0.445},
+    "heavy": {"aic": 0.137, "coco": 0.113, "h36m": 0.076, "mpii": 0.043},
+}
+MARGIN = 0.05  # percentage points: 0.15 - 0.25 px on these photos
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +66,17 @@ def test_parity_with_mediapipe(variant: str, make_estimator, reference: dict, te
         z_pct = 100.0 * np.abs(pose.landmarks[seen, 2] - want[seen, 2]).mean() / diag
         world = np.abs(pose.world_landmarks - np.asarray(ref["world"])).mean()
         vis = np.abs(pose.landmarks[:, 3] - want[:, 3]).max()
+        bound = MEASURED[estimator.variant][name.split("_")[0]] + MARGIN
         rows.append(
             f"{estimator.variant:4s} {name[:40]:40s} mean {dist.mean():5.2f}px = {pct:.3f}% of diag {diag:6.1f}"
-            f" | max {dist.max():5.1f}px | z {z_pct:.2f}% | world {world * 1000:.1f}mm | vis {vis:.3f}"
+            f" (bound {bound:.3f}) | max {dist.max():5.1f}px | z {z_pct:.2f}% | world {world * 1000:.1f}mm"
+            f" | vis {vis:.3f}"
         )
-        if pct > 1.0 or z_pct > 5.0 or world > 0.01 or vis > 0.1:
+        if pct > bound or z_pct > 5.0 or world > 0.01 or vis > 0.1:
             failures.append(rows[-1])
     print("\n" + "\n".join(rows))
-    assert not failures, "over the bar:\n" + "\n".join(failures)
+    assert sorted(MEASURED[estimator.variant]) == sorted(n.split("_")[0] for n in reference), "a photo without a bound"
+    assert not failures, "over the bound:\n" + "\n".join(failures)
 
 
 def test_pose_fields(estimator: PoseEstimator, testdata: Path):

@@ -8,11 +8,13 @@ the reference's, over the landmarks it saw (visibility > 0.5), as a percentage o
 box around those landmarks.
 
 That reference ran MediaPipe's GPU graph, whose crops sample the image at output pixel centres; the
-CPU graph, which posezoo follows by default (and which the full-body models match to 0.3 %), samples
-half an output pixel off that. The 128x128 detector is sensitive to that shift (on h36m its ROI turns
-by 13 degrees), so the two graphs' ROIs differ and the landmarks with them. Hence two bars:
-``sampling="gpu"`` (the reference's own crops): 2 %, the WebGL float16 arithmetic; the default
-``"cpu"``: 3.5 %.
+CPU graph, which posezoo follows by default (and which the full-body models match to 0.15 - 0.45 %),
+samples half an output pixel off that. The 128x128 detector is sensitive to that shift (on h36m its ROI turns
+by 13 degrees), so the two graphs' ROIs differ and the landmarks with them. Each photo, model and
+sampling has its bound: what posezoo measures there (:data:`MEASURED`; the same with every OpenCV,
+the crops being posezoo's own sampling) plus :data:`MARGIN`, a dependency's release moving the
+landmarks by more fails. With ``sampling="gpu"`` (the reference's own crops) what remains is the WebGL
+float16 arithmetic and the browser's pixels; the default ``"cpu"`` is 1 - 3 % off.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ import numpy as np
 import pytest
 
 PIPELINES = {"blazepose-upper": "upper", "blazepose-full-2020": "full2021"}  # model -> reference key
-BARS = {"gpu": 2.0, "cpu": 3.5}  # % of the reference box diagonal, per photo
+# % of the reference box diagonal, per reference model, sampling and photo (OpenCV 5.1 and 4.14 alike)
+MEASURED = {
+    ("upper", "cpu"): {"aic": 2.36, "coco": 2.49, "h36m": 2.84, "mpii": 0.76},
+    ("upper", "gpu"): {"aic": 0.51, "coco": 0.71, "h36m": 0.48, "mpii": 0.22},
+    ("full2021", "cpu"): {"aic": 2.83, "coco": 1.61, "h36m": 1.23, "mpii": 0.91},
+    ("full2021", "gpu"): {"aic": 0.21, "coco": 1.48, "h36m": 0.53, "mpii": 0.34},
+}
+MARGIN = 0.15  # percentage points (the 128x128 detector turns its ROI on small changes)
+# largest visibility difference with the GPU sampling: on the COCO photo 0.29, the browser having
+# converted that JPEG's Adobe RGB to sRGB (OpenCV 5.1's own warp happened to give 0.19)
+GPU_VISIBILITY_BAR = 0.35
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +54,7 @@ def with_sampling(spec, sampling: str):
     )
 
 
-@pytest.mark.parametrize("sampling", sorted(BARS))
+@pytest.mark.parametrize("sampling", ["cpu", "gpu"])
 @pytest.mark.parametrize("model", sorted(PIPELINES))
 def test_parity_with_mediapipe_web_2021(model: str, sampling: str, make_estimator, reference: dict, testdata: Path):
     plain = make_estimator("default", model=model)
@@ -63,11 +75,12 @@ def test_parity_with_mediapipe_web_2021(model: str, sampling: str, make_estimato
         dist = np.linalg.norm(pose.landmarks[seen, :2] - want[seen, :2], axis=1)
         pct = 100.0 * dist.mean() / diag
         vis = np.abs(pose.landmarks[:, 3] - want[:, 3]).max()
+        bound = MEASURED[(key, sampling)][name.split("_")[0]] + MARGIN
         rows.append(
             f"{key:8s} {sampling} {name[:40]:40s} mean {dist.mean():5.2f}px = {pct:.2f}% of diag {diag:6.1f}"
-            f" | max {dist.max():5.1f}px | vis {vis:.3f} | detector {pose.score:.3f}"
+            f" (bound {bound:.2f}) | max {dist.max():5.1f}px | vis {vis:.3f} | detector {pose.score:.3f}"
         )
-        if pct > BARS[sampling] or (sampling == "gpu" and vis > 0.25):
+        if pct > bound or (sampling == "gpu" and vis > GPU_VISIBILITY_BAR):
             failures.append(rows[-1])
     print("\n" + "\n".join(rows))
-    assert not failures, "over the bar:\n" + "\n".join(failures)
+    assert not failures, "over the bound:\n" + "\n".join(failures)

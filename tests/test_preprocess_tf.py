@@ -183,14 +183,16 @@ def test_sample_into_int32_truncates_like_tensorflows_cast_and_swaps_channels(ph
 
 @pytest.mark.parametrize("box", [(0.1, 0.2, 0.8, 0.7), (-0.25, 0.17, 1.25, 0.83), (0.9, 0.8, 0.2, 0.1)])
 def test_the_opencv_warp_crop_is_close_to_tensorflows(photo, box):
-    """crop_and_resize_warp: the same box and corners as TensorFlow's kernel, sampled by OpenCV (1/32 px
-    positions, values rounded to uint8): a quarter level of grey off on average, about half at worst."""
+    """crop_and_resize_warp: the same box and corners as TensorFlow's kernel, sampled by OpenCV 4's
+    fixed-point warp (positions rounded to 1/32 px, values to uint8): a third of a level of grey off on
+    average, a few levels at the steepest edges (1/64 px times a gradient of up to 255 a pixel).
+    (OpenCV 5's own warpAffine, float positions, was within half a level: no longer what is used.)"""
     want = plain_crop_and_resize(photo, box, (48, 40))
     got = crop_and_resize_warp(photo, box, (48, 40))
     assert got.dtype == np.uint8 and got.shape == (48, 40, 3)
     diff = np.abs(got.astype(np.float32) - want)
-    assert diff.mean() < 0.3
-    assert diff.max() <= 1.0
+    assert diff.mean() < 0.35
+    assert diff.max() <= 5.0
 
 
 def test_the_opencv_warp_crop_into_int32_swaps_channels_and_checks_shapes(photo):

@@ -2,6 +2,6 @@
 
 ``model`` (the :class:`PoseModel` template, :class:`Pose`, :class:`Family`), ``regions`` (regions as
 plain data, box detectors, models that predict inside given regions, the top-down pipeline), ``runtime``
-(onnxruntime sessions), ``preprocess`` (colour, crops, letterbox, TensorFlow-style resampling),
+(onnxruntime sessions), ``preprocess`` (colour, crops, letterbox, TensorFlow-style resampling), ``warp`` (OpenCV 4's fixed-point affine warp),
 ``tracking`` (filters, box identities, IoU), ``timing`` and ``numeric``. Names no family.
 """

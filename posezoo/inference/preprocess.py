@@ -4,7 +4,8 @@ and scaling pixels into input tensors.
 Mirrors the OpenCV path of MediaPipe's ``ImageToTensorCalculator``
 (image_to_tensor_converter_opencv.cc): a rotated rect's corners, in ``cv::boxPoints`` order, map to
 the output corners (0,H), (0,0), (W,0), (W,H); bilinear; border replicate, or zero for a letterbox.
-Everything works in image pixels. With ``pixel_centers`` a crop samples as MediaPipe's GPU path does
+The sampling is OpenCV 4's fixed-point ``warpAffine``, bit for bit, whatever OpenCV is installed
+(:mod:`posezoo.inference.warp`). Everything works in image pixels. With ``pixel_centers`` a crop samples as MediaPipe's GPU path does
 (image_to_tensor_converter_gl_texture.cc): each output pixel's centre is mapped through the rect and
 the image is sampled there, half an output pixel further in than the OpenCV path.
 """
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from posezoo.errors import InputError
+from posezoo.inference.warp import warp_affine
 
 _TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
 
@@ -98,8 +100,9 @@ def crop(
     """Cut the rotated ``roi`` out of ``image`` into an array of ``size`` = (height, width).
 
     Returns ``(crop, M)`` where M (2x3) maps image pixels to crop pixels (the indices of ``crop``).
-    Bilinear; ``border`` is BORDER_REPLICATE (landmark crops) or BORDER_CONSTANT with zeros (the
-    detector's letterbox). ``out`` is reused when given (same dtype as ``image``).
+    Bilinear, exactly as OpenCV 4's ``warpAffine`` samples (:func:`posezoo.inference.warp.warp_affine`;
+    ``image`` uint8, or float32); ``border`` is BORDER_REPLICATE (landmark crops) or BORDER_CONSTANT
+    with zeros (the detector's letterbox). ``out`` is reused when given (same dtype as ``image``).
 
     Sampling: crop pixel (i, j) is read at the image point the ROI puts at crop point (i, j)
     (MediaPipe's OpenCV path: corner-based crop coordinates read as pixel indices); with
@@ -109,15 +112,7 @@ def crop(
     fwd = crop_to_image_matrix(roi, size)
     if pixel_centers:
         fwd[:, 2] += fwd[:, :2] @ (0.5, 0.5) - 0.5
-    res = cv2.warpAffine(
-        image,
-        fwd,
-        (size[1], size[0]),
-        dst=out,
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=border,
-        borderValue=0,
-    )
+    res = warp_affine(image, fwd, tuple(size), border=border, out=out)
     return res, cv2.invertAffineTransform(fwd)
 
 
@@ -303,9 +298,10 @@ def crop_and_resize_grid(box, source_size: tuple[int, int], size: tuple[int, int
 def crop_and_resize_warp(
     image: np.ndarray, box, size: tuple[int, int], out: np.ndarray | None = None, *, swap_rb: bool = False
 ) -> np.ndarray:
-    """The box and corner mapping of :func:`crop_and_resize_grid`, sampled by OpenCV instead:
-    ``cv2.warpAffine`` (bilinear, zeros outside the image) of ``image`` (H, W, C uint8), about three
-    times quicker than the exact sampler. It differs from TensorFlow's kernel in three ways: positions
+    """The box and corner mapping of :func:`crop_and_resize_grid`, sampled by OpenCV 4's fixed-point
+    ``warpAffine`` instead (bilinear, zeros outside the image; :func:`posezoo.inference.warp.warp_affine`,
+    the same whatever OpenCV is installed) of ``image`` (H, W, C uint8), about three times quicker
+    than the exact sampler. It differs from TensorFlow's kernel in three ways: positions
     are quantized to 1/32 pixel, values are rounded to uint8 (TensorFlow keeps floats, which a cast to
     int32 then truncates), and a sample less than a pixel outside the image blends with zero instead
     of being zero. A fast path for video, where a model's input need not be TensorFlow's to the last
@@ -321,10 +317,7 @@ def crop_and_resize_warp(
         return exact if out is not None else exact.astype(image.dtype)
     (ay, sy), (ax, sx) = _box_axes(box, (h, w), size)
     to_source = np.array([[sx, 0.0, ax], [0.0, sy, ay]])
-    warped = cv2.warpAffine(
-        image, to_source, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-    )  # fmt: skip
+    warped = warp_affine(image, to_source, (out_h, out_w), border=cv2.BORDER_CONSTANT)
     if warped.ndim == 2:
         warped = warped[:, :, None]
     if swap_rb:
