@@ -27,6 +27,27 @@ app = typer.Typer(
 cache_app = typer.Typer(no_args_is_help=True, help="Manage downloaded models (the cache).")
 app.add_typer(cache_app, name="cache")
 
+OptionOpt = typer.Option(
+    None,
+    "--option",
+    metavar="KEY=VALUE",
+    help="A family option (repeatable), e.g. --option fps=25; `posezoo info MODEL` lists the model's options.",
+)
+
+
+def _family_options(pairs: Optional[List[str]]) -> dict:
+    """``--option KEY=VALUE`` pairs as keyword options (typed and checked against the model's family)."""
+    from posezoo.errors import UsageError
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--option {pair!r} is not KEY=VALUE", "e.g. --option fps=25; `posezoo info MODEL` lists the options")
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
 MirrorOpt = typer.Option(
     None, "--mirror", envvar="POSEZOO_MIRROR", help="Fetch files from this mirror (URL or folder) instead of upstream."
 )
@@ -102,6 +123,7 @@ def run(
         help="Draw the first person's world landmarks (metres) in 3D to this image (.png, .jpg, .svg, .pdf; "
         "needs matplotlib: pip install \"posezoo[plot]\").",
     ),
+    family_options: Optional[List[str]] = OptionOpt,
     jobs: Optional[int] = typer.Option(
         None, "--jobs", "-j", min=1, help="Workers for several inputs (default: one per core; 1: in this process)."
     ),
@@ -124,7 +146,11 @@ def run(
         model=model or zoo.registry.default(),
         variant=variant,
         predict=PredictOptions(
-            max_poses=max_poses, threshold=threshold, static=static, features=("segmentation",) if segmentation else ()
+            max_poses=max_poses,
+            threshold=threshold,
+            static=static,
+            options=_family_options(family_options) or None,
+            features=("segmentation",) if segmentation else (),
         ),
         inputs=list(input or []),
         videos=videos,
@@ -168,6 +194,7 @@ def batch_cmd(
     max_poses: int = typer.Option(1, "--max-poses", min=1, help="At most this many people per image."),
     static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
+    family_options: Optional[List[str]] = OptionOpt,
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
@@ -181,6 +208,7 @@ def batch_cmd(
     result = batch(
         model, list(inputs), out, ray=ray, workers=workers, save_media=save_media, variant=variant,
         max_poses=max_poses, threshold=threshold, static=static, device=device, mirror=mirror, offline=offline,
+        options=_family_options(family_options) or None,
     )  # fmt: skip
     if result.failures:
         from posezoo.errors import InputError

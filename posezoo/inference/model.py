@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,9 +105,40 @@ def feature_option(default: bool = False, *, feature: str, help: str = ""):
     return field(default=default, metadata={"feature": feature, "help": help})
 
 
-def option(default: Any, *, help: str = ""):
-    """A family option with a default (a dataclass field with its help text)."""
-    return field(default=default, metadata={"help": help})
+def option(default: Any, *, help: str = "", choices: Sequence[Any] | None = None):
+    """A family option with a default (a dataclass field with its help text; ``choices``: the only
+    values it takes, None always allowed when it is the default)."""
+    meta: dict[str, Any] = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    return field(default=default, metadata=meta)
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _coerce(model: str, name: str, text: str, hint: Any) -> Any:
+    """An option given as text (``posezoo run --option fps=25``) as its field's type: bool, int, float
+    or str, or None (``none``) where the field takes None."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if type(None) in args and text.strip().lower() in ("none", "default", ""):
+        return None
+    kinds = [a for a in args if a is not type(None)]
+    if str in kinds or not kinds:
+        return text
+    low = text.strip().lower()
+    if bool in kinds:
+        if low in _TRUE | _FALSE:
+            return low in _TRUE
+        raise UsageError(f"model {model!r}: option {name!r} takes true or false, not {text!r}")
+    for kind in (int, float):
+        if kind in kinds:
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    what = "a whole number" if kinds == [int] else "a number"
+    raise UsageError(f"model {model!r}: option {name!r} takes {what}, not {text!r}")
 
 
 @dataclass(frozen=True)
@@ -150,14 +183,23 @@ class Capabilities:
             if unknown:
                 takes = ", ".join(sorted(known)) or "none"
                 raise UsageError(f"model {model!r} has no option {unknown[0]!r}", f"its options: {takes}")
+        hints = typing.get_type_hints(self.options) if any(isinstance(v, str) for v in values.values()) else {}
         for f in self.option_fields():
+            value = values.get(f.name, f.default)
+            if isinstance(value, str) and f.name in hints:
+                value = values[f.name] = _coerce(model, f.name, value, hints[f.name])
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices and not (value is None and f.default is None):
+                raise UsageError(
+                    f"model {model!r}: option {f.name!r} takes {', '.join(map(str, choices))}, not {value!r}"
+                )
             need = f.metadata.get("feature")
             if need and values.get(f.name) and need not in self.features:
                 raise UsageError(
                     f"model {model!r} has no {need} output",
                     f"run without --{f.name.replace('_', '-')}; `posezoo info {model}` lists its features",
                 )
-        return given if isinstance(given, self.options) else self.options(**values)
+        return self.options(**values)
 
     def check_max_poses(self, model: str, max_poses: Any, *, default: int | None = None) -> int | None:
         """``max_poses`` as an int (None: ``default``, then the model's limit), refused when it is not
@@ -206,6 +248,7 @@ class Capabilities:
             "max_poses": self.max_poses,
             "options": {
                 f.name: {"default": f.default, "help": f.metadata.get("help", "")}
+                | ({"choices": list(f.metadata["choices"])} if "choices" in f.metadata else {})
                 for f in self.option_fields()
             },
         }
