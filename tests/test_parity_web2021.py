@@ -84,3 +84,45 @@ def test_parity_with_mediapipe_web_2021(model: str, sampling: str, make_estimato
             failures.append(rows[-1])
     print("\n" + "\n".join(rows))
     assert not failures, "over the bound:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("model", sorted(PIPELINES))
+def test_the_sampling_option_is_the_specs_sampling(model: str, make_estimator, testdata: Path):
+    """``sampling="gpu"`` as an option (API: a keyword of predict and tracker) gives exactly what a spec
+    with ``sampling="gpu"`` gives, and leaves the model's own sampling alone for the next call."""
+    plain = make_estimator("default", model=model)
+    gpu = make_estimator("default", model=model, spec=with_sampling(plain.spec, "gpu"))
+    image = cv2.imread(str(testdata / "images" / "h36m_S1_Directions_1.54138969_000001.jpg"))
+    by_spec = gpu.predict(image, max_poses=1)[0].landmarks
+    by_option = plain.predict(image, max_poses=1, sampling="gpu")[0].landmarks
+    np.testing.assert_array_equal(by_option, by_spec)
+    default = plain.predict(image, max_poses=1)[0].landmarks
+    np.testing.assert_array_equal(default, plain.predict(image, max_poses=1, sampling="cpu")[0].landmarks)
+    assert not np.array_equal(default, by_spec)  # the two samplings differ on this photo (13 degrees of ROI)
+    tracked = [plain.tracker(sampling="gpu").update(image)[0].landmarks, gpu.tracker().update(image)[0].landmarks]
+    np.testing.assert_array_equal(tracked[0], tracked[1])
+    from posezoo.errors import UsageError
+
+    with pytest.raises(UsageError, match="option 'sampling' takes cpu, gpu, not 'webgl'"):
+        plain.predict(image, sampling="webgl")
+
+
+def test_the_sampling_option_from_the_command_line(shared_models, testdata: Path, tmp_path):
+    """``posezoo run blazepose-upper --option sampling=gpu`` writes the GPU-sampled landmarks."""
+    from clitools import posezoo_env, run_posezoo
+    from mirror import build_mirror
+
+    build_mirror(shared_models, tmp_path / "mirror")
+    env = posezoo_env(tmp_path, POSEZOO_MIRROR=str(tmp_path / "mirror"))
+    photo = testdata / "images" / "h36m_S1_Directions_1.54138969_000001.jpg"
+    rows = {}
+    for sampling in ("cpu", "gpu"):
+        out = tmp_path / f"{sampling}.jsonl"
+        result = run_posezoo("run", "blazepose-upper", "-i", str(photo), "--json", str(out), "--no-display",
+                             "--option", f"sampling={sampling}", env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        rows[sampling] = json.loads(out.read_text())["poses"][0]["landmarks"]
+    assert rows["cpu"] != rows["gpu"]
+    bad = run_posezoo("run", "blazepose-upper", "-i", str(photo), "--no-display", "--option", "sampling=webgl",
+                      env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "takes cpu, gpu" in bad.stderr

@@ -117,14 +117,14 @@ class DetectorStage:
         h, w = spec.input_size
         self._pixels = np.empty((h, w, 3), np.uint8)
         self._tensor = np.empty((1, h, w, 3), np.float32)
+        self.pixel_centers = spec.sampling == "gpu"  # the spec's sampling; the `sampling` option overrides it per call
 
     def preprocess(self, image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Letterbox ``image_rgb`` (uint8, H x W x 3) into the input tensor (a reused buffer).
         Returns (tensor, padding)."""
         h, w = self.spec.input_size
         roi, padding = letterbox_roi(image_rgb.shape[1], image_rgb.shape[0], h, w)
-        gpu = self.spec.sampling == "gpu"
-        crop(image_rgb, roi, (h, w), border=cv2.BORDER_CONSTANT, out=self._pixels, pixel_centers=gpu)
+        crop(image_rgb, roi, (h, w), border=cv2.BORDER_CONSTANT, out=self._pixels, pixel_centers=self.pixel_centers)
         return to_tensor(self._pixels, self.spec.input_range, self._tensor), padding
 
     def postprocess(

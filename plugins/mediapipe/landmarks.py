@@ -144,10 +144,11 @@ class LandmarkStage:
         h, w = spec.input_size
         self._pixels = np.empty((h, w, 3), np.uint8)
         self._tensor = np.empty((1, h, w, 3), np.float32)
+        self.pixel_centers = spec.sampling == "gpu"  # the spec's sampling; the `sampling` option overrides it per call
 
     def preprocess(self, image_rgb: np.ndarray, roi: Roi) -> np.ndarray:
         """Crop ``roi`` (border replicate) into the reused input tensor."""
-        crop(image_rgb, roi, self.spec.input_size, out=self._pixels, pixel_centers=self.spec.sampling == "gpu")
+        crop(image_rgb, roi, self.spec.input_size, out=self._pixels, pixel_centers=self.pixel_centers)
         return to_tensor(self._pixels, self.spec.input_range, self._tensor)
 
     def flag(self, raw_flag: np.ndarray | None) -> float:

@@ -64,6 +64,24 @@ def next_roi(spec: ModelSpec, result: LandmarkResult | Pose) -> Roi:
     return roi_from_landmarks(points, rule)
 
 
+@contextmanager
+def crop_sampling(stages, sampling: str | None) -> Iterator[None]:
+    """Crops of ``stages`` (a DetectorStage / LandmarkStage each) sampled as ``sampling`` meanwhile:
+    ``"cpu"`` (MediaPipe's OpenCV path), ``"gpu"`` (its GL path: pixel centres); None: each spec's own."""
+    if sampling is None:
+        yield
+        return
+    stages = list(stages)
+    saved = [s.pixel_centers for s in stages]
+    for s in stages:
+        s.pixel_centers = sampling == "gpu"
+    try:
+        yield
+    finally:
+        for s, value in zip(stages, saved):
+            s.pixel_centers = value
+
+
 class _Stage:
     """A stage on one onnxruntime session, timed into ``clock`` (stages) and the session's clock."""
 
@@ -210,7 +228,16 @@ class PoseEstimator(TopDownModel):
     # -- the model interface -----------------------------------------------------------------------
     # _predict is the top-down pipeline's: every kept detection (up to ``max_poses``) gets landmarks;
     # ``threshold``, when given, is the person-score threshold of both stages (the detector's min_score
-    # and the landmark model's pose-flag threshold).
+    # and the landmark model's pose-flag threshold); ``options.sampling`` the crops' sampling.
+
+    @property
+    def crop_stages(self) -> tuple:
+        """The stages whose crops the ``sampling`` option sets."""
+        return (self.ssd.stage, self.landmark.stage)
+
+    def _predict(self, image_bgr: np.ndarray, *, max_poses: int | None, threshold: float | None, options: MediaPipeOptions) -> list[Pose]:
+        with crop_sampling(self.crop_stages, options.sampling):
+            return super()._predict(image_bgr, max_poses=max_poses, threshold=threshold, options=options)
 
     def _tracker(self, *, max_poses: int, threshold: float | None, smooth: bool, options: MediaPipeOptions):
         """A video :class:`posezoo_plugins.mediapipe.track.Tracker` on this estimator: the detector runs
@@ -224,6 +251,7 @@ class PoseEstimator(TopDownModel):
             redetect_every=options.redetect_every,
             overlap=options.overlap,
             fps=options.fps,
+            sampling=options.sampling,
         )
 
 

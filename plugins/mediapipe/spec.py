@@ -152,6 +152,11 @@ class MediaPipeOptions:
     redetect_every: int = option(15, help="video, several people: run the detector every N frames while fewer are held")
     overlap: float = option(0.5, help="video: a detection whose crop overlaps a held one this much is the same person")
     fps: float = option(DEFAULT_FPS, help="video: frames per second assumed when updates carry no timestamp")
+    sampling: str | None = option(
+        None,
+        choices=SAMPLINGS,
+        help="crop sampling: cpu (MediaPipe's OpenCV path) or gpu (its GL path: pixel centres); default: the model's",
+    )
 
 
 @dataclass(frozen=True)

@@ -70,21 +70,32 @@ class Tracker(TopDownTracker):
         redetect_every: int = 15,
         overlap: float = 0.5,
         fps: float = DEFAULT_FPS,
+        sampling: str | None = None,
     ):
         self.estimator = estimator
         self.segmentation = segmentation
+        self.sampling = sampling
         super().__init__(
             DetectorRegions(estimator),
             LandmarkRegions(estimator),
             max_poses=max_poses,
             threshold=threshold,
-            options=MediaPipeOptions(segmentation=segmentation, redetect_every=redetect_every, overlap=overlap, fps=fps),
+            options=MediaPipeOptions(
+                segmentation=segmentation, redetect_every=redetect_every, overlap=overlap, fps=fps, sampling=sampling
+            ),
             smooth=smooth,
             redetect_every=redetect_every,
             overlap=overlap,
             fps=fps,
             to_rgb=estimator.to_rgb,
         )
+
+    def update(self, frame_bgr, timestamp: float | None = None):
+        """Poses on the next frame, the crops sampled as the ``sampling`` option says."""
+        from posezoo_plugins.mediapipe.model import crop_sampling
+
+        with crop_sampling(getattr(self.estimator, "crop_stages", ()), self.sampling):
+            return super().update(frame_bgr, timestamp)
 
     @property
     def landmark_runs(self) -> int:
