@@ -523,8 +523,7 @@ def cache_verify() -> None:
     """Re-hash every cached file; remove and report corrupt ones (exit 1 if any)."""
     from posezoo.supply.cache import Cache
 
-    _zoo()
-    bad = Cache().verify()
+    bad = Cache().verify(_zoo().registry)
     for item in bad:
         typer.echo(f"posezoo: {'removed corrupt' if item.removed else 'corrupt'} file: {item}", err=True)
     if bad:
@@ -559,9 +558,12 @@ def cache_export(dest: Path = typer.Argument(..., help="Folder to write the mirr
     """Write every verified cached file to DEST as a mirror (use it with --mirror DEST)."""
     from posezoo.supply.cache import Cache
 
-    _zoo()
-    written = Cache().export(dest)
+    written = Cache().export(dest, _zoo().registry)
+    for item in written.skipped:
+        typer.echo(f"posezoo: warning: not exported: {item.name}: {item.problem} (see `posezoo cache verify`)", err=True)
     typer.echo(f"exported {len(written)} files to {dest}")
+    if written.skipped:
+        raise typer.Exit(1)
 
 
 @app.command()

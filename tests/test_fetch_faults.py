@@ -241,3 +241,72 @@ def test_untrusted_certificate_says_so_and_is_not_retried(home, tls_server, monk
 def test_https_to_a_plain_http_server_is_a_handshake_error(home, server):
     message, _ = fetch_error(DETECTOR, server.url.replace("http://", "https://"))
     assert "the TLS handshake with 127.0.0.1 failed" in message and "network is unreachable" not in message
+
+
+# --------------------------------------------------------------------------------------------- not HTTP
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that answers every connection with fixed bytes (not HTTP), then closes
+    it; ``connections`` counts them."""
+
+    def __init__(self, reply: bytes):
+        import socket
+        import threading
+
+        self.reply = reply
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.1)
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+
+    def __enter__(self) -> "RawServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("reply", [b"SSH-2.0-OpenSSH_8.9\r\n", b"\x00\x01\xfe garbage\r\n\r\n",
+                                   b"HTTP/1.1 abc OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n"],
+                         ids=["ssh", "binary", "bad-status", "header-too-long"])
+def test_a_reply_that_is_not_http_is_called_malformed_not_unreachable(home, reply):
+    """Before: "the network is unreachable (127.0.0.1: the server closed the connection...)" or
+    "(ConnectionError)", after three tries."""
+    with RawServer(reply) as raw:
+        message, took = fetch_error(DETECTOR, raw.url)
+        assert "the server's reply is malformed, not HTTP" in message and "unreachable" not in message
+        assert "serves http(s) at that port" in message
+        assert raw.connections == 1 and took < 10  # not retried: another try gets the same garbage
+    assert leftovers(Cache()) == []
+
+
+def test_a_server_that_closes_without_an_answer_is_still_unreachable(home):
+    with RawServer(b"") as raw:
+        message, _ = fetch_error(DETECTOR, raw.url)
+    assert "closed the connection without an answer" in message and "malformed" not in message

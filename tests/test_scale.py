@@ -185,7 +185,7 @@ def test_ctrl_c_stops_the_workers_cleanly(env, tmp_path, coco_photo):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not list((tmp_path / "ann").glob(".*partial*")) and time.monotonic() < deadline:
+        while not list((tmp_path / "ann").glob(".*.tmp*")) and time.monotonic() < deadline:
             time.sleep(0.1)  # until both workers are writing their videos
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.5)

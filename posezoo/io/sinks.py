@@ -6,7 +6,10 @@ the target must not be a device, pipe or folder where a file is meant, nor a fil
 meant, and its extension must be one we can encode. Writers never leave a half-written file under the
 final name: images are encoded in memory and written through a temporary file; a video and a JSON
 Lines file are written to a hidden temporary name and renamed on close (the video after reading its
-header back). A write that fails (disk full) is an :class:`InputError` (exit 5) and removes the
+header back). Temporary names are unique per process and per call (``.<name>.<pid>.<random>.tmp``,
+:mod:`posezoo.supply.atomic`), so two runs writing one output never touch each other's file (the last
+to finish wins, whole); a video or JSON Lines sink removes the temporaries of its target left by
+killed runs (their process gone, untouched for ``STALE_AGE`` seconds). A write that fails (disk full) is an :class:`InputError` (exit 5) and removes the
 temporary file. Written files get ``0666 & ~umask`` permissions (see :mod:`posezoo.supply.atomic`).
 """
 
@@ -21,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posezoo.supply.atomic import publish, temporary_path, write_bytes
+from posezoo.supply.atomic import clean_stale_temporaries, publish, temporary_path, write_bytes
 from posezoo.errors import InputError
 from posezoo.io.sources import quiet_native_stderr, quiet_opencv
 
@@ -148,7 +151,12 @@ class VideoSink:
         self.path = Path(path)
         check_output(self.path, None, video=True)
         ext = self.path.suffix.lower()
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{ext}")
+        clean_stale_temporaries(self.path.parent, self.path.name)
+        try:  # (a name of its own, ending in the extension that picks the container)
+            fd, self.tmp = temporary_path(self.path, suffix=f".tmp{ext}")
+            os.close(fd)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
         with quiet_native_stderr():
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[ext]), fps, size)
         if not self.writer.isOpened():
@@ -194,6 +202,7 @@ class JsonlSink:
     def __init__(self, path: Path):
         self.path = Path(path)
         check_writable(self.path)
+        clean_stale_temporaries(self.path.parent, self.path.name)
         try:
             fd, self.tmp = temporary_path(self.path)
         except OSError as exc:

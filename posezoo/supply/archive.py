@@ -25,7 +25,10 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ContextManager, Iterator
+from typing import BinaryIO, ContextManager, Iterator, Union
+
+Source = Union[Path, BinaryIO]  # the archive: a path, or a file open for reading (the cache hands one it
+                                # opened without following links and verified: the bytes read are those)
 
 CHUNK = 1 << 16
 SHOWN = 5  # member names quoted when the one asked for is missing
@@ -92,8 +95,9 @@ def _broken(exc: BaseException) -> ArchiveError:
 
 
 @contextmanager
-def open_zip_member(path: Path, member: str, scan_limit: int) -> Iterator[Member]:
-    """The member ``member`` of the zip archive at ``path`` (``scan_limit`` is for tar; a zip has an index)."""
+def open_zip_member(path: Source, member: str, scan_limit: int) -> Iterator[Member]:
+    """The member ``member`` of the zip archive at ``path`` (a path or an open file; ``scan_limit`` is for
+    tar, a zip has an index)."""
     import zipfile
 
     broken = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
@@ -130,15 +134,16 @@ def open_zip_member(path: Path, member: str, scan_limit: int) -> Iterator[Member
 
 
 @contextmanager
-def open_tar_member(path: Path, member: str, scan_limit: int) -> Iterator[Member]:
-    """The member ``member`` of the gzip-compressed tar archive at ``path``, read as a stream: the
+def open_tar_member(path: Source, member: str, scan_limit: int) -> Iterator[Member]:
+    """The member ``member`` of the gzip-compressed tar archive at ``path`` (a path or an open file), read
+    as a stream: the
     members before it are skipped (decompressed, not kept), and none past ``scan_limit`` bytes of the
     uncompressed archive is looked at."""
     import tarfile
 
     broken = (tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
     try:
-        tf = tarfile.open(path, mode="r|gz")
+        tf = tarfile.open(fileobj=path, mode="r|gz") if hasattr(path, "read") else tarfile.open(path, mode="r|gz")
     except broken as exc:
         raise _broken(exc) from None
     with tf:

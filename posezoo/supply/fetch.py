@@ -14,7 +14,9 @@ Offline (``offline=True`` or ``$POSEZOO_OFFLINE`` in 1/true/yes): the network is
 in the cache comes from a local mirror folder or is a :class:`FetchError` saying how to get it.
 
 Downloads stream into ``<cache>/partial/<name>.part`` while being hashed; only a verified part is moved
-(``os.replace``) into ``files/``. Limits a hostile or broken server cannot get past:
+(``os.replace``) into ``files/``. The part is opened once, without following links (a link, special file
+or hard-linked file there is removed with a warning, see :mod:`posezoo.supply.cache`), and the file moved
+is checked to be the one written and hashed. Limits a hostile or broken server cannot get past:
 
 - size: a response announcing another size than the registry's, or a body running past it, is stopped
   at once and its bytes deleted; a file whose entry has no size stops at ``$POSEZOO_FETCH_MAX_SIZE``
@@ -37,8 +39,9 @@ Transport errors, HTTP 5xx and too-slow tries are tried again (``$POSEZOO_FETCH_
 default 3, waiting ``$POSEZOO_FETCH_BACKOFF`` seconds, default 0.5, doubling each time), resuming the
 part with an HTTP Range request; a server that answers a Range request with the whole file (200) is
 read from the start. Bodies are read as they arrive (``read1``), so a connection that breaks keeps every
-byte received. What retrying cannot mend is not retried: a TLS certificate that does not verify, a bad
-redirect, HTTP 4xx, a wrong size. A download that stops part-way (Ctrl-C, the deadline, or the tries
+byte received. What retrying cannot mend is not retried: a TLS certificate that does not verify, a reply that is
+not HTTP (a malformed status or header line: another protocol at that port), a bad redirect, HTTP 4xx,
+a wrong size. A download that stops part-way (Ctrl-C, the deadline, or the tries
 run out mid-body) keeps its part and sidecar, and the next fetch resumes it. Every other failure
 (digest or size mismatch, HTTP 4xx, disk full) removes the part. A per-file lock makes concurrent
 fetches of the same file end with one verified file.
@@ -47,13 +50,15 @@ fetches of the same file end with one verified file.
 from __future__ import annotations
 
 import errno
+import http.client
 import math
 import os
 import re
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 from urllib.parse import quote, urljoin, urlsplit
 from urllib.request import url2pathname
 
@@ -66,7 +71,7 @@ from posezoo.supply.cache import Cache
 from posezoo.errors import FetchError, shorten
 from posezoo.supply import formats
 from posezoo.supply.archive import ArchiveError
-from posezoo.supply.hashes import file_digest, hash_into, iter_file, new_hasher
+from posezoo.supply.hashes import READ_CHUNK, file_digest, hash_into, iter_file, new_hasher
 from posezoo.supply.registry import FileEntry, ModelEntry, Variant
 
 MIRROR_ENV = "POSEZOO_MIRROR"
@@ -223,6 +228,13 @@ def _transport_error(entry: FileEntry, url: str, exc: requests.RequestException,
                         requests.exceptions.MissingSchema)):
         return _Refused(FetchError(f"cannot download {entry.name}: {shorten(url)} is not a valid http(s) URL",
                                    "check the mirror URL or the registry entry"))
+    bad = _malformed_reply(exc)
+    if bad is not None:
+        return _Refused(FetchError(
+            f"cannot download {entry.name} from {shorten(url)}: the server's reply is malformed, not HTTP "
+            f"({type(bad).__name__}: {shorten(str(bad), 60)})",
+            f"check that {_host(url)} serves http(s) at that port (the URL may name another service); or {MIRROR_FIX}",
+        ))
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return _Transient(_unreachable(entry, url, f"no connection within {CONNECT_TIMEOUT} s"))
     if isinstance(exc, requests.Timeout):
@@ -237,6 +249,23 @@ def _transport_error(entry: FileEntry, url: str, exc: requests.RequestException,
     else:
         reason = type(exc).__name__
     return _Transient(_unreachable(entry, url, reason))
+
+
+def _malformed_reply(exc: BaseException) -> BaseException | None:
+    """The http.client error inside a requests error when the server answered with something that is not
+    HTTP (a bad status line, a header line past the limit); None otherwise (a server that closed the
+    connection without an answer is not that)."""
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen) or len(seen) > 20:
+            continue
+        seen.append(item)
+        if isinstance(item, http.client.HTTPException) and not isinstance(item, http.client.RemoteDisconnected):
+            return item
+        todo.extend([*item.args, item.__cause__, item.__context__])
+    return None
 
 
 def _interrupted(entry: FileEntry, url: str, got: int, total: int | None, why: str) -> FetchError:
@@ -606,20 +635,24 @@ class _Fetcher:
 
     def _store(self, entry: FileEntry, url: str, chunks: Iterable[bytes], offset: int, total: int | None) -> None:
         """Write the rest of the file into the part, verify it, move it into the cache."""
-        hasher = self._hasher(entry, offset, total)
-        self._write(entry, chunks, hasher, offset, total)
-        self._finish(entry, url, hasher)
+        hasher = self._hasher(entry, total)
+        written = self._write(entry, chunks, hasher, offset, total)
+        self._finish(entry, url, hasher, written)
 
-    def _hasher(self, entry: FileEntry, offset: int, total: int | None) -> Any:
-        """A hasher fed with the ``offset`` bytes already in the part; None when the size is unknown
-        for a git-blob-sha1 digest (the file is hashed once complete)."""
+    def _hasher(self, entry: FileEntry, total: int | None) -> Any:
+        """A new hasher for the file; None when the size is unknown for a git-blob-sha1 digest (the file
+        is hashed once complete)."""
         if entry.algorithm == "git-blob-sha1" and total is None:
             return None
-        hasher = new_hasher(entry.algorithm, total)
-        return hash_into(hasher, self.cache.part_path(entry)) if offset else hasher
+        return new_hasher(entry.algorithm, total)
 
-    def _write(self, entry: FileEntry, chunks: Iterable[bytes], hasher: Any, offset: int, total: int | None) -> None:
-        """Write ``chunks`` into the part from ``offset`` on (truncating it there), hashing them."""
+    def _write(
+        self, entry: FileEntry, chunks: Iterable[bytes], hasher: Any, offset: int, total: int | None
+    ) -> tuple[os.stat_result, str | None]:
+        """Write ``chunks`` into the part from ``offset`` on (truncating it there), hashing the ``offset``
+        bytes already there and then them. The part is opened once, without following links, and must
+        be a regular file with no other hard link (:meth:`Cache.part_file`). Returns its ``fstat`` (for
+        :meth:`Cache.install` to move that very file) and, without ``hasher``, its digest."""
         bar = tqdm(
             total=total,
             initial=offset,
@@ -630,19 +663,24 @@ class _Fetcher:
             file=sys.stderr,
             disable=not (self.progress and sys.stderr.isatty()),
         )
-        with bar, open(self.cache.part_path(entry), "ab") as f:
+        with bar, self.cache.part_file(entry) as f:
+            if hasher is not None and offset:
+                _hash_prefix(f, hasher, offset)
             f.truncate(offset)
+            f.seek(offset)
             for chunk in chunks:
                 f.write(chunk)
                 if hasher is not None:
                     hasher.update(chunk)
                 bar.update(len(chunk))
+            f.flush()
+            return os.fstat(f.fileno()), None if hasher is not None else file_digest(f, entry.algorithm)
 
-    def _finish(self, entry: FileEntry, url: str, hasher: Any) -> None:
+    def _finish(self, entry: FileEntry, url: str, hasher: Any, written: tuple[os.stat_result, str | None]) -> None:
         """Check the complete part's size and digest against the registry; move it into the cache."""
-        part = self.cache.part_path(entry)
-        size = part.stat().st_size
-        actual = f"{entry.algorithm}:{hasher.hexdigest()}" if hasher is not None else file_digest(part, entry.algorithm)
+        st, digest = written
+        size = st.st_size
+        actual = f"{entry.algorithm}:{hasher.hexdigest()}" if hasher is not None else digest
         if entry.size and size != entry.size:
             if size < entry.size and actual != entry.digest:  # a body that ended early, with no length to say so
                 raise _Transient(_interrupted(entry, url, size, entry.size, "the body ended early"))
@@ -654,7 +692,7 @@ class _Fetcher:
                 "the bytes were deleted; the source is corrupt or changed: try again, use another mirror, "
                 "or check the registry's digest",
             )
-        self.cache.install(entry, url)
+        self.cache.install(entry, url, st)
 
     # ---- a member of an archive
 
@@ -670,15 +708,15 @@ class _Fetcher:
                 self.fetch(archive, model)
             except FetchError as exc:
                 raise _archive_error(entry, exc) from None
-            with self.cache.hold(archive, "reading", self.progress):
-                try:
-                    src = self.cache.require_verified(archive)  # (re-hashed: verified before use)
+            with self.cache.hold(archive, "reading", self.progress), ExitStack() as stack:
+                try:  # (re-hashed and read through one file handle: the bytes extracted are those verified)
+                    src = stack.enter_context(self.cache.open_verified(archive))
                 except FetchError as exc:
                     raise _archive_error(entry, exc) from None
                 url = (self.cache.manifest(archive.name) or {}).get("url") or archive.url
                 try:
-                    self._extract(entry, archive, src)
-                    self.cache.install(entry, url, archive=archive.name, member=entry.member)
+                    written = self._extract(entry, archive, src)
+                    self.cache.install(entry, url, written, archive=archive.name, member=entry.member)
                 except BaseException as exc:
                     self._drop(entry)
                     if isinstance(exc, OSError):  # writing the part: disk full, read-only, ...
@@ -686,22 +724,21 @@ class _Fetcher:
                     raise
         return self.cache.path(entry)
 
-    def _extract(self, entry: FileEntry, archive: FileEntry, src: Path) -> None:
-        """Stream the member into the part, the registry size a hard limit, hashing it; check size and
-        digest (the caller moves it into the cache)."""
+    def _extract(self, entry: FileEntry, archive: FileEntry, src: BinaryIO) -> os.stat_result:
+        """Stream the member into a new part (opened without following links), the registry size a hard
+        limit, hashing it; check size and digest (the caller moves it into the cache). Returns the part's
+        ``fstat``."""
         where = f"{entry.name} (member {entry.member!r} of the archive {archive.name})"
         fmt = formats.FORMATS.get(archive.format)
         if fmt is None or fmt.open_member is None:
             raise FetchError(f"cannot extract {where}: {archive.format!r} is not an archive format",
                              f"archive formats: {', '.join(formats.names(formats.ARCHIVE))}")
         assert entry.size is not None  # (the registry requires it for a member)
-        part = self.cache.part_path(entry)
         self.cache.drop_partial(entry)
-        part.parent.mkdir(parents=True, exist_ok=True)
         hasher = new_hasher(entry.algorithm, entry.size)
         got = 0
         try:
-            with fmt.open_member(src, entry.member, self.max_size) as member, open(part, "wb") as f:
+            with fmt.open_member(src, entry.member, self.max_size) as member, self.cache.part_file(entry, new=True) as f:
                 if member.size != entry.size:
                     raise _member_error(entry, archive, f"claims {_mib(member.size)}, the registry says {entry.size} "
                                         "bytes: refused before reading it", "check the registry's member size and digest")
@@ -712,6 +749,8 @@ class _Fetcher:
                                             "stopped at once, its bytes deleted", "the archive is corrupt or hostile: check the registry entry")
                     f.write(chunk)
                     hasher.update(chunk)
+                f.flush()
+                written = os.fstat(f.fileno())
         except ArchiveError as exc:
             fix = ("the archive has the registry's digest, so the registry names a broken archive: check its entry"
                    if exc.corrupt else "check the registry's 'member' path and the archive it names")
@@ -726,6 +765,18 @@ class _Fetcher:
                 "its bytes were deleted",
                 "check the registry's member digest: the archive itself matched its digest",
             )
+        return written
+
+
+def _hash_prefix(f: BinaryIO, hasher: Any, size: int) -> None:
+    """Feed the first ``size`` bytes of the open part ``f`` to ``hasher`` (a resumed download)."""
+    f.seek(0)
+    while size > 0:
+        chunk = f.read(min(READ_CHUNK, size))
+        if not chunk:
+            return
+        hasher.update(chunk)
+        size -= len(chunk)
 
 
 def _read_source(entry: FileEntry, src: Path, offset: int) -> Iterator[bytes]:
