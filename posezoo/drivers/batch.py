@@ -50,6 +50,7 @@ import cv2
 
 from posezoo.version import __version__
 from posezoo.io.draw import draw_poses
+from posezoo.io.guard import inside
 from posezoo.errors import InputError, PosezooError
 from posezoo.io.items import Item, ItemReader, filesystem, is_uri, make_units, uri_items
 from posezoo.io.parquet import FIELDS, PoseRows, join, put_file, write_table
@@ -407,6 +408,10 @@ def batch(
     if not inputs:
         raise InputError("no inputs given", "name image or video files, folders or URIs")
     out = _absolute(out)
+    if not is_uri(out):
+        for arg in inputs:
+            if not is_uri(str(arg)) and inside(str(arg), out):
+                raise InputError(f"--out {out} would write over the input {arg}", "choose an --out folder outside the inputs")
     items = [i for i in uri_items(inputs) if not _inside(i.source, out)]  # never read our own output back
     _check_out(out)
     ref = ModelRef(res, device=device, mirror=mirror, offline=offline)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from posezoo.supply.atomic import publish, temporary_path, write_atomically
 from posezoo.io.draw import draw_poses
+from posezoo.io.guard import refuse_overwriting
 from posezoo.errors import InputError
 from posezoo.io.items import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Item, ItemReader, local_items, make_units
 from posezoo.drivers.frames import frame_poses
@@ -82,6 +83,9 @@ class OutputPlan:
 
     def json_path(self, item: Item) -> Path | None:
         return None if self.json_dir is None else self.json_dir / PurePosixPath(item.rel).with_suffix(".jsonl")
+
+    def named_outputs(self, item: Item) -> list[tuple[str, Path]]:
+        return [(flag, p) for flag, p in (("-s", self.annotated(item)), ("--json", self.json_path(item))) if p is not None]
 
     def per_input(self, item: Item) -> list[Path]:
         return [p for p in (self.annotated(item), self.json_path(item)) if p is not None]
@@ -254,6 +258,10 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
     if not items:
         raise InputError("no inputs left: every file found is inside an output folder (-s / --json)")
     plan = _plan(opts, items)
+    refuse_overwriting(
+        [("--json", plan.json_file), *((flag, out) for item in items for flag, out in plan.named_outputs(item))],
+        [Path(i.source) for i in items],
+    )
     todo = items
     if opts.resume:
         todo = [i for i in items if not plan.complete(i)]
