@@ -177,3 +177,87 @@ def test_threshold_and_fps_nan_are_usage_errors(env, tmp_path, photo, testdata):
         result = run_posezoo(*args, env=env, cwd=tmp_path, timeout=120)
         line = error_line(result)
         assert result.returncode == 2 and "nan" in line, (args, result.stderr)
+
+
+# ------------------------------------------------------------------- class 9: plugins
+
+
+NONE_PLUGIN = textwrap.dedent(
+    '''
+    """A family whose build returns None, and one whose build raises; plus a print at import."""
+    import hashlib
+    import os
+    import sys
+    from dataclasses import dataclass
+
+    from posezoo import hookimpl
+    from posezoo.inference.model import Family
+
+    print("hello from a chatty plugin")
+    os.write(1, b"and from its native code\\n")
+
+    @dataclass(frozen=True)
+    class NoneSpec:
+        name: str
+        family: str
+        keypoint_names: tuple = ("nose", "neck")
+        skeleton: tuple = ((0, 1),)
+
+    def build_none(spec, files, *, variant=None, device="auto"):
+        print("building")  # (at load time stdout is the command's: only import and hooks are redirected)
+        return None
+
+    def build_raises(spec, files, *, variant=None, device="auto"):
+        raise KeyError("weights")
+
+    @hookimpl
+    def register_families(register):
+        register(Family(name="nonefam", spec_type=NoneSpec, roles=("model",), build=build_none))
+        register(Family(name="raisefam", spec_type=NoneSpec, roles=("model",), build=build_raises))
+
+    @hookimpl
+    def register_models(register):
+        print("registering")
+        register(NoneSpec("none-pose", "nonefam"))
+        register(NoneSpec("raise-pose", "raisefam"))
+
+    DATA = b"not really an onnx model"
+
+    @hookimpl
+    def registry_entries():
+        def entry(name):
+            f = {"name": name + ".onnx", "url": "https://example.org/" + name + ".onnx", "format": "onnx",
+                 "digest": "sha256:" + hashlib.sha256(DATA).hexdigest(), "size": len(DATA)}
+            return {"plugin": "chatty", "description": name, "licence": "MIT", "source": "https://example.org",
+                    "default_variant": "base", "variants": {"base": {"files": {"model": f}}}}
+        return {"none-pose": entry("none-pose"), "raise-pose": entry("raise-pose")}
+    '''
+)
+
+
+def test_plugin_build_failures_name_the_plugin_and_prints_stay_off_stdout(tmp_path, photo):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "chatty.py").write_text(NONE_PLUGIN)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in ("none-pose", "raise-pose"):
+        (mirror / f"{name}.onnx").write_bytes(b"not really an onnx model")
+    env = posezoo_env(tmp_path, POSEZOO_PLUGINS_PATH=str(folder), POSEZOO_MIRROR=str(mirror))
+    info = run_posezoo("info", "none-pose", "--json", env=env, cwd=tmp_path, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["plugin"] == "chatty"  # stdout is the JSON alone
+    assert "hello from a chatty plugin" in info.stderr and "and from its native code" in info.stderr
+    assert "registering" in info.stderr
+    listed = run_posezoo("list", env=env, cwd=tmp_path, timeout=120)
+    assert listed.returncode == 0 and listed.stdout.splitlines()[0].startswith("MODEL"), listed.stdout
+    for model, expected in (("none-pose", "build returned NoneType for model 'none-pose', not a PoseModel"),
+                            ("raise-pose", "failed to build model 'raise-pose': KeyError")):  # fmt: skip
+        start = time.monotonic()
+        result = run_posezoo("run", model, "--no-display", "-i", photo, "--json", "o.jsonl", env=env, cwd=tmp_path,
+                             timeout=120)  # fmt: skip
+        lines = [l for l in result.stderr.splitlines() if l.startswith("posezoo: ")]  # (the plugin's own chatter aside)
+        assert result.returncode == 2 and lines[-1].startswith("posezoo: error: ") and "Traceback" not in result.stderr
+        assert "plugin 'chatty'" in lines[-1] and expected in lines[-1], result.stderr
+        assert "internal error" not in result.stderr
+        assert time.monotonic() - start < 120

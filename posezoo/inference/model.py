@@ -32,7 +32,7 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping, Protocol, Sequenc
 
 import numpy as np
 
-from posezoo.errors import InputError, UsageError
+from posezoo.errors import InputError, PluginError, PosezooError, UsageError
 from posezoo.inference.timing import NO_CLOCK, StageClock
 
 # ------------------------------------------------------------------------------------ results
@@ -507,7 +507,24 @@ class Family:
         return Capabilities.of(spec, self.options)
 
     def make(self, spec: Any, files: Mapping[str, Path], *, variant: str | None = None, device: str = "auto") -> PoseModel:
-        return self.build(spec, dict(files), variant=variant, device=device)
+        """The family's model of ``spec`` from its ``files``: a :class:`PoseModel`, or a PluginError
+        naming the plugin and family whose build failed or returned something else."""
+        where = f"plugin {self.plugin or '?'!r}: family {self.name!r}"
+        try:
+            model = self.build(spec, dict(files), variant=variant, device=device)
+        except PosezooError:
+            raise
+        except Exception as exc:  # a bug in the family's build: the plugin named, not an anonymous internal error
+            raise PluginError(
+                f"{where} failed to build model {getattr(spec, 'name', '?')!r}: {type(exc).__name__}: {' '.join(str(exc).split())}",
+                f"report it to the plugin's authors (set POSEZOO_DEBUG=1 for the traceback)",
+            ) from exc
+        if not isinstance(model, PoseModel):
+            raise PluginError(
+                f"{where}: build returned {type(model).__name__} for model {getattr(spec, 'name', '?')!r}, not a PoseModel",
+                "the family's build must return a posezoo.inference.model.PoseModel",
+            )
+        return model
 
 
 def check_spec(spec: Any) -> None:
