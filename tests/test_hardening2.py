@@ -261,3 +261,191 @@ def test_plugin_build_failures_name_the_plugin_and_prints_stay_off_stdout(tmp_pa
         assert "plugin 'chatty'" in lines[-1] and expected in lines[-1], result.stderr
         assert "internal error" not in result.stderr
         assert time.monotonic() - start < 120
+
+
+# ------------------------------------------------------------------- class 2: orphaned workers
+
+
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory) -> Path:
+    """Four 300-frame videos (a few seconds of work each on one core), so a run is killed mid-way."""
+    import cv2
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("long-videos")
+    image = cv2.resize(cv2.imread(str(Path(__file__).parents[1] / "posezoo" / "data" / "coco_000000000785.jpg")), (320, 240))
+    for k in range(4):
+        writer = cv2.VideoWriter(str(folder / f"v{k}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
+        for i in range(300):
+            writer.write(np.roll(image, 3 * i + k, axis=1))
+        writer.release()
+    return folder
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def alive(pids: set[int]) -> set[int]:
+    left = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if state[state.rindex(")") + 2] != "Z":
+            left.add(pid)
+    return left
+
+
+def start_and_wait_for_workers(args, env, cwd, log: Path):
+    """Start ``posezoo ARGS`` and return (process, its helper and worker processes) once two workers run."""
+    proc = subprocess.Popen([sys.executable, "-m", "posezoo", *map(str, args)], env=env, cwd=cwd,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log.open("w"))  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        kids = descendants(proc.pid)
+        # the resource tracker, the fork server and one worker forked from it
+        if len(kids) >= 3 and "running" in log.read_text():
+            time.sleep(2)  # the workers are in their first units
+            return proc, descendants(proc.pid)
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"no workers started: {log.read_text()}")
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_size for p in folder.rglob("*") if p.is_file()} if folder.exists() else {}
+
+
+COMMANDS = {
+    "run": lambda videos, out: ["run", "blazepose-full", "--variant", "lite", "--no-display", "-v", videos,
+                                "--json", f"{out}/", "--jobs", "2"],
+    "batch": lambda videos, out: ["batch", "blazepose-full", "--variant", "lite", videos, "--out", out, "--workers", "2"],
+}
+
+
+@pytest.mark.parametrize("command", ["run", "batch"])
+def test_sigkill_to_the_parent_takes_its_workers_down(env, tmp_path, long_videos, command):
+    out = tmp_path / "out"
+    proc, helpers = start_and_wait_for_workers(COMMANDS[command](long_videos, out), env, tmp_path, tmp_path / "log")
+    os.kill(proc.pid, 9)
+    proc.wait(timeout=10)
+    start = time.monotonic()
+    while alive(helpers) and time.monotonic() - start < 20:
+        time.sleep(0.2)
+    assert not alive(helpers), f"still alive {time.monotonic() - start:.1f} s after the parent's death: {alive(helpers)}"
+    written = snapshot(out)
+    time.sleep(1.5)
+    assert snapshot(out) == written  # nothing writes any more
+    assert not [p for p in written if Path(p).name.startswith(".")], written  # no temporary left behind
+
+
+@pytest.mark.parametrize("command", ["run", "batch"])
+def test_sigterm_is_a_clean_stop_with_one_line_and_exit_143(env, tmp_path, long_videos, command):
+    out = tmp_path / "out"
+    proc, helpers = start_and_wait_for_workers(COMMANDS[command](long_videos, out), env, tmp_path, tmp_path / "log")
+    start = time.monotonic()
+    os.kill(proc.pid, 15)
+    rc = proc.wait(timeout=60)
+    took = time.monotonic() - start
+    stderr = (tmp_path / "log").read_text()
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert rc == 143 and lines[-1] == "posezoo: terminated", stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    assert took < 30, took
+    deadline = time.monotonic() + 10
+    while alive(helpers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(helpers), alive(helpers)
+    assert not [p for p in snapshot(out) if Path(p).name.startswith(".")]
+
+
+# ------------------------------------------------------------------- class 8: the environment
+
+
+@pytest.fixture
+def images(tmp_path, photo) -> Path:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(6):
+        shutil.copy(photo, folder / f"i{i}.jpg")
+    return folder
+
+
+def test_posezoo_threads_is_checked_and_honoured_with_jobs(env, tmp_path, images):
+    for args in (["run", "blazepose-full", "--variant", "lite", "--no-display", "-i", images, "--json", "o.jsonl", "-j", "2"],
+                 ["run", "blazepose-full", "--variant", "lite", "--no-display", "-i", images, "--json", "o.jsonl", "-j", "1"],
+                 ["batch", "blazepose-full", "--variant", "lite", images, "--out", "bo", "--workers", "2"]):  # fmt: skip
+        result = run_posezoo(*args, env=dict(env, POSEZOO_THREADS="abc"), cwd=tmp_path, timeout=120)
+        assert result.returncode == 5 and "POSEZOO_THREADS is 'abc'" in one_line_error(result), result.stderr
+        assert "running" not in result.stderr  # refused before any work
+    result = run_posezoo("run", "blazepose-full", "--variant", "lite", "--no-display", "-i", images, "--json", "o.jsonl",
+                         "-j", "2", env=dict(env, POSEZOO_THREADS="3"), cwd=tmp_path, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "on 2 worker(s), 3 thread(s) each" in result.stderr
+
+
+def test_too_few_file_descriptors_is_one_line(env, tmp_path, images):
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (20, 20))
+
+    result = subprocess.run([sys.executable, "-m", "posezoo", "run", "blazepose-full", "--variant", "lite", "--no-display",
+                             "-i", str(images), "--json", "o.jsonl", "-j", "2"], env=env, cwd=tmp_path,
+                            preexec_fn=low_limit, capture_output=True, text=True, timeout=120)  # fmt: skip
+    line = one_line_error(result)
+    assert "too many open files (the limit is 20)" in line and "ulimit -n" in line, result.stderr
+
+
+def test_a_deleted_working_folder_is_one_line(env, tmp_path, images):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc_args = [
+        ["run", "blazepose-full", "--variant", "lite", "--no-display", "-i", images, "--json", tmp_path / "o.jsonl", "-j", "2"],
+        ["batch", "blazepose-full", "--variant", "lite", images, "--out", tmp_path / "bo", "--workers", "2"],
+    ]
+    for args in proc_args:
+        script = f"import os, runpy, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); sys.argv = ['posezoo'] + {list(map(str, args))!r}; runpy.run_module('posezoo', run_name='__main__')"
+        result = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        if not gone.exists():
+            gone.mkdir()
+        assert "working folder no longer exists" in one_line_error(result), result.stderr
+
+
+def test_a_full_disk_for_one_json_file_with_jobs_is_one_line(env, tmp_path, images):
+    from fstools import small_disk
+
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(40):
+        shutil.copy(images / "i0.jpg", many / f"m{i:02d}.jpg")
+    with small_disk(tmp_path / "disk", "16k") as disk:
+        start = time.monotonic()
+        result = run_posezoo("run", "blazepose-full", "--variant", "lite", "--no-display", "-i", many, "--json",
+                             disk / "all.jsonl", "-j", "2", env=env, cwd=tmp_path, timeout=180)  # fmt: skip
+        line = error_line(result)
+        assert result.returncode == 5 and "all.jsonl" in line and "the disk is full" in line, result.stderr
+        assert "internal error" not in result.stderr
+        assert list(disk.iterdir()) == []  # no partial file, no temporary
+        assert time.monotonic() - start < 180

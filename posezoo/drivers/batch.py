@@ -59,6 +59,7 @@ from posezoo.drivers.pool import (
     ModelRef,
     Stopped,
     UnitContext,
+    check_environment,
     default_workers,
     failure_line,
     prepare_model,
@@ -405,6 +406,7 @@ def batch(
     # the model resolved once, and every option it cannot honour refused, before anything is fetched
     res = get_zoo().resolve(model, variant)
     opts = PredictOptions(max_poses=max_poses, threshold=threshold, static=static, options=options).check(res)
+    check_environment()  # $POSEZOO_THREADS, the working folder: before any input is listed
     if not inputs:
         raise InputError("no inputs given", "name image or video files, folders or URIs")
     out = _absolute(out)

@@ -16,6 +16,7 @@ one error line counting the failures (exit code 5).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ from posezoo.drivers.frames import frame_poses
 from posezoo.drivers.pool import (
     ModelRef,
     Stopped,
+    check_environment,
     default_workers,
     failure_line,
     prepare_model,
@@ -221,18 +223,34 @@ class _OrderedJsonl:
 
     def put(self, index: int, per_item: list) -> None:
         self.waiting[index] = per_item or []
-        while self.next in self.waiting:
-            for records in self.waiting.pop(self.next):
-                for record in records or ():
-                    self.fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self.next += 1
+        try:
+            while self.next in self.waiting:
+                for records in self.waiting.pop(self.next):
+                    for record in records or ():
+                        self.fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self.next += 1
+        except OSError as exc:
+            raise self._error(exc) from None
 
     def publish(self) -> None:
-        self.fh.close()
-        publish(self.tmp, self.path)
+        try:
+            self.fh.close()
+            publish(self.tmp, self.path)
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise self._error(exc) from None
+
+    def _error(self, exc: OSError) -> InputError:
+        """A failed write of the JSON Lines file, as one line naming it (the run stops: the file would
+        miss records)."""
+        why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+        return InputError(f"cannot write {self.path}: {why}; it was not written", "free some space, or write it to another disk")
 
     def discard(self) -> None:
-        self.fh.close()
+        try:
+            self.fh.close()
+        except OSError:  # (a full disk refuses the last buffered lines too)
+            pass
         self.tmp.unlink(missing_ok=True)
 
 
@@ -245,6 +263,7 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
     # before any input is listed and before anything is fetched
     res = resolution or get_zoo().resolve(opts.model, opts.variant)
     popts = opts.predict.check(res, needs=opts.needs)
+    check_environment()  # $POSEZOO_THREADS, the working folder: before any input is listed
     if _gathered(opts):
         raise InputError(
             f"{' and '.join(_gathered(opts))} gather one result over the whole run, in one process",
