@@ -195,6 +195,9 @@ def batch_cmd(
     static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     family_options: Optional[List[str]] = OptionOpt,
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish an interrupted run in --out (its inputs with rows there are skipped)."
+    ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
@@ -208,7 +211,7 @@ def batch_cmd(
     result = batch(
         model, list(inputs), out, ray=ray, workers=workers, save_media=save_media, variant=variant,
         max_poses=max_poses, threshold=threshold, static=static, device=device, mirror=mirror, offline=offline,
-        options=_family_options(family_options) or None,
+        options=_family_options(family_options) or None, resume=resume,
     )  # fmt: skip
     if result.failures:
         from posezoo.errors import InputError

@@ -449,3 +449,105 @@ def test_a_full_disk_for_one_json_file_with_jobs_is_one_line(env, tmp_path, imag
         assert "internal error" not in result.stderr
         assert list(disk.iterdir()) == []  # no partial file, no temporary
         assert time.monotonic() - start < 180
+
+
+# ------------------------------------------------------------------- class 7: batch output
+
+
+def _rows_by_key(folder: Path):
+    import pandas as pd
+
+    df = pd.read_parquet(folder)
+    if not len(df):
+        return df, []
+    return df, sorted(zip(df["source"], df["frame"], df["pose"]))
+
+
+def test_a_killed_batch_is_marked_incomplete_and_resumable(env, tmp_path, long_videos, images):
+    out = tmp_path / "out"
+    args = ["batch", "blazepose-full", "--variant", "lite", images, long_videos, "--out", out, "--workers", "2"]
+    proc, _ = start_and_wait_for_workers(args, env, tmp_path, tmp_path / "log")
+    deadline = time.monotonic() + 60
+    while not list(out.glob("_incomplete/*.parquet")) and time.monotonic() < deadline:  # some units are done
+        time.sleep(0.2)
+    os.kill(proc.pid, 9)
+    proc.wait(timeout=10)
+    time.sleep(3)  # (the workers stop within 2 s)
+    assert not (out / "_posezoo.json").exists()
+    assert list(out.glob("_incomplete/*.parquet")) and not list(out.glob("*.parquet"))
+    df, _ = _rows_by_key(out)
+    assert len(df) == 0  # readers of the folder take nothing of an unfinished run
+    again = run_posezoo(*args, env=env, cwd=tmp_path, timeout=120)
+    line = one_line_error(again)
+    assert "holds an interrupted batch run" in line and "--resume" in line, again.stderr
+    resumed = run_posezoo(*args, "--resume", env=env, cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: " in resumed.stderr and "resuming: 0 of" not in resumed.stderr, resumed.stderr
+    assert (out / "_posezoo.json").is_file() and not (out / "_incomplete").exists()
+    clean = tmp_path / "clean"
+    fresh = run_posezoo(*args[:-4], "--out", clean, "--workers", "2", env=env, cwd=tmp_path, timeout=300)
+    assert fresh.returncode == 0, fresh.stderr
+    (df, keys), (clean_df, clean_keys) = _rows_by_key(out), _rows_by_key(clean)
+    assert keys == clean_keys and len(set(keys)) == len(keys)  # every row once, as a run never killed
+    sidecar = json.loads((out / "_posezoo.json").read_text())
+    assert sidecar["rows"] == len(clean_df) and sidecar["inputs"] == 10
+    finished = run_posezoo(*args, "--resume", env=env, cwd=tmp_path, timeout=120)
+    assert "already holds the results of a finished batch run" in one_line_error(finished)
+
+
+def test_batch_out_with_stray_files_read_only_or_full_is_refused_up_front(env, tmp_path, images):
+    from fstools import read_only_view, small_disk
+
+    def batch(out, *extra):
+        return run_posezoo("batch", "blazepose-full", "--variant", "lite", images, "--out", out, *extra, env=env,
+                           cwd=tmp_path, timeout=120)  # fmt: skip
+
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    result = batch(stray)
+    assert "holds files that are not a batch run's (notes.txt)" in one_line_error(result), result.stderr
+    assert "running" not in result.stderr and sorted(p.name for p in stray.iterdir()) == ["notes.txt"]
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_text("x")
+    (hidden / "_notes").write_text("x")
+    ok = batch(hidden)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((hidden / "_posezoo.json").read_text())["rows"] == 6
+    src = tmp_path / "src"
+    src.mkdir()
+    engines = [[]]
+    try:
+        import ray  # noqa: F401
+
+        engines.append(["--ray", "local"])
+    except ImportError:
+        pass
+    with read_only_view(src, tmp_path / "ro") as ro:
+        for extra in engines:
+            start = time.monotonic()
+            result = batch(ro / "o", *extra)
+            line = one_line_error(result)
+            assert "cannot write into --out" in line and "Read-only file system" in line, result.stderr
+            assert "running" not in result.stderr and time.monotonic() - start < 60
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        (disk / "fill").write_bytes(b"\0" * 60 * 1024)
+        for extra in engines:
+            result = batch(disk / "o", *extra)
+            assert "the disk is full" in one_line_error(result), result.stderr
+            assert "running" not in result.stderr
+
+
+def test_a_disk_that_fills_during_a_batch_is_one_line(env, tmp_path, long_videos):
+    from fstools import small_disk
+
+    with small_disk(tmp_path / "disk", "1200k") as disk:
+        start = time.monotonic()
+        result = run_posezoo("batch", "blazepose-full", "--variant", "lite", long_videos, "--out", disk / "o",
+                             "--workers", "2", env=env, cwd=tmp_path, timeout=300)  # fmt: skip (parts of ~450 kB)
+        line = one_line_error(result)
+        assert "no space left on the device" in line or "disk is full" in line, result.stderr
+        assert "internal error" not in result.stderr and "skipped" not in result.stderr, result.stderr
+        assert not (disk / "o" / "_posezoo.json").exists()
+        assert time.monotonic() - start < 300

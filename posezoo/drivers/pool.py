@@ -250,6 +250,9 @@ def _run_unit(job: Callable, index: int, unit: list[Item], args: Any) -> tuple[s
     except Stopped:
         return "stopped", None, None
     except Exception as exc:  # a bug in a job or a family: every item of the unit failed, the rest go on
+        found = environment_error(exc)
+        if found is not None:  # a full disk, no file descriptors left: the whole run stops, with its cause
+            return "setup", found, None
         return "ok", [failure_line(item, exc) for item in unit], None
     return "ok", failures, payload
 
