@@ -195,6 +195,9 @@ def batch_cmd(
     static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     family_options: Optional[List[str]] = OptionOpt,
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish an interrupted run in --out (its inputs with rows there are skipped)."
+    ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
@@ -208,7 +211,7 @@ def batch_cmd(
     result = batch(
         model, list(inputs), out, ray=ray, workers=workers, save_media=save_media, variant=variant,
         max_poses=max_poses, threshold=threshold, static=static, device=device, mirror=mirror, offline=offline,
-        options=_family_options(family_options) or None,
+        options=_family_options(family_options) or None, resume=resume,
     )  # fmt: skip
     if result.failures:
         from posezoo.errors import InputError
@@ -600,19 +603,36 @@ def _click_exceptions():
     return click_exception, typer.Abort
 
 
+_TERMINATED: list[int] = []  # SIGTERM received (see _on_sigterm)
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM (kill, timeout, docker stop) stops a command as Ctrl-C does: running work stops
+    cleanly (workers included), then one line and exit code 143."""
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
 def _interrupted() -> None:
+    if _TERMINATED:
+        print("posezoo: terminated", file=sys.stderr)
+        sys.exit(143)
     print("posezoo: interrupted", file=sys.stderr)
     sys.exit(130)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors, no tracebacks for user errors, Ctrl-C is
-    ``posezoo: interrupted`` (exit 130).
+    ``posezoo: interrupted`` (exit 130), SIGTERM ``posezoo: terminated`` (exit 143).
 
     The app runs with click's standalone mode off, so that Ctrl-C reaches this function instead of
     ending in click's own silent exit or "Aborted!".
     """
     click_exception, abort = _click_exceptions()
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # (an ignored SIGTERM stays ignored)
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = app(args=argv, prog_name="posezoo", standalone_mode=False)
     except PosezooError as exc:
@@ -624,6 +644,12 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug, not a user error: one line unless debugging
+        from posezoo.errors import environment_error
+
+        found = environment_error(exc)  # the machine's fault (full disk, ulimit -n, deleted folder)
+        if found is not None and not os.environ.get("POSEZOO_DEBUG"):
+            print(f"posezoo: error: {found}", file=sys.stderr)
+            sys.exit(found.exit_code)
         if os.environ.get("POSEZOO_DEBUG"):
             raise
         print(

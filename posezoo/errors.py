@@ -6,6 +6,11 @@ as a :class:`PosezooError`; the CLI prints ``posezoo: error: <message>`` and exi
 
 from __future__ import annotations
 
+try:  # (imported now: with no file descriptor left, importing it later would fail too)
+    import resource as _RESOURCE
+except ImportError:  # Windows
+    _RESOURCE = None
+
 MAX_MESSAGE = 1000  # characters: a message quoting untrusted text never grows past this
 
 
@@ -86,3 +91,27 @@ class InputError(PosezooError):
 
 class MissingDependencyError(PosezooError):
     """An optional dependency a command needs is not installed (the fix names the pip command)."""
+
+
+def environment_error(exc: BaseException) -> PosezooError | None:
+    """The one-line error for an OSError the machine caused rather than posezoo (a full disk, too few
+    file descriptors, a deleted working folder, a read-only file system), or None for any other."""
+    import errno
+    import os
+
+    if not isinstance(exc, OSError):
+        return None
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        limit = f" (the limit is {_RESOURCE.getrlimit(_RESOURCE.RLIMIT_NOFILE)[0]})" if _RESOURCE else ""
+        return PosezooError(f"too many open files{limit}", "raise the limit (ulimit -n 1024), or use fewer --jobs / --workers")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InputError(f"no space left on the device{where}", "free some space, or write to a folder on another disk")
+    if exc.errno == errno.EROFS:
+        return InputError(f"the file system is read-only{where}", "write to a folder you can write to")
+    if exc.errno == errno.ENOENT:
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            return InputError("the working folder no longer exists (it was deleted)", "cd to an existing folder and run again")
+    return None

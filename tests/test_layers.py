@@ -42,7 +42,7 @@ LAYERS: list[set[str]] = [
     {"posezoo.zoo", "posezoo.zoo.hookspecs", "posezoo.zoo.plugins"},
     {"posezoo.zoo.resolve"},
     # input and output
-    {"posezoo.io", "posezoo.io.sources", "posezoo.io.draw", "posezoo.io.coco"},
+    {"posezoo.io", "posezoo.io.guard", "posezoo.io.sources", "posezoo.io.draw", "posezoo.io.coco"},
     {"posezoo.io.sinks", "posezoo.io.items", "posezoo.io.worldplot"},
     {"posezoo.io.parquet"},
     # drivers

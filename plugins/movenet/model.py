@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from posezoo.errors import InputError, UsageError
-from posezoo.inference.model import Family, Pose, PoseModel, box_around, option
+from posezoo.inference.model import Family, FrameClock, Pose, PoseModel, box_around, option
 from posezoo.inference.preprocess import SampleGrid, crop_and_resize_grid, crop_and_resize_warp, resize_bilinear_grid, to_rgb
 from posezoo.inference.runtime import Session
 from posezoo.inference.tracking import DEFAULT_FPS, BoxIdentities, LowPassFilter, OneEuroFilter
@@ -237,8 +237,8 @@ class MoveNet(PoseModel):
         people's boxes (multi-person); keypoints are one-euro filtered unless ``smooth`` is False.
         ``exact_crop``: cut a single-person model's crops with TensorFlow's kernel (True) or OpenCV's
         quicker warp (False); default: the spec's ``video_crop``. Multi-person models do not crop."""
-        if not (options.fps > 0):
-            raise UsageError(f"fps must be > 0, got {options.fps}")
+        if not (options.fps > 0) or not math.isfinite(options.fps):
+            raise UsageError(f"fps must be a finite number > 0, got {options.fps}", "e.g. --option fps=30")
         if self.spec.multipose:
             return MultiPoseTracker(self, max_poses=max_poses, threshold=threshold, smooth=smooth, fps=options.fps)
         return CropTracker(self, threshold=threshold, smooth=smooth, fps=options.fps, exact_crop=options.exact_crop)
@@ -268,16 +268,16 @@ class _VideoTracker:
         self.fps = float(fps)
         self.smooth = smooth
         self._smoothing = _Smoothing(model, fps)
+        self._clock = FrameClock(self.fps)
         self.frames = 0
         self.model_runs = 0
 
     def _next_frame(self, frame_bgr: np.ndarray, timestamp: float | None) -> tuple[np.ndarray, float]:
         """The checked BGR image of this frame and its timestamp (default: frame count / fps)."""
         image = self.model._bgr(frame_bgr)
-        if timestamp is None:
-            timestamp = self.frames / self.fps
+        timestamp = self._clock.next(timestamp, self.frames)
         self.frames += 1
-        return image, float(timestamp)
+        return image, timestamp
 
 
 class CropTracker(_VideoTracker):
@@ -308,7 +308,13 @@ class CropTracker(_VideoTracker):
         self._size: tuple[int, int] | None = None
 
     def reset(self) -> None:
-        """Forget the crop and the filters: the next frame starts from the centred square."""
+        """Forget the crop, the filters and the last timestamp (a new video may follow): the next frame
+        starts from the centred square."""
+        self._clock.reset()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Forget the crop and the filters (the person is lost, or the frame size changed)."""
         self.crop = None
         self._crop_filter.reset()
         if self._keypoints is not None:
@@ -319,14 +325,14 @@ class CropTracker(_VideoTracker):
         image, timestamp = self._next_frame(frame_bgr, timestamp)
         h, w = image.shape[:2]
         if self._size != (w, h):  # another video size: crops of the old one mean nothing here
-            self.reset()
+            self._forget()
             self._size = (w, h)
         if self.crop is None:
             self.crop = initial_crop(w, h, first=True)
         self.model_runs += 1
         det = model.detect_in_crop(image, self.crop, exact=self.exact_crop)
         if det.score < self.threshold:
-            self.reset()
+            self._forget()
             return []
         if self._keypoints is not None:
             det.keypoints[:, :2] = self._keypoints.apply(det.keypoints[:, :2], timestamp)
@@ -362,6 +368,7 @@ class MultiPoseTracker(_VideoTracker):
         """Forget every identity and filter."""
         self.identities.reset()
         self._filters.clear()
+        self._clock.reset()
 
     def update(self, frame_bgr: np.ndarray, timestamp: float | None = None) -> list[Pose]:
         model = self.model

@@ -14,7 +14,7 @@ every pose of every frame into a row of :mod:`posezoo.io.parquet`'s schema, whic
   cluster (``auto``, ``ray://head:10001``).
 
 Either way the worker (process or actor) that ran a unit writes its Parquet file,
-``OUT/part-<unit>.parquet`` (atomically: a retried unit replaces it whole), and returns one small
+``OUT/_incomplete/part-<run>-<unit>.parquet`` (atomically: a retried unit replaces it whole), and returns one small
 summary row; the rows and the files are the same. (Handing the pose tables to Ray's ``write_parquet``
 instead cost a stage of its own: on 2 cores, 300 images took 8.1 s against 6.2 s, with 30 % more
 CPU.)
@@ -22,7 +22,9 @@ CPU.)
 Beside the Parquet files: ``OUT/_posezoo.json`` (the model, its keypoint names and skeleton,
 counts), ``OUT/_errors/`` (one JSON file per failed input) and, with ``--save-media``, annotated
 copies under ``OUT/_media/`` (mirroring the input tree). Readers of the folder (pyarrow, pandas,
-DuckDB, Ray) skip names starting with ``_``.
+DuckDB, Ray) skip names starting with ``_``: the parts are moved from ``_incomplete/`` into ``OUT/``
+once every unit is done, and the sidecar, written last, marks the run complete; a killed run leaves
+its parts under ``_incomplete/``, which ``--resume`` finishes (:func:`_check_out`).
 
 Weights: the model is fetched, verified and converted once here before any worker starts; workers on
 this machine then open it offline from the cache. On a cluster every node fetches it into its own
@@ -50,7 +52,8 @@ import cv2
 
 from posezoo.version import __version__
 from posezoo.io.draw import draw_poses
-from posezoo.errors import InputError, PosezooError
+from posezoo.io.guard import inside
+from posezoo.errors import InputError, PosezooError, environment_error
 from posezoo.io.items import Item, ItemReader, filesystem, is_uri, make_units, uri_items
 from posezoo.io.parquet import FIELDS, PoseRows, join, put_file, write_table
 from posezoo.drivers.frames import PredictOptions, frame_poses
@@ -58,6 +61,7 @@ from posezoo.drivers.pool import (
     ModelRef,
     Stopped,
     UnitContext,
+    check_environment,
     default_workers,
     failure_line,
     prepare_model,
@@ -72,6 +76,8 @@ RAY_EXTRA = 'pip install "posezoo[ray]"'
 SIDECAR = "_posezoo.json"
 ERRORS = "_errors"
 MEDIA = "_media"
+INCOMPLETE = "_incomplete"  # the parts of a run not finished yet (readers skip names starting with _)
+MIN_FREE = 1 << 20  # bytes free under a local --out, checked before any work
 
 
 def need(module: str, what: str) -> None:
@@ -90,6 +96,12 @@ class BatchJob:
     variant: str
     out: str
     media: bool = False
+    run: str = "0"  # this run's id: part names of a resumed run never meet the earlier run's
+
+    @property
+    def parts(self) -> str:
+        """Where the workers write the Parquet parts until the run is complete."""
+        return join(self.out, INCOMPLETE)
 
 
 @dataclass
@@ -179,7 +191,7 @@ def _error_file(out: str, index: int, position: int, item: Item, line: str) -> N
 
 
 def batch_unit(model, unit: list[Item], ctx: UnitContext, job: BatchJob):
-    """Run one unit (either engine) and write its rows to ``part-<unit>.parquet``: ``(failures, rows
+    """Run one unit (either engine) and write its rows to ``_incomplete/part-<run>-<unit>.parquet``: ``(failures, rows
     written)``. A failed input leaves no rows, one failure line and one file under ``_errors/``."""
     rows = PoseRows(job.model, job.variant)
     failures: list[str] = []
@@ -195,7 +207,7 @@ def batch_unit(model, unit: list[Item], ctx: UnitContext, job: BatchJob):
             failures.append(line)
             _error_file(job.out, ctx.index, position, item, line)
     if len(rows):
-        write_table(rows.table(), join(job.out, f"part-{ctx.index:06d}.parquet"))
+        write_table(rows.table(), join(job.parts, f"part-{job.run}-{ctx.index:06d}.parquet"))
     return failures, len(rows)
 
 
@@ -225,7 +237,12 @@ class RayPredictor:
         for row in batch.to_pylist():
             unit = [Item(s, k, r) for s, k, r in zip(row["sources"], row["kinds"], row["rels"])]
             ctx = UnitContext(_Never(), lambda n: None, row["index"], self.opts)
-            failures, written = batch_unit(self.model, unit, ctx, self.job)
+            try:
+                failures, written = batch_unit(self.model, unit, ctx, self.job)
+            except OSError as exc:  # the output cannot be written (read-only, full): the run's one cause
+                raise environment_error(exc) or InputError(
+                    f"cannot write under {self.job.out}: {exc.strerror or exc}", "check --out"
+                ) from None
             summaries.append({"index": row["index"], "rows": written, "failed": len(failures)})
         import pyarrow as pa
 
@@ -324,20 +341,110 @@ def _run_ray(address: str, units: list[list[Item]], job: BatchJob, ref: ModelRef
 # ------------------------------------------------------------------------------------ the command
 
 
-def _check_out(out: str) -> None:
-    """Refuse an output folder that already holds a batch run (rows of two runs would mix)."""
+def _names(out: str) -> list[str] | None:
+    """The names in the folder ``out`` (None when it does not exist); InputError when it is a file."""
     from pyarrow import fs as pafs
 
     fs, path = filesystem(out)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.File:
         raise InputError(f"--out {out} is a file", "give a folder (or a URI prefix) for the Parquet files")
-    if info.type == pafs.FileType.Directory:
-        names = [PurePosixPath(i.path).name for i in fs.get_file_info(pafs.FileSelector(path))]
-        if any(n.endswith(".parquet") or n in (SIDECAR, ERRORS, MEDIA) for n in names):
-            raise InputError(f"--out {out} already holds the results of a batch run", "choose a new --out, or delete it")
-    else:
-        fs.create_dir(path, recursive=True)
+    if info.type != pafs.FileType.Directory:
+        return None
+    return [PurePosixPath(i.path).name for i in fs.get_file_info(pafs.FileSelector(path))]
+
+
+def _check_out(out: str, resume: bool = False) -> bool:
+    """Check the output folder before any work; returns True when it holds an interrupted run to
+    resume. Refused: a finished run (rows of two runs would mix), an interrupted one without
+    ``--resume``, files that are not a batch run's (readers of the folder would take them for rows;
+    hidden names, starting with ``.`` or ``_``, are tolerated: readers skip them), and, locally, a
+    folder that cannot be written or a disk that is full."""
+    names = _names(out)
+    interrupted = False
+    if names is not None:
+        if SIDECAR in names:
+            raise InputError(f"--out {out} already holds the results of a finished batch run",
+                             "choose a new --out, or delete it")  # fmt: skip
+        stray = sorted(n for n in names if not n.endswith(".parquet") and not n.startswith((".", "_")))
+        if stray:
+            shown = ", ".join(stray[:3]) + (f" and {len(stray) - 3} more" if len(stray) > 3 else "")
+            raise InputError(
+                f"--out {out} holds files that are not a batch run's ({shown}): readers of the folder would take them for rows",
+                "choose an empty or new folder for --out",
+            )
+        interrupted = any(n.endswith(".parquet") or n in (INCOMPLETE, ERRORS, MEDIA) for n in names)
+        if interrupted and not resume:
+            raise InputError(
+                f"--out {out} holds an interrupted batch run (Parquet parts, no {SIDECAR})",
+                "add --resume to finish it, or choose a new --out",
+            )
+    if is_uri(out):
+        if names is None:
+            fs, path = filesystem(out)
+            fs.create_dir(path, recursive=True)
+        return interrupted
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".posezoo-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+        stat = os.statvfs(folder)
+    except OSError as exc:
+        raise InputError(f"cannot write into --out {out}: {exc.strerror or exc}", "choose a folder you can write to") from None
+    if stat.f_bavail * stat.f_frsize < MIN_FREE:
+        raise InputError(f"cannot write into --out {out}: the disk is full ({stat.f_bavail * stat.f_frsize} bytes free)",
+                         "free some space, or write to a folder on another disk")  # fmt: skip
+    return interrupted
+
+
+def _parts(out: str) -> list[str]:
+    """The Parquet parts of ``out``: those published (in the folder) and those of a run not finished
+    (under ``_incomplete/``), as paths of its file system."""
+    from pyarrow import fs as pafs
+
+    fs, path = filesystem(out)
+    found = []
+    for folder in (path, f"{path.rstrip('/')}/{INCOMPLETE}"):
+        if fs.get_file_info(folder).type == pafs.FileType.Directory:
+            found += [i.path for i in fs.get_file_info(pafs.FileSelector(folder)) if i.path.endswith(".parquet")]
+    return sorted(found)
+
+
+def _done_sources(out: str) -> set[str]:
+    """The inputs an interrupted run finished: those with rows in its parts (a part is written whole,
+    for every input of its unit; an input without poses has no rows and simply runs again)."""
+    import pyarrow.parquet as pq
+
+    fs, _ = filesystem(out)
+    done: set[str] = set()
+    for part in _parts(out):
+        done.update(pq.read_table(part, columns=["source"], filesystem=fs).column("source").to_pylist())
+    return done
+
+
+def _publish_parts(out: str) -> list[str]:
+    """Move the run's parts from ``_incomplete/`` into the folder (the run is complete); returns every
+    part of the folder."""
+    from pyarrow import fs as pafs
+
+    fs, path = filesystem(out)
+    pending = f"{path.rstrip('/')}/{INCOMPLETE}"
+    if fs.get_file_info(pending).type == pafs.FileType.Directory:
+        for info in fs.get_file_info(pafs.FileSelector(pending)):
+            if info.path.endswith(".parquet"):
+                fs.move(info.path, f"{path.rstrip('/')}/{PurePosixPath(info.path).name}")
+        fs.delete_dir(pending)
+    return _parts(out)
+
+
+def _remove_errors(out: str) -> None:
+    from pyarrow import fs as pafs
+
+    fs, path = filesystem(join(out, ERRORS))
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
 
 
 def _read_errors(out: str) -> list[str]:
@@ -353,12 +460,13 @@ def _read_errors(out: str) -> list[str]:
     return lines
 
 
-def count_rows(out: str) -> int:
-    """Rows in the Parquet files of ``out`` (read from their footers)."""
+def count_rows(out: str, parts: list[str] | None = None) -> int:
+    """Rows in the Parquet parts of ``out`` (read from their footers; only the run's own parts)."""
     import pyarrow.dataset as pads
 
-    fs, path = filesystem(out)
-    return pads.dataset(path, filesystem=fs, format="parquet").count_rows()
+    fs, _ = filesystem(out)
+    parts = _parts(out) if parts is None else parts
+    return pads.dataset(parts, filesystem=fs, format="parquet").count_rows() if parts else 0
 
 
 def _inside(source: str, folder: str) -> bool:
@@ -387,13 +495,16 @@ def batch(
     options: Any = None,
     chunk: int | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> BatchResult:
     """Poses of every image and video frame of ``inputs`` into Parquet under ``out`` (see the module
     docstring). ``ray``: None (the local process pool), ``"local"`` or a Ray address. ``max_poses``,
     ``threshold``, ``static`` and the family's ``options`` (its options object or keywords) are a
     :class:`posezoo.drivers.frames.PredictOptions`, checked before anything is fetched. Failed inputs
-    are listed in the result (and under ``out/_errors/``); the others are written. Raises
-    PosezooError for anything that stops the whole run."""
+    are listed in the result (and under ``out/_errors/``); the others are written. The parts stay
+    under ``out/_incomplete/`` (which readers skip) until every unit is done; ``_posezoo.json``, written
+    last, marks the run complete. ``resume``: finish an interrupted run in ``out`` (the inputs with
+    rows there are skipped). Raises PosezooError for anything that stops the whole run."""
     from posezoo.zoo.resolve import get_zoo
 
     start = time.perf_counter()
@@ -404,11 +515,22 @@ def batch(
     # the model resolved once, and every option it cannot honour refused, before anything is fetched
     res = get_zoo().resolve(model, variant)
     opts = PredictOptions(max_poses=max_poses, threshold=threshold, static=static, options=options).check(res)
+    check_environment()  # $POSEZOO_THREADS, the working folder: before any input is listed
     if not inputs:
         raise InputError("no inputs given", "name image or video files, folders or URIs")
     out = _absolute(out)
+    if not is_uri(out):
+        for arg in inputs:
+            if not is_uri(str(arg)) and inside(str(arg), out):
+                raise InputError(f"--out {out} would write over the input {arg}", "choose an --out folder outside the inputs")
+    interrupted = _check_out(out, resume)  # before the inputs are listed: a refused --out costs nothing
     items = [i for i in uri_items(inputs) if not _inside(i.source, out)]  # never read our own output back
-    _check_out(out)
+    total = len(items)
+    if interrupted:
+        done = _done_sources(out)
+        items = [i for i in items if i.source not in done]
+        _remove_errors(out)  # the inputs that failed run again
+        say(f"resuming: {total - len(items)} of {total} inputs already done")
     ref = ModelRef(res, device=device, mirror=mirror, offline=offline)
     local = ray is None or ray == "local"
     if local:
@@ -417,7 +539,7 @@ def batch(
     units = make_units(items, n, chunk)
     engine = "local" if ray is None else "ray"
     say(f"running {res.name} ({res.variant_name}) over {len(items)} input(s) on {engine if ray is None else 'Ray (' + ray + ')'}")
-    job = BatchJob(res.name, res.variant_name, out, media=save_media)
+    job = BatchJob(res.name, res.variant_name, out, media=save_media, run=f"{int(time.time()):x}{os.getpid() % 4096:03x}")
     if ray is None:
         begin = time.perf_counter()
         failures = run_units(units, batch_unit, job, ref, opts, workers=min(n, len(units)) or 1, progress=progress)
@@ -427,7 +549,7 @@ def batch(
         failures = _read_errors(out)
         for line in failures:
             say(f"skipped: {line}")
-    rows = count_rows(out)
+    rows = count_rows(out, _publish_parts(out))
     sidecar = {
         "posezoo": __version__,
         "model": res.name,
@@ -435,14 +557,14 @@ def batch(
         "keypoint_names": list(res.capabilities.keypoint_names),
         "skeleton": [list(e) for e in res.capabilities.skeleton],
         "schema": [f"{name}: {kind}" for name, kind in FIELDS],
-        "inputs": len(items),
+        "inputs": total,
         "failed": len(failures),
         "rows": rows,
         "engine": engine,
         "workers": n,
     }
     put_file(join(out, SIDECAR), lambda f: f.write((json.dumps(sidecar, indent=2) + "\n").encode("utf-8")))
-    result = BatchResult(out, engine, n, len(items), rows, failures, time.perf_counter() - start, run_seconds)
-    say(f"{len(items) - len(failures)} of {len(items)} input(s) done; wrote {rows} pose rows to {out}")
+    result = BatchResult(out, engine, n, total, rows, failures, time.perf_counter() - start, run_seconds)
+    say(f"{total - len(failures)} of {total} input(s) done; wrote {rows} pose rows to {out}")
     return result
 

@@ -16,6 +16,7 @@ one error line counting the failures (exit code 5).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -25,12 +26,14 @@ from typing import TYPE_CHECKING
 
 from posezoo.supply.atomic import publish, temporary_path, write_atomically
 from posezoo.io.draw import draw_poses
+from posezoo.io.guard import refuse_overwriting
 from posezoo.errors import InputError
 from posezoo.io.items import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Item, ItemReader, local_items, make_units
 from posezoo.drivers.frames import frame_poses
 from posezoo.drivers.pool import (
     ModelRef,
     Stopped,
+    check_environment,
     default_workers,
     failure_line,
     prepare_model,
@@ -82,6 +85,9 @@ class OutputPlan:
 
     def json_path(self, item: Item) -> Path | None:
         return None if self.json_dir is None else self.json_dir / PurePosixPath(item.rel).with_suffix(".jsonl")
+
+    def named_outputs(self, item: Item) -> list[tuple[str, Path]]:
+        return [(flag, p) for flag, p in (("-s", self.annotated(item)), ("--json", self.json_path(item))) if p is not None]
 
     def per_input(self, item: Item) -> list[Path]:
         return [p for p in (self.annotated(item), self.json_path(item)) if p is not None]
@@ -217,18 +223,34 @@ class _OrderedJsonl:
 
     def put(self, index: int, per_item: list) -> None:
         self.waiting[index] = per_item or []
-        while self.next in self.waiting:
-            for records in self.waiting.pop(self.next):
-                for record in records or ():
-                    self.fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self.next += 1
+        try:
+            while self.next in self.waiting:
+                for records in self.waiting.pop(self.next):
+                    for record in records or ():
+                        self.fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self.next += 1
+        except OSError as exc:
+            raise self._error(exc) from None
 
     def publish(self) -> None:
-        self.fh.close()
-        publish(self.tmp, self.path)
+        try:
+            self.fh.close()
+            publish(self.tmp, self.path)
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise self._error(exc) from None
+
+    def _error(self, exc: OSError) -> InputError:
+        """A failed write of the JSON Lines file, as one line naming it (the run stops: the file would
+        miss records)."""
+        why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+        return InputError(f"cannot write {self.path}: {why}; it was not written", "free some space, or write it to another disk")
 
     def discard(self) -> None:
-        self.fh.close()
+        try:
+            self.fh.close()
+        except OSError:  # (a full disk refuses the last buffered lines too)
+            pass
         self.tmp.unlink(missing_ok=True)
 
 
@@ -241,6 +263,7 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
     # before any input is listed and before anything is fetched
     res = resolution or get_zoo().resolve(opts.model, opts.variant)
     popts = opts.predict.check(res, needs=opts.needs)
+    check_environment()  # $POSEZOO_THREADS, the working folder: before any input is listed
     if _gathered(opts):
         raise InputError(
             f"{' and '.join(_gathered(opts))} gather one result over the whole run, in one process",
@@ -254,6 +277,10 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
     if not items:
         raise InputError("no inputs left: every file found is inside an output folder (-s / --json)")
     plan = _plan(opts, items)
+    refuse_overwriting(
+        [("--json", plan.json_file), *((flag, out) for item in items for flag, out in plan.named_outputs(item))],
+        [Path(i.source) for i in items],
+    )
     todo = items
     if opts.resume:
         todo = [i for i in items if not plan.complete(i)]

@@ -22,9 +22,12 @@ between frames; a failed item becomes one line of ``failures`` and the job goes 
 parent shows one progress bar over images and frames, prints each failure as it arrives, and hands
 each payload to ``on_result``.
 
-Ctrl-C: worker processes ignore SIGINT; the parent sets a shared stop flag, which makes every running
-job stop at its next frame (its outputs being atomic, nothing half-written stays), cancels the units
-not started, waits for the workers to end and raises KeyboardInterrupt.
+Ctrl-C (and SIGTERM, which the command line turns into the same stop): worker processes ignore both;
+the parent sets a shared stop flag, which makes every running job stop at its next frame (its outputs
+being atomic, nothing half-written stays), cancels the units not started, waits for the workers to end
+and raises KeyboardInterrupt. A parent that dies without a word (SIGKILL, out of memory) takes its
+workers with it: each watches the parent's process and stops, then exits (:func:`_die_with_parent`);
+the fork server and multiprocessing's resource tracker end once no worker holds them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
@@ -53,8 +57,8 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from posezoo.drivers.frames import PredictOptions
-from posezoo.errors import PosezooError
-from posezoo.inference.runtime import THREADS_ENV, physical_cores
+from posezoo.errors import InputError, PosezooError, environment_error
+from posezoo.inference.runtime import THREADS_ENV, physical_cores, session_threads
 from posezoo.io.items import Item
 
 if TYPE_CHECKING:
@@ -95,8 +99,21 @@ def default_workers() -> int:
 
 
 def threads_per_worker(workers: int) -> int:
-    """onnxruntime intra-op threads for each of ``workers`` workers sharing this machine's cores."""
+    """onnxruntime intra-op threads for each of ``workers`` workers: ``$POSEZOO_THREADS`` when set
+    (checked: a whole number >= 1, else an InputError), else this machine's cores shared among them."""
+    if os.environ.get(THREADS_ENV, "").strip():
+        return session_threads()
     return max(1, physical_cores() // max(1, workers))
+
+
+def check_environment() -> None:
+    """What a pool needs of its surroundings, checked before any work: ``$POSEZOO_THREADS`` and a
+    working folder that still exists (worker processes start in it)."""
+    threads_per_worker(1)
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise InputError("the working folder no longer exists (it was deleted)", "cd to an existing folder and run again") from None
 
 
 def prepare_model(ref: ModelRef, *, progress: bool = True) -> ModelRef:
@@ -131,18 +148,73 @@ class UnitContext:
         self._tick(n)
 
     def check(self) -> None:
-        if self._stop.is_set():
+        if self._stop.is_set() or _ORPHANED.is_set():
             raise Stopped()
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(ref: bytes, opts: PredictOptions, threads: int, stop, counter) -> None:
-    """Pool initializer: quiet SIGINT (the parent decides), threads, the shared flag and counter.
+_ORPHANED = threading.Event()  # set in a worker process whose parent (the run) has ended
+ORPHAN_GRACE = 2.0  # seconds an orphaned worker has to stop at its next frame before it exits anyway
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker process end when the run's process ``parent`` ends, however it ends (SIGKILL
+    included): a thread waits on a pidfd of the parent (polling where there is none), then sets
+    :data:`_ORPHANED`, which stops the running job at its next frame (its outputs being atomic, nothing
+    half-written stays), and exits the process after :data:`ORPHAN_GRACE` seconds. The worker's own
+    parent is the fork server; a parent-death signal (Linux) kills the worker if that one dies."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def gone() -> bool:
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+    def watch() -> None:
+        fd = None
+        try:
+            fd = os.pidfd_open(parent)  # (Linux 5.3+): readable once the parent has ended
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None:
+            import select
+
+            select.select([fd], [], [])
+            os.close(fd)
+        else:
+            while not gone():
+                time.sleep(0.5)
+        _ORPHANED.set()
+        time.sleep(ORPHAN_GRACE)
+        os._exit(1)
+
+    if gone():
+        os._exit(1)
+    threading.Thread(target=watch, name="posezoo-parent-watch", daemon=True).start()
+
+
+def _init_worker(ref: bytes, opts: PredictOptions, threads: int, stop, counter, parent: int | None = None) -> None:
+    """Pool initializer: quiet SIGINT and SIGTERM (the parent decides, and stops its workers), a worker
+    that dies with ``parent`` (the run's process), threads, the shared flag and counter.
     ``ref``: the pickled :class:`ModelRef`, unpickled (resolved again) with the model's first load,
     where a failure is the run's one error line instead of a worker that dies starting."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if parent is not None:
+        _die_with_parent(parent)
     _setup_state(ref, opts, threads, stop, counter)
 
 
@@ -178,6 +250,9 @@ def _run_unit(job: Callable, index: int, unit: list[Item], args: Any) -> tuple[s
     except Stopped:
         return "stopped", None, None
     except Exception as exc:  # a bug in a job or a family: every item of the unit failed, the rest go on
+        found = environment_error(exc)
+        if found is not None:  # a full disk, no file descriptors left: the whole run stops, with its cause
+            return "setup", found, None
         return "ok", [failure_line(item, exc) for item in unit], None
     return "ok", failures, payload
 
@@ -265,7 +340,7 @@ class _Flag:
 
 def _run_inline(units, job, args, ref, opts, bar, take) -> None:
     saved = os.environ.get(THREADS_ENV)
-    _setup_state(ref, opts, threads_per_worker(1) if saved is None else int(saved), _Flag(), None)
+    _setup_state(ref, opts, threads_per_worker(1), _Flag(), None)
     _WORKER["tick"] = bar.update
     try:
         for index, unit in enumerate(units):
@@ -352,7 +427,7 @@ def _run_processes(units, job, args, ref, opts, workers, bar, take) -> None:
     local = ThreadPoolExecutor(max_workers=1, initializer=_init_local, initargs=(ref, opts, threads, stop, counter))
     processes = ProcessPoolExecutor(
         max_workers=workers - 1, mp_context=ctx, initializer=_init_worker,
-        initargs=(pickle.dumps(ref), opts, threads, stop, counter),
+        initargs=(pickle.dumps(ref), opts, threads, stop, counter, os.getpid()),
     )  # fmt: skip
     # units in flight: one queued behind each process's running unit keeps it fed, until the last
     # units, which go to whichever worker frees up first (a queued one would leave another worker idle)
@@ -371,8 +446,14 @@ def _run_processes(units, job, args, ref, opts, workers, bar, take) -> None:
                 running[executor.submit(_run_unit, job, index, units[index], args)] = (executor, index)
 
     try:
-        feed(local)
-        feed(processes)
+        try:
+            feed(local)
+            feed(processes)
+        except OSError as exc:  # starting a worker process: too few file descriptors, a deleted folder
+            found = environment_error(exc)
+            if found is None:
+                raise
+            raise found from None
         while running:
             done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
             bar.update(counter.value - bar.n)

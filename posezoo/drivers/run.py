@@ -33,6 +33,7 @@ from posezoo.io.sinks import (
     pose_record,
     write_image,
 )
+from posezoo.io.guard import refuse_overwriting
 from posezoo.io.sources import VideoSource, image_paths, sample_image_path
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def run_model(opts: RunOptions, resolution: Resolution | None = None) -> None:
         savepath = savepath or DEFAULT_SAMPLE_OUTPUT
         _say(f"no input given: running on the bundled sample {inputs[0].name} (COCO, CC BY 2.0)")
     paths = image_paths(inputs) if inputs else []
+    _refuse_overwriting_inputs(opts, savepath, paths)
     check_output(savepath, opts.json_out, video=opts.video is not None)  # before any model runs
     for out in (opts.coco_out, opts.world_plot):
         if out is not None:
@@ -119,6 +121,28 @@ def run_model(opts: RunOptions, resolution: Resolution | None = None) -> None:
         display.close()
         if json_sink:
             json_sink.close()
+
+
+def _refuse_overwriting_inputs(opts: RunOptions, savepath: Path | None, paths: list[Path]) -> None:
+    """No output may be one of the inputs (the photo would be replaced by its results): every output's
+    name, the annotated copy of each image included, checked before anything runs."""
+    inputs: list[Path] = list(paths)
+    if opts.video is not None and not str(opts.video).isdigit():
+        inputs.append(Path(opts.video))
+    outputs: list[tuple[str, Path | None]] = [
+        ("--json", opts.json_out), ("--coco", opts.coco_out), ("--world-plot", opts.world_plot)
+    ]
+    if savepath is not None:
+        savepath = Path(savepath)
+        if opts.video is not None:
+            outputs.append(("-s", savepath))
+        elif savepath.is_dir() or not savepath.suffix:  # a folder: <stem>.png per image
+            outputs += [("-s", savepath / f"{p.stem}.png") for p in paths]
+        elif len(paths) <= 1:
+            outputs.append(("-s", savepath))
+        else:
+            outputs += [("-s", savepath.with_name(f"{savepath.stem}_{p.stem}{savepath.suffix}")) for p in paths]
+    refuse_overwriting(outputs, inputs)
 
 
 class ResultFiles:

@@ -32,7 +32,7 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping, Protocol, Sequenc
 
 import numpy as np
 
-from posezoo.errors import InputError, UsageError
+from posezoo.errors import InputError, PluginError, PosezooError, UsageError
 from posezoo.inference.timing import NO_CLOCK, StageClock
 
 # ------------------------------------------------------------------------------------ results
@@ -265,6 +265,44 @@ def check_image(image: Any) -> np.ndarray:
     return image if image.flags.c_contiguous else np.ascontiguousarray(image)
 
 
+class FrameClock:
+    """The timestamps of a video tracker's updates, checked once for every family: a caller's
+    ``timestamp`` (seconds) must be a real, finite number not before the previous frame's (a new video
+    starts with the tracker's ``reset()``); ``None`` is the frame count / ``fps``. Anything else is a
+    :class:`UsageError` here, not NaN landmarks or an error from deep inside a filter."""
+
+    __slots__ = ("fps", "last")
+
+    def __init__(self, fps: float):
+        self.fps = float(fps)
+        self.last: float | None = None
+
+    def next(self, timestamp: Any, frames: int) -> float:
+        """The timestamp of the update after ``frames`` frames, checked."""
+        if timestamp is None:
+            value = frames / self.fps
+        else:
+            if isinstance(timestamp, (bool, np.bool_)) or not isinstance(timestamp, (int, float, np.integer, np.floating)):
+                raise UsageError(
+                    f"timestamp must be a number of seconds, got {type(timestamp).__name__}",
+                    "pass seconds as a float (or None: the frame count / fps)",
+                )
+            value = float(timestamp)
+            if not math.isfinite(value):
+                raise UsageError(f"timestamp must be a finite number of seconds, got {value}",
+                                 "pass seconds as a float (or None: the frame count / fps)")
+            if self.last is not None and value < self.last:
+                raise UsageError(
+                    f"timestamp {value} s is before the previous frame's ({self.last} s)",
+                    "timestamps of one video must not go back; call reset() before a new video",
+                )
+        self.last = value
+        return value
+
+    def reset(self) -> None:
+        self.last = None
+
+
 # ------------------------------------------------------------------------------------ models
 
 
@@ -401,6 +439,9 @@ class PoseModel(ABC):
             raise UsageError(f"a tracker follows at least one pose, max_poses={max_poses!r}")
         thr = caps.check_threshold(threshold)
         opts = self._options(options, kw)
+        fps = getattr(opts, "fps", None)  # a family's frame rate for updates without timestamps
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0):
+            raise UsageError(f"fps must be a finite number > 0, got {fps!r}", "e.g. --option fps=30")
         return self._tracker(max_poses=limit, threshold=thr, smooth=bool(smooth), options=opts)
 
     @abstractmethod
@@ -466,7 +507,24 @@ class Family:
         return Capabilities.of(spec, self.options)
 
     def make(self, spec: Any, files: Mapping[str, Path], *, variant: str | None = None, device: str = "auto") -> PoseModel:
-        return self.build(spec, dict(files), variant=variant, device=device)
+        """The family's model of ``spec`` from its ``files``: a :class:`PoseModel`, or a PluginError
+        naming the plugin and family whose build failed or returned something else."""
+        where = f"plugin {self.plugin or '?'!r}: family {self.name!r}"
+        try:
+            model = self.build(spec, dict(files), variant=variant, device=device)
+        except PosezooError:
+            raise
+        except Exception as exc:  # a bug in the family's build: the plugin named, not an anonymous internal error
+            raise PluginError(
+                f"{where} failed to build model {getattr(spec, 'name', '?')!r}: {type(exc).__name__}: {' '.join(str(exc).split())}",
+                f"report it to the plugin's authors (set POSEZOO_DEBUG=1 for the traceback)",
+            ) from exc
+        if not isinstance(model, PoseModel):
+            raise PluginError(
+                f"{where}: build returned {type(model).__name__} for model {getattr(spec, 'name', '?')!r}, not a PoseModel",
+                "the family's build must return a posezoo.inference.model.PoseModel",
+            )
+        return model
 
 
 def check_spec(spec: Any) -> None:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from posezoo.inference.model import Pose, PoseModel, check_image, option
+from posezoo.inference.model import FrameClock, Pose, PoseModel, check_image, option
 from posezoo.inference.preprocess import RgbBuffer, Roi, to_rgb
 from posezoo.inference.timing import StageClock
 from posezoo.inference.tracking import DEFAULT_FPS, box_iou
@@ -355,8 +355,8 @@ class TopDownTracker:
     ):
         if max_poses < 1:
             raise ValueError(f"max_poses must be >= 1, got {max_poses}")
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+        if not fps > 0 or not math.isfinite(fps):
+            raise ValueError(f"fps must be a finite number > 0, got {fps}")
         self.detector = detector
         self.model = model
         self.max_poses = int(max_poses)
@@ -366,6 +366,7 @@ class TopDownTracker:
         self.redetect_every = max(1, int(redetect_every))
         self.overlap = overlap
         self.fps = float(fps)
+        self._clock = FrameClock(self.fps)
         self._to_rgb = to_rgb or RgbBuffer()
         self._tracks: list[Track] = []
         self._next_id = 0
@@ -387,6 +388,7 @@ class TopDownTracker:
         """Forget every track and filter; the next update runs the detector. Counters are kept."""
         self._tracks = []
         self._last_detect = -1
+        self._clock.reset()
 
     def _run(self, frame: Frame, regions: Sequence[Region]) -> list[Pose | None]:
         self.region_runs += len(regions)
@@ -402,9 +404,7 @@ class TopDownTracker:
         """Poses on the next video frame (BGR), in track order; ``timestamp`` in seconds (default:
         the frame count / fps)."""
         image = check_image(frame_bgr)
-        if timestamp is None:
-            timestamp = self.frames / self.fps
-        timestamp = float(timestamp)
+        timestamp = self._clock.next(timestamp, self.frames)
         frame = Frame(image, timestamp=timestamp, to_rgb=self._to_rgb)
         index = self.frames
         self.frames += 1

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -114,7 +116,8 @@ def load_plugins() -> LoadedPlugins:
             result.warnings.append(f"{where} not loaded: the name is taken by {result.plugins[name].origin}")
             continue
         try:
-            module = loader()
+            with _stdout_to_stderr():  # what a plugin prints must not mix with a command's output (info --json)
+                module = loader()
             pm.register(module, name=name)
         except KeyboardInterrupt:
             raise
@@ -124,8 +127,35 @@ def load_plugins() -> LoadedPlugins:
         version = version or str(getattr(module, "__version__", "local"))
         info = PluginInfo(name=name, origin=origin, version=version, module=module)
         result.plugins[name] = info
-        _collect(pm, module, info, where, result)
+        with _stdout_to_stderr():
+            _collect(pm, module, info, where, result)
     return result
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Standard output sent to standard error for the block: Python's ``sys.stdout`` and, where there
+    is one, file descriptor 1 too (a plugin's native code printing)."""
+    saved = None
+    try:
+        sys.stdout.flush()
+        out_fd, err_fd = sys.__stdout__.fileno(), sys.__stderr__.fileno()
+        sys.__stdout__.flush()
+        saved = os.dup(out_fd)
+        os.dup2(err_fd, out_fd)
+    except (AttributeError, OSError, ValueError):  # no descriptors behind the streams (embedded, captured)
+        saved = None
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            try:
+                sys.__stdout__.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, out_fd)
+            os.close(saved)
 
 
 def _with_plugin(obj, plugin: str):

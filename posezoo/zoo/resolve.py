@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from posezoo.supply.cache import Cache
 from posezoo.supply.convert import ensure_onnx
-from posezoo.errors import PluginError
+from posezoo.errors import PluginError, UsageError, shorten
 from posezoo.supply.fetch import fetch_model
 from posezoo.inference.model import Capabilities, Family, PoseModel
 from posezoo.zoo.plugins import LoadedPlugins, load_plugins
@@ -116,7 +116,12 @@ class Zoo:
         """Model ``name`` (``variant``: None for the default) resolved once: its registry entry and
         variant, the spec registered by the plugin the registry names, the family (checked against
         the spec's type and against the file roles of every registry variant) and the capabilities.
-        Raises UnknownModelError or PluginError before anything is downloaded."""
+        Raises UnknownModelError or PluginError before anything is downloaded (UsageError for a name
+        or variant that is not a string)."""
+        if not isinstance(name, str):
+            raise UsageError(f"a model name must be a string, got {shorten(name)}", "posezoo.list_models() lists the names")
+        if variant is not None and not isinstance(variant, str):
+            raise UsageError(f"a variant must be a string or None, got {shorten(variant)}", "`posezoo info MODEL` lists the variants")
         entry = self.registry.model(name)
         chosen = entry.variant(variant)
         if entry.plugin not in self.plugins.plugins:
