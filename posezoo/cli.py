@@ -299,7 +299,7 @@ def serve_cmd(
         None, "--ray", help="Deploy on Ray Serve: 'local' (start Ray here) or a cluster address ('auto', ray://HOST:10001)."
     ),
     replicas: int = typer.Option(1, "--replicas", min=1, help="Ray Serve replicas (each loads the models once)."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Model runs at once, per process or replica, each with cores / workers threads (0: one per 4 cores)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Model runs at once, per process or replica, each with cores / workers threads (0: one per core)."),
     max_queue: int = typer.Option(16, "--max-queue", min=0, help="Requests that may wait for a worker; past that: 503 with Retry-After."),
     max_body: int = typer.Option(16 << 20, "--max-body", min=1, help="Largest request body or stream frame, in bytes."),
     max_pixels: int = typer.Option(50_000_000, "--max-pixels", min=1, help="Largest image, width x height (read from its header before decoding)."),

@@ -108,3 +108,33 @@ def test_a_fifo_given_as_a_video_is_refused_without_hanging(empty_env, tmp_path,
     assert result.returncode == 5, result.stderr
     assert ("not a regular file" in line) if where == "file" else ("holds no" in line), line
     assert time.monotonic() - start < 30
+
+
+def test_silencing_native_stderr_is_safe_from_several_threads():
+    """Threads decoding at once (a server) share one silence: descriptor 2 is the real stderr again
+    once the last one leaves, however their windows overlap."""
+    import threading
+
+    from posezoo.io.sources import quiet_native_stderr
+
+    before = os.fstat(2)
+    barrier = threading.Barrier(4)
+    seen = []
+
+    def work():
+        barrier.wait()
+        for _ in range(200):
+            with quiet_native_stderr():
+                seen.append(os.fstat(2).st_ino)
+                with quiet_native_stderr():  # nested, as quiet_opencv does
+                    pass
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    devnull = os.stat(os.devnull)
+    assert set(seen) == {devnull.st_ino}  # silenced inside every window

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,24 +171,43 @@ def iter_images(paths: list[Path]) -> Iterator[Frame]:
         yield Frame(read_image(path), str(path), 0, 0.0)
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet = {"depth": 0, "saved": None}  # threads inside quiet_native_stderr, and the real stderr meanwhile
+
+
 @contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Silence what native code writes to the process's stderr (file descriptor 2) meanwhile: FFmpeg
-    inside OpenCV logs about broken videos there, past OpenCV's own log level."""
+    inside OpenCV logs about broken videos there, past OpenCV's own log level.
+
+    Safe from several threads at once: the first to enter swaps descriptor 2 for /dev/null and the last
+    to leave puts it back, so overlapping callers (a server decoding two uploads) never leave it swapped
+    and need no lock around their decoding."""
+    with _QUIET_LOCK:
+        if _quiet["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError, AttributeError):  # no stderr at all: nothing to silence
+                saved = None
+            if saved is not None:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(devnull, 2)
+                finally:
+                    os.close(devnull)
+            _quiet["saved"] = saved
+        _quiet["depth"] += 1
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no stderr at all: nothing to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _QUIET_LOCK:
+            _quiet["depth"] -= 1
+            saved = _quiet["saved"]
+            if _quiet["depth"] == 0 and saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+                _quiet["saved"] = None
 
 
 @contextmanager

@@ -36,11 +36,11 @@ def is_loopback(host: str) -> bool:
 
 
 def default_workers(cores: int) -> int:
-    """Model copies running at once when not told: one per 4 cores. A copy's onnxruntime threads run
-    the model's layers in parallel without Python's lock, while copies side by side contend for it in
-    their pre- and post-processing; measured on 2 cores (blazepose-full lite, in-process): one copy
-    with 2 threads ran 51 images/s, two copies with 1 thread each 17."""
-    return max(1, cores // 4)
+    """Model copies running at once when not told: one per physical core, each with one onnxruntime
+    thread (as ``posezoo run --jobs``). Measured on a quiet 2-core machine (benchmarks/serve_load.py,
+    blazepose-full): in process, two copies of one thread ran 76 images/s, one copy of two threads 55;
+    the server answered 64 requests/s with two copies and 46 with one."""
+    return max(1, cores)
 
 
 @dataclass(frozen=True)

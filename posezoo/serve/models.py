@@ -165,12 +165,3 @@ class ModelSet:
             if saved is None:
                 os.environ.pop(THREADS_ENV, None)
         return cls(served, workers)
-
-
-_DECODE_LOCK = threading.Lock()
-
-
-def decode_lock() -> threading.Lock:
-    """Held around image decoding: :func:`posezoo.io.sources.decode_image` silences native stderr by
-    swapping file descriptor 2 for a moment, which two threads at once would leave swapped."""
-    return _DECODE_LOCK
