@@ -1,6 +1,5 @@
-"""The wheel a user installs: built (as pip builds it, setuptools from the package index) from a copy of
-the checkout, it holds the licence, the registry, the
-sample photo and every built-in plugin."""
+"""The wheel a user installs: built as pip builds it (setuptools from the package index) from a copy of
+the checkout, it holds the licence, the registry, the sample photo and every built-in plugin."""
 
 from __future__ import annotations
 

@@ -201,11 +201,11 @@ class Capabilities:
                 )
         return self.options(**values)
 
-    def check_max_poses(self, model: str, max_poses: Any, *, default: int | None = None) -> int | None:
-        """``max_poses`` as an int (None: ``default``, then the model's limit), refused when it is not
-        a whole number >= 0 or is over the model's limit."""
+    def check_max_poses(self, model: str, max_poses: Any) -> int | None:
+        """``max_poses`` as an int (None: the model's limit, or None where it has none), refused when it
+        is not a whole number >= 0 or is over the model's limit."""
         if max_poses is None:
-            return default if default is not None else self.max_poses
+            return self.max_poses
         if isinstance(max_poses, bool) or not isinstance(max_poses, (int, np.integer)) or max_poses < 0:
             raise UsageError(f"max_poses must be a whole number >= 0, not {max_poses!r}")
         if self.max_poses is not None and max_poses > self.max_poses:
