@@ -15,7 +15,6 @@ import itertools
 from collections import deque
 import os
 import sys
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
