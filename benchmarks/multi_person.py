@@ -38,15 +38,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("POSEZOO_SHARED") or REPO.parent / "shared")
-TFLITE = {
-    "detector": "mediapipe-assets/pose_detection.tflite",
-    "lite": "mediapipe-v0.8.9/pose_landmark_lite.tflite",
-    "full": "mediapipe-assets/pose_landmark_full.tflite",
-    "heavy": "mediapipe-assets/pose_landmark_heavy.tflite",
-}
-COMPLEXITY = {"lite": "0", "full": "1", "heavy": "2"}  # the reference's model_complexity
+from parity_photos import COMPLEXITY, REPO, SHARED, TFLITE  # the shared BlazePose files, model_complexity
+
 SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]) / 10.0
 AIC = "aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"
 
