@@ -49,7 +49,7 @@ class Limits:
 
     ``max_body_bytes``: a request body or one WebSocket message; ``max_pixels``: an image's width x
     height read from its header before decoding (decompression bombs); ``workers``: model runs at once
-    (each holds its own copy of every model; default: one per 4 physical cores); ``max_queue``: requests waiting
+    (each holds its own copy of every model; default: one per physical core); ``max_queue``: requests waiting
     for a worker, past which a request is answered 503 with Retry-After; ``max_streams``: WebSocket
     streams at once; ``max_fps``: frames per second one stream may send (more are dropped, counted);
     ``request_timeout``: seconds from a request's first byte to its answer (body, queue and model
@@ -60,7 +60,7 @@ class Limits:
 
     max_body_bytes: int = 16 << 20
     max_pixels: int = 50_000_000
-    workers: int = 0  # 0: one per 4 physical cores (at least 1), each with cores / workers threads
+    workers: int = 0  # 0: one per physical core (at least 1), each with cores / workers threads
     max_queue: int = 16
     max_streams: int = 16
     max_fps: float = 30.0
