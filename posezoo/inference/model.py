@@ -50,6 +50,13 @@ class Pose:
     pose is there), ``world_landmarks`` (K, 3) metres, ``mask`` (H, W) segmentation probabilities,
     ``aux`` auxiliary points, ``roi`` the crop it was found in, ``track_id`` a person's identity over
     a video (stable while tracked).
+
+    Whole-body results are still one pose per person, its rows grouped into named *parts*:
+    ``parts`` maps a part name (``body``, ``left_hand``, ``right_hand``, ``face``, ...) to the
+    ``(start, stop)`` rows of ``landmarks`` / ``names`` it holds, or to None when the model looks for
+    that part but did not find it in this image (those rows are then NaN). None: the whole pose is one
+    part, ``body`` (see :meth:`part_ranges`). ``label`` / ``label_score``: a classification of the pose
+    with its confidence, when the family gives one (e.g. a hand's handedness, "left" or "right").
     """
 
     landmarks: np.ndarray
@@ -63,6 +70,19 @@ class Pose:
     aux: np.ndarray | None = None
     roi: Any = None
     track_id: int | None = None
+    parts: dict[str, tuple[int, int] | None] | None = None
+    label: str | None = None
+    label_score: float | None = None
+
+    def part_ranges(self) -> dict[str, tuple[int, int] | None]:
+        """Part name -> (start, stop) rows, or None for a part not found; ``{"body": (0, K)}`` when the
+        pose has no parts."""
+        return dict(self.parts) if self.parts is not None else {"body": (0, len(self.landmarks))}
+
+    def part(self, name: str) -> np.ndarray | None:
+        """The landmark rows of part ``name`` (a view), or None when it was not found or is unknown."""
+        rows = self.part_ranges().get(name)
+        return None if rows is None else self.landmarks[rows[0] : rows[1]]
 
     @property
     def keypoints(self) -> np.ndarray:
@@ -155,17 +175,20 @@ class Capabilities:
     features: frozenset[str] = frozenset()
     max_poses: int | None = None
     options: type = NoOptions
+    # the keypoint groups every pose of this model has: ((part name, start, stop), ...); () = one part, body
+    parts: tuple[tuple[str, int, int], ...] = ()
 
     @classmethod
     def of(cls, spec: Any, options: type = NoOptions) -> "Capabilities":
-        """From a spec's ``keypoint_names``, ``skeleton`` and, when it has them, ``features`` and
-        ``max_poses``."""
+        """From a spec's ``keypoint_names``, ``skeleton`` and, when it has them, ``features``,
+        ``max_poses`` and ``parts``."""
         return cls(
             keypoint_names=tuple(spec.keypoint_names),
             skeleton=tuple(tuple(e) for e in spec.skeleton),
             features=frozenset(getattr(spec, "features", ()) or ()),
             max_poses=getattr(spec, "max_poses", None),
             options=options,
+            parts=tuple((str(n), int(a), int(b)) for n, a, b in (getattr(spec, "parts", ()) or ())),
         )
 
     def option_fields(self) -> tuple[dataclasses.Field, ...]:
@@ -246,6 +269,7 @@ class Capabilities:
             "skeleton": [list(e) for e in self.skeleton],
             "features": sorted(self.features),
             "max_poses": self.max_poses,
+            "parts": {n: [a, b] for n, a, b in self.parts} or {"body": [0, len(self.keypoint_names)]},
             "options": {
                 f.name: {"default": f.default, "help": f.metadata.get("help", "")}
                 | ({"choices": list(f.metadata["choices"])} if "choices" in f.metadata else {})
