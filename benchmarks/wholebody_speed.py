@@ -1,0 +1,190 @@
+"""Whole-body speed: ms/frame of posezoo's Holistic and Hands against MediaPipe's own, same frames, same run.
+
+For each pair (posezoo model -> MediaPipe solution) a 640x480 pan-and-zoom clip is written over a
+photo where the parts are visible (Holistic: the MPII photo, a face and a hand; Hands: the AIC photo,
+a hand), then both are timed on its frames, in static mode (every frame on its own: detector each
+time) and in video mode (tracking: the detector only when a part is lost):
+
+    posezoo   mediapipe-holistic  <->  mp.solutions.holistic.Holistic(model_complexity=1)
+    posezoo   mediapipe-hands     <->  mp.solutions.hands.Hands(model_complexity=1, max_num_hands=2)
+
+Targets (issue 22): posezoo's video ms/frame <= 0.6 x MediaPipe's, for each pair.
+
+posezoo's models are loaded through the public API (``posezoo.load``) from a mirror folder of the
+shared weights (files matched to the registry by digest, as the tests do), into a temporary cache.
+MediaPipe pins a protobuf that conflicts with onnx, so it runs in its own venv, in a subprocess of
+this script that imports only numpy, OpenCV and mediapipe:
+
+    python benchmarks/wholebody_speed.py --mediapipe /path/to/mp-venv/bin/python [--frames 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+IMAGES = SHARED / "testdata"
+# posezoo model, variant, MediaPipe solution, photo the clip pans over
+PAIRS = {
+    "holistic": ("mediapipe-holistic", None, "holistic", "images/mpii_052475643.jpg"),
+    "hands": ("mediapipe-hands", "full", "hands", "images/aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"),
+}
+TARGET = 0.6
+
+
+def frames_of(clip: Path, count: int):
+    """``count`` BGR frames of ``clip`` (looping over it when it is shorter)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(clip))
+    out = []
+    while len(out) < count:
+        ok, frame = cap.read()
+        if not ok:
+            cap.release()
+            cap = cv2.VideoCapture(str(clip))
+            continue
+        out.append(frame)
+    cap.release()
+    return out
+
+
+def mediapipe_only(clip: Path, solution: str, frames: int, warmup: int) -> dict:
+    """Time a MediaPipe solution on the clip, static and video (needs only numpy, OpenCV, mediapipe)."""
+    import cv2
+    import mediapipe as mp
+
+    images = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames_of(clip, warmup + frames)]
+    out = {"version": mp.__version__}
+    for mode in ("static", "video"):
+        if solution == "holistic":
+            graph = mp.solutions.holistic.Holistic(static_image_mode=mode == "static", model_complexity=1)
+        else:
+            graph = mp.solutions.hands.Hands(static_image_mode=mode == "static", model_complexity=1, max_num_hands=2)
+        times, found = [], 0
+        for i, rgb in enumerate(images):
+            start = time.perf_counter()
+            result = graph.process(rgb)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1e3)
+                parts = (
+                    [result.pose_landmarks, result.left_hand_landmarks, result.right_hand_landmarks, result.face_landmarks]
+                    if solution == "holistic"
+                    else list(result.multi_hand_landmarks or [])
+                )
+                found += sum(p is not None for p in parts)
+        graph.close()
+        out[mode] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "parts_per_frame": found / frames}
+    return out
+
+
+def posezoo_side(model, frames: list, warmup: int) -> dict:
+    """Time a posezoo model on the frames: ``predict`` per frame (static), a tracker (video)."""
+    out = {}
+    for mode in ("static", "video"):
+        times, found = [], 0
+        tracker = model.tracker() if mode == "video" else None
+        for i, frame in enumerate(frames):
+            start = time.perf_counter()
+            poses = tracker.update(frame, i / 30.0) if tracker is not None else model.predict(frame)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1e3)
+                for p in poses:
+                    found += sum(r is not None for r in p.part_ranges().values())
+        out[mode] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "parts_per_frame": found / (len(frames) - warmup)}
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=SHARED / "models", help="../shared/models")
+    parser.add_argument("--pairs", default="holistic,hands", help="comma-separated: " + ", ".join(PAIRS))
+    parser.add_argument("--frames", type=int, default=150, help="timed frames per mode")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--mediapipe", metavar="PYTHON", help="also time MediaPipe, run with this interpreter")
+    parser.add_argument("--mediapipe-only", nargs=2, metavar=("CLIP", "SOLUTION"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+
+    if args.mediapipe_only:  # inside MediaPipe's venv: no posezoo imports
+        clip, solution = args.mediapipe_only
+        print(json.dumps(mediapipe_only(Path(clip), solution, args.frames, args.warmup)))
+        return 0
+
+    import cv2
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from mirror import build_mirror  # the tests' mirror builder: registry files found in ../shared by digest
+
+    from posezoo.drivers.bench import write_clip
+
+    results = {"cpu": cpu_model(), "cores": os.cpu_count(), "pairs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        build_mirror(args.models, tmp / "mirror", link=True)
+        os.environ["POSEZOO_HOME"] = str(tmp / "home")
+        import posezoo
+
+        for key in [k.strip() for k in args.pairs.split(",") if k.strip()]:
+            name, variant, solution, photo = PAIRS[key]
+            clip = write_clip(tmp / f"{key}.mp4", cv2.imread(str((IMAGES / photo).resolve())), 120)
+            model = posezoo.load(name, variant, mirror=str(tmp / "mirror"), device="cpu")
+            ours = posezoo_side(model, frames_of(clip, args.warmup + args.frames), args.warmup)
+            theirs = None
+            if args.mediapipe:
+                cmd = [args.mediapipe, __file__, "--mediapipe-only", str(clip), solution,
+                       "--frames", str(args.frames), "--warmup", str(args.warmup)]  # fmt: skip
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                    print(f"MediaPipe {solution} failed: {last}", file=sys.stderr)
+                else:
+                    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+            results["pairs"][key] = {"model": name, "variant": model.variant, "posezoo": ours, "mediapipe": theirs}
+
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{results['cpu']}, {results['cores']} cores; {args.frames} frames per mode, 640x480\n")
+    print("| pair | mode | posezoo ms/frame | MediaPipe ms/frame | ratio | parts/frame (posezoo / MediaPipe) |")
+    print("|---|---|---|---|---|---|")
+    verdicts = []
+    for key, r in results["pairs"].items():
+        for mode in ("static", "video"):
+            ours, theirs = r["posezoo"][mode], (r["mediapipe"] or {}).get(mode)
+            ratio = ours["median_ms"] / theirs["median_ms"] if theirs else None
+            print(
+                f"| {r['model']} | {mode} | {ours['median_ms']:.1f} | {theirs['median_ms']:.1f} | {ratio:.2f} | "
+                f"{ours['parts_per_frame']:.2f} / {theirs['parts_per_frame']:.2f} |"
+                if theirs
+                else f"| {r['model']} | {mode} | {ours['median_ms']:.1f} | - | - | {ours['parts_per_frame']:.2f} / - |"
+            )
+            if mode == "video" and ratio is not None:
+                verdicts.append(f"{r['model']} video: {ratio:.2f} x MediaPipe (target <= {TARGET}: {'ok' if ratio <= TARGET else 'OVER'})")
+    print()
+    print("\n".join(verdicts) or "MediaPipe not timed (give --mediapipe PYTHON)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
