@@ -317,6 +317,8 @@ def strided_slice(b: GraphBuilder, op: Operator) -> None:
     shape = b.shape(op.inputs[0])
     begin, end, strides = (b.constant(i, f"STRIDED_SLICE {role}") for i, role in zip(op.inputs[1:4], ("begin", "end", "strides")))
     ranges, out_shape = strided_slice_ranges(shape, begin, end, strides, op.options)
+    if 0 in out_shape:
+        raise b.fail(f"STRIDED_SLICE of {list(shape)} gives an empty tensor {out_shape}", "the file is inconsistent")
     if tuple(out_shape) != tuple(b.shape(op.outputs[0])):
         raise b.fail(f"STRIDED_SLICE of {list(shape)} gives {out_shape}, the file says {list(b.shape(op.outputs[0]))}",
                      "the file is inconsistent")
