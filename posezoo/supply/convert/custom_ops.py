@@ -128,8 +128,11 @@ def landmarks_to_transform_matrix(b: GraphBuilder, op: Operator) -> None:
 
 
 def _atan2(o: _Ops, y: str, x: str) -> str:
-    """atan2(y, x) = atan(y / x), +pi or -pi (the sign of y) where x < 0; x = 0 gives atan(+-inf) = +-pi/2."""
-    base = o("Atan", o("Div", y, x))
+    """atan2(y, x) = atan(y / x), +pi or -pi (the sign of y) where x < 0; x = 0 gives atan(+-inf) = +-pi/2
+    and x = y = 0 gives 0, as libm's atan2 (the differences of two equal floats are +0)."""
+    zero = o.const([0.0])
+    both_zero = o("And", o("Equal", x, zero), o("Equal", y, zero))
+    base = o("Where", both_zero, zero, o("Atan", o("Div", y, x)))
     half_turn = o("Where", o("Less", y, o.const([0.0])), o.const([-math.pi]), o.const([math.pi]))
     return o("Add", base, o("Where", o("Less", x, o.const([0.0])), half_turn, o.const([0.0])))
 
