@@ -151,7 +151,8 @@ def transform_tensor_bilinear(b: GraphBuilder, op: Operator) -> None:
     _, height, width, channels = shape
     name = b.tensor_name(op.outputs[0])
     o = _Ops(b, name)
-    pixels = b.node("Reshape", [b.nchw(op.inputs[0]), o.const([1, channels, height * width], _I64)], name + "_pixels")
+    # rows of C channels, one per pixel: each sample gathers whole rows (NHWC)
+    pixels = b.node("Reshape", [b.nhwc(op.inputs[0]), o.const([height * width, channels], _I64)], name + "_pixels")
     m = b.node("Reshape", [b.nhwc(op.inputs[1]), o.const([16], _I64)], name + "_matrix")
     # the kernel moves the matrix to pixel centres in double: t[3] += t[0] * 0.5 + t[1] * 0.5 - 0.5
     half = o.const([0.5], _F64)
@@ -161,12 +162,10 @@ def transform_tensor_bilinear(b: GraphBuilder, op: Operator) -> None:
         shift = o("Sub", o("Add", o("Mul", o.f64(a), half), o("Mul", o.f64(c), half)), half)
         return a, c, o.f32(o("Add", o.f64(o.pick(m, [4 * row + 3])), shift))
 
+    # output pixel (x, y) -> sample position, per output pixel in row-major order, as [h * w, 1]
     grid_y, grid_x = np.meshgrid(np.arange(out_h, dtype=_F32), np.arange(out_w, dtype=_F32), indexing="ij")
-    gx, gy = o.const(grid_x.reshape(-1)), o.const(grid_y.reshape(-1))
-    sample = []
-    for a, c, t in (centred(0), centred(1)):
-        sample.append(o("Add", o("Add", o("Mul", a, gx), o("Mul", c, gy)), t))
-    sx, sy = sample
+    gx, gy = o.const(grid_x.reshape(-1, 1)), o.const(grid_y.reshape(-1, 1))
+    sx, sy = (o("Add", o("Add", o("Mul", a, gx), o("Mul", c, gy)), t) for a, c, t in (centred(0), centred(1)))
     zero = o.const([0.0])
     outside = o("Or", o("Or", o("Less", sx, zero), o("Greater", sx, o.const([float(width - 1)]))),
                 o("Or", o("Less", sy, zero), o("Greater", sy, o.const([float(height - 1)]))))
@@ -183,8 +182,9 @@ def transform_tensor_bilinear(b: GraphBuilder, op: Operator) -> None:
     x0, x1 = index(fx, 0, width), index(fx, 1, width)
     row0 = o("Mul", index(fy, 0, height), o.const([width], _I64))
     row1 = o("Mul", index(fy, 1, height), o.const([width], _I64))
-    q11, q21 = (o("Gather", pixels, o("Add", row0, x), axis=2) for x in (x0, x1))
-    q12, q22 = (o("Gather", pixels, o("Add", row1, x), axis=2) for x in (x0, x1))
+    flat = o.const([-1], _I64)
+    q11, q21, q12, q22 = (o("Gather", pixels, o("Reshape", o("Add", r, x), flat), axis=0)
+                          for r, x in ((row0, x0), (row0, x1), (row1, x0), (row1, x1)))
     one = o.const([1.0], _F64)
 
     def mix(w: str, a: str, c: str) -> str:
@@ -195,7 +195,7 @@ def transform_tensor_bilinear(b: GraphBuilder, op: Operator) -> None:
     # result = lower * bottom + (1.0 - lower) * upper, the first product in float
     value = o.f32(o("Add", o.f64(o("Mul", lower, bottom)), o("Mul", o("Sub", one, o.f64(lower)), o.f64(upper))))
     value = o("Where", outside, zero, value)
-    b.set(op.outputs[0], b.node("Reshape", [value, o.const([1, channels, out_h, out_w], _I64)], name), True)
+    b.set(op.outputs[0], b.node("Reshape", [value, o.const([1, out_h, out_w, channels], _I64)], name), False)
 
 
 # -- TransformLandmarks --------------------------------------------------------------------------
