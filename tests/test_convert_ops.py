@@ -60,6 +60,10 @@ SLICES = [  # shape, begin, end, strides, options, output shape (as LiteRT compu
     (S, [0, 0, 2], [0, 0, 3], [1, 1, 1], {"NewAxisMask": 1, "EllipsisMask": 2}, (1, 2, 5, 6, 1)),  # [None, ..., 2:3]
     (S, [0, -3, 2, 3], [1, 2, 2, 3], [1, 1, 1, 1], {"Offset": True}, (1, 2, 2, 3)),  # end relative to begin
     (S, [0, 1], [2, 3], [1, 1], {}, (2, 2, 6, 7)),  # spec shorter than the rank: the rest whole
+    (S, [0, 2, 0, 0, 0], [0, 3, 0, 0, 0], [1, 1, 1, 1, 1],  # [:, 2, :, :, None]: rank 4 in and out, axes moved
+     {"BeginMask": 0b01101, "EndMask": 0b01101, "ShrinkAxisMask": 0b10, "NewAxisMask": 0b10000}, (2, 6, 7, 1)),
+    (S, [0, 2, 1, 0, 0], [0, 3, 5, 0, 0], [1, 1, 2, 1, 1],  # the same, narrowed too
+     {"BeginMask": 0b01001, "EndMask": 0b01001, "ShrinkAxisMask": 0b10, "NewAxisMask": 0b10000}, (2, 2, 7, 1)),
     ((5, 7), [1, -1], [4, 0], [2, -1], {"EndMask": 2}, (2, 7)),
     ((3, 5, 7), [0, 0, 0], [0, 0, 0], [1, 1, 1], {"BeginMask": 7, "EndMask": 7}, (3, 5, 7)),  # identity
     ((1, 1, 1, 1404), [0, 0, 0, 0], [1, 1, 1, 1404], [1, 1, 1, 1], {}, (1, 1, 1, 1404)),  # the attention model's

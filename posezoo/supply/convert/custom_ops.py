@@ -203,7 +203,7 @@ def transform_tensor_bilinear(b: GraphBuilder, op: Operator) -> None:
 def transform_landmarks(b: GraphBuilder, op: Operator) -> None:
     _check(b, op, 2, 2)
     shape = b.shape(op.inputs[0])
-    if (len(shape) != 3 or shape[2] not in (2, 3) or tuple(b.shape(op.outputs[0])) != tuple(shape)
+    if (len(shape) != 3 or shape[0] != 1 or shape[2] not in (2, 3) or tuple(b.shape(op.outputs[0])) != tuple(shape)
             or tuple(b.shape(op.inputs[1])) not in ((1, 4, 4), (4, 4))):
         raise b.fail(f"operator {op.code} maps [1, N, 2 or 3] landmarks with a 4x4 matrix, not {list(shape)}",
                      "the file is inconsistent")

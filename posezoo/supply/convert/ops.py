@@ -329,7 +329,7 @@ def strided_slice(b: GraphBuilder, op: Operator) -> None:
         return
     name = b.tensor_name(op.outputs[0])
     narrowed = [a for a, (start, stop, step) in enumerate(ranges) if (start, stop, step) != (0, shape[a], 1)]
-    reshaped = len(out_shape) != len(shape)
+    reshaped = [len(range(*r)) for r in ranges] != list(out_shape)  # axes dropped or added
     nchw = len(shape) == 4 and not reshaped and b.is_nchw(op.inputs[0])
     if not narrowed and not reshaped:
         if op.outputs[0] in b.graph.outputs:  # a graph output needs a node of its own to be named by
