@@ -257,7 +257,7 @@ def eval_cmd(
     models: List[str] = typer.Argument(
         ..., help="Models to compare (see `posezoo list`); MODEL:VARIANT picks a variant (see `posezoo info MODEL`)."
     ),
-    ann: Path = typer.Option(..., "--ann", help="COCO person-keypoint annotation file (17 keypoints)."),
+    ann: Path = typer.Option(..., "--ann", help="COCO person-keypoint annotation file (17 keypoints, or COCO-WholeBody's 133)."),
     images: Path = typer.Option(..., "--images", help="Folder holding the annotation file's images (by file_name)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Variant for models named without one."),
     max_poses: Optional[int] = typer.Option(
