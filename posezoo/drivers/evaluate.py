@@ -177,18 +177,16 @@ def _cocoeval(data: dict, category_id: int, results: list[dict], image_ids: Sequ
     ``bodies``: each result's body keypoints, its area measured on them (default: on its keypoints)."""
     COCO, COCOeval = _pycocotools()
     ids = list(image_ids)
-    if not results:  # COCO.loadRes cannot take an empty list: nothing found scores 0 (-1: nothing to find)
-        labelled = any(
-            a.get("image_id") in set(ids) and a.get("category_id") == category_id and not a.get("iscrowd", 0)
-            and a.get("num_keypoints", 1) > 0
-            for a in data.get("annotations", []) if isinstance(a, dict)
-        )  # fmt: skip
-        return {name: (0.0 if labelled else -1.0) for name in STAT_NAMES}
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = data
         gt.createIndex()
-        dt = gt.loadRes([dict(r) for r in results])
+        if results:
+            dt = gt.loadRes([dict(r) for r in results])
+        else:  # COCO.loadRes cannot take an empty list: no results, scored as such (0, or -1: nothing to find)
+            dt = COCO()
+            dt.dataset = {"images": list(data["images"]), "categories": list(data.get("categories", [])), "annotations": []}
+            dt.createIndex()
         if bodies is not None:  # xtcocotools' loadRes: a result's area from its body keypoints
             for ann, body in zip(dt.dataset["annotations"], bodies):
                 x, y = np.asarray(body[0::3], np.float64), np.asarray(body[1::3], np.float64)
