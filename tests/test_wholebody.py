@@ -240,6 +240,10 @@ def test_a_spec_without_a_mapping_maps_coco_17_and_bad_mappings_are_refused():
             wholebody_mapping(spec)
         with pytest.raises(InputError):
             coco_format("bad", spec)
+    short_face = _holistic_spec()
+    short_face.parts = short_face.parts[:3] + (("face", 75, 75 + 400),)  # the table reaches vertex 460
+    with pytest.raises(ValueError, match="part 'face', which has 400"):
+        wholebody_mapping(short_face)
     hands_only = SimpleNamespace(name="h", keypoint_names=tuple(f"h{i}" for i in range(HAND)), wholebody_keypoints=())
     with pytest.raises(InputError, match="none of COCO-WholeBody's 133"):
         require_wholebody("h", hands_only)
@@ -337,6 +341,30 @@ def test_eval_of_real_holistic_results(testdata, reference, images):
 
 
 # ------------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.slow
+def test_eval_cli_on_a_coco_wholebody_file_scores_each_part(shared_models, testdata, images, tmp_path):
+    """A body model on COCO-WholeBody: its 17 keypoints scored per part (the feet, face and hands it
+    lacks score 0, the unlabelled left hand -), through the real CLI."""
+    from mirror import fetched_home
+
+    home = fetched_home(shared_models, tmp_path / "home", ["blazepose-full", "--variant", "full"], link=True)
+    env = posezoo_env(home, POSEZOO_OFFLINE="1", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    scores = tmp_path / "scores.json"
+    ev = run_posezoo("eval", "blazepose-full", "--ann", testdata / GT, "--images", images, "--json", scores, env=env, cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    lines = ev.stdout.splitlines()
+    assert lines[0].startswith(f"COCO-WholeBody keypoints, {GT}: 1 image, 1 annotated person; AP per part")
+    assert lines[2].split() == ["MODEL", "VARIANT", "KPTS", "WHOLE", "BODY", "FOOT", "FACE", "LHAND", "RHAND", "AR", "PCK@0.2", "POSES"]
+    row = lines[3].split()
+    assert row[:3] == ["blazepose-full", "full", "17/133"] and row[7] == "-"  # no left hand labelled
+    report = json.loads(scores.read_text())
+    (model,) = report["models"]
+    assert report["wholebody"] and model["keypoints"] == 17
+    parts = {g: s["AP"] for g, s in model["parts"].items()}
+    assert parts["body"] > 0.5 and parts["foot"] == parts["face"] == parts["right_hand"] == 0.0 and parts["left_hand"] == -1
+    assert model["stats"] == model["parts"]["wholebody"] and parts["wholebody"] < parts["body"]
 
 
 def _registered(name: str) -> bool:

@@ -155,6 +155,7 @@ def wholebody_mapping(spec: Any) -> WholebodyMapping:
             pairs = [(a, b) for a, b in given]
         except (TypeError, ValueError):
             raise ValueError(f"{what} must be (COCO-WholeBody name, keypoint) pairs") from None
+    sizes = {str(n): int(b) - int(a) for n, a, b in (getattr(spec, "parts", ()) or ())}
     sources: list[int | tuple[str, int] | None] = [None] * len(WHOLEBODY_KEYPOINTS)
     for wb_name, src in pairs:
         if wb_name not in WHOLEBODY_KEYPOINTS:
@@ -174,6 +175,8 @@ def wholebody_mapping(spec: Any) -> WholebodyMapping:
             and isinstance(src[1], (int, np.integer)) and not isinstance(src[1], bool) and src[1] >= 0
         ):  # fmt: skip
             src = (src[0], int(src[1]))
+            if src[0] in sizes and src[1] >= sizes[src[0]]:
+                raise ValueError(f"{what} maps {wb_name!r} to row {src[1]} of part {src[0]!r}, which has {sizes[src[0]]}")
         else:
             raise ValueError(f"{what} maps {wb_name!r} to {src!r} (give a keypoint name, a row, or (part, row))")
         sources[WHOLEBODY_KEYPOINTS.index(wb_name)] = src
