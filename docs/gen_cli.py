@@ -32,21 +32,37 @@ JSON_SECTION = """\
 ## JSON Lines output (`posezoo run --json FILE`)
 
 One JSON object per line: one per image, or one per video frame (written even when nothing is found).
+The server's predict answers and stream messages hold the same objects (docs/serving.md).
 
 ```json
 {"source": "photo.jpg", "frame": 0, "width": 640, "height": 425,
  "model": "blazepose-full", "variant": "full",
- "poses": [{"score": 0.98, "presence": 0.99, "box": [x0, y0, x1, y1],
+ "poses": [{"score": 0.98, "presence": 0.99, "box": [x0, y0, x1, y1], "track_id": null,
+            "label": null, "label_score": null,
+            "columns": ["x", "y", "z", "visibility", "presence"],
             "landmarks": [[x, y, z, visibility, presence], ...],
+            "parts": {"body": [[x, y, z, visibility, presence], ...]},
             "world_landmarks": [[x, y, z], ...] or null}]}
 ```
 
 - `source`: the image path, or the video path (camera index) given to `-v`; `frame`: 0 for images, the
   frame index for videos.
-- `score`: the detector's score; `presence`: the landmark model's flag (a probability).
+- `score`: the detector's score; `presence`: the landmark model's flag (a probability), or `null`.
+- `box`: `[x0, y0, x1, y1]` around the pose, image pixels. `track_id`: the person's identity over a video
+  while tracked, else `null`.
+- `label`, `label_score`: a classification of the pose and its confidence when the model gives one (a
+  hand model's handedness, `"left"` or `"right"`), else `null`.
+- `columns`: what each landmark row holds, `x` and `y` first.
 - `landmarks`: one row per keypoint, in the order of `posezoo info MODEL` (`keypoint_names`). `x`, `y` are
   image pixels; `z` is depth on the same pixel scale as `x` (negative = nearer the camera); `visibility`
   and `presence` are probabilities (1.0 for models that do not predict them, such as hands).
+- `parts`: the pose's named keypoint groups, part name (`body`, `left_hand`, `right_hand`, `face`) -> that
+  part's rows of `landmarks` (same columns), or `null` when the model looks for the part but did not find
+  it in this image. A model without parts has one, `body` (all rows); a hand or face model's pose is one
+  part (`left_hand` or `right_hand`, `face`); a whole-body model's pose has all four. `posezoo info MODEL`
+  lists a model's parts and their rows.
+- JSON has no NaN: the rows of a part that was not found are `null` in `landmarks` too (the row count
+  stays the number of keypoints), and any other number that is not finite is `null` in its place.
 - `world_landmarks`: metres, centred on the model's origin (the hips for BlazePose), or `null`.
 """
 

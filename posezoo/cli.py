@@ -112,7 +112,8 @@ def run(
         None,
         "--coco",
         help="Images: write COCO keypoint results (JSON: image_id, category_id, keypoints [x, y, v] x 17, score) "
-        "for pycocotools, mmpose, FiftyOne, CVAT.",
+        "for pycocotools, mmpose, FiftyOne, CVAT; COCO-WholeBody results (also foot_kpts, face_kpts, lefthand_kpts, "
+        "righthand_kpts) for a model with feet, face or hands.",
     ),
     coco_ann: Optional[Path] = typer.Option(
         None, "--coco-ann", help="Take --coco image ids from this COCO annotation file, by file name."
@@ -256,19 +257,22 @@ def eval_cmd(
     models: List[str] = typer.Argument(
         ..., help="Models to compare (see `posezoo list`); MODEL:VARIANT picks a variant (see `posezoo info MODEL`)."
     ),
-    ann: Path = typer.Option(..., "--ann", help="COCO person-keypoint annotation file (17 keypoints)."),
+    ann: Path = typer.Option(..., "--ann", help="COCO person-keypoint annotation file (17 keypoints, or COCO-WholeBody's 133)."),
     images: Path = typer.Option(..., "--images", help="Folder holding the annotation file's images (by file_name)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Variant for models named without one."),
     max_poses: Optional[int] = typer.Option(
         None, "--max-poses", min=1, help="At most this many people per image (default 20, COCO's; lowered to a model's limit)."
     ),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Person-score threshold (default: each model's)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores (all ten COCO numbers) as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores (all ten COCO numbers; per part on COCO-WholeBody) as JSON."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
-    """Compare MODELs on a COCO keypoint annotation file and its images: AP, AP50, AP75, AR (pycocotools' COCOeval), PCK@0.2."""
+    """Compare MODELs on a COCO keypoint annotation file and its images: AP, AP50, AP75, AR (pycocotools' COCOeval), PCK@0.2.
+
+    A COCO-WholeBody file (133 keypoints) is scored per part too: body, foot, face, left and right hand
+    (each with its own sigmas), and whole-body AP over all 133."""
     from posezoo.drivers.evaluate import evaluate, table, write_report
     from posezoo.io.sinks import check_writable
 
@@ -354,6 +358,7 @@ def model_info(name: str) -> dict:
     known from its spec and family) and its files' cache state; no weights are downloaded."""
     from posezoo.supply.cache import Cache
     from posezoo.io.coco import describe_mapping
+    from posezoo.io.wholebody import describe_wholebody
     from posezoo.inference.model import describe_spec
 
     resolution = _zoo().resolve(name)
@@ -371,6 +376,7 @@ def model_info(name: str) -> dict:
         **describe_spec(spec),
         **resolution.capabilities.describe(),  # keypoint_names, skeleton, features, max_poses, options
         **_coco_info(spec, describe_mapping),
+        **describe_wholebody(spec),
         "variants": {
             vname: {
                 "description": var.description,
@@ -443,7 +449,7 @@ def info(
         lines.append(f"{'options:' if i == 0 else '':<11} {text}")
     if not options:
         lines.append("options:    none")
-    lines += [f"coco-17:    {data['coco_summary']}", "variants:"]
+    lines += [f"coco-17:    {data['coco_summary']}", f"wholebody:  {data['wholebody_summary']}", "variants:"]
     for vname, var in data["variants"].items():
         default = " (default)" if vname == data["default_variant"] else ""
         lines.append(f"  {vname}{default}: {var['description']}".rstrip(": "))

@@ -43,6 +43,7 @@ LAYERS: list[set[str]] = [
     {"posezoo.zoo.resolve"},
     # input and output
     {"posezoo.io", "posezoo.io.guard", "posezoo.io.sources", "posezoo.io.draw", "posezoo.io.coco"},
+    {"posezoo.io.wholebody"},  # COCO-WholeBody's layout, mapping, results (on posezoo.io.coco)
     {"posezoo.io.sinks", "posezoo.io.items", "posezoo.io.worldplot"},
     {"posezoo.io.parquet"},
     # drivers

@@ -91,6 +91,9 @@ def _assert_rows_match_run(rows: dict, run: dict) -> None:
         assert np.abs(np.array(row["box"]) - np.array(pose["box"])).max() <= 0.01  # JSON: 2 decimals
         assert row["track_id"] == pose["track_id"]
         assert (row["track_id"] is None) == key[0].endswith(".jpg")
+        # one part, body: all rows (Parquet: the range; JSON: the rows), no label
+        assert dict(row["parts"]) == {"body": [0, 33]} and pose["parts"] == {"body": pose["landmarks"]}
+        assert row["label"] is None is pose["label"] and row["label_score"] is None is pose["label_score"]
 
 
 # ------------------------------------------------------------------------------------------ posezoo run

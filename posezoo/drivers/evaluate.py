@@ -8,6 +8,12 @@ AP75, AR). Images of the annotation file that are not in the folder are named an
 scores (``params.imgIds``). Models mapping only some of COCO's 17 keypoints (the upper-body model)
 are scored on all 17: the missing ones count as misses.
 
+A COCO-WholeBody annotation file (133 keypoints: body, foot, face, left and right hand; found by its
+``foot_kpts`` / ``face_kpts`` / ``lefthand_kpts`` / ``righthand_kpts``) is scored the way xtcocotools'
+``COCOeval`` for it does (:mod:`posezoo.io.wholebody`), with pycocotools: AP per part, each with its own
+sigmas, and whole-body AP over all 133 keypoints. Models are mapped to the 133 by their spec's
+``wholebody_keypoints`` (else only COCO's 17): the keypoints a model lacks count as misses.
+
 PCK@0.2 (torso): on the images with exactly one annotated person, the share of that person's
 labelled keypoints that the model's best pose puts within 0.2 x the torso diameter (left shoulder
 to right hip, else right shoulder to left hip) of the label.
@@ -28,6 +34,16 @@ from tqdm import tqdm
 
 from posezoo.supply.atomic import write_bytes
 from posezoo.io.coco import COCO_KEYPOINTS, coco_results, person_category, read_annotations, require_coco
+from posezoo.io.wholebody import (
+    EVAL_GROUPS,
+    check_wholebody_annotation,
+    group_dataset,
+    group_results,
+    group_sigmas,
+    is_wholebody,
+    require_wholebody,
+    wholebody_results,
+)
 from posezoo.drivers.frames import PredictOptions, frame_poses, image_frames
 from posezoo.errors import InputError, MissingDependencyError
 
@@ -62,6 +78,7 @@ class EvalSet:
     missing: list[str]  # file names of the annotation file not found in the folder
     people: dict[int, list[dict]]  # image id -> its non-crowd person annotations with keypoints
     unreadable: list[str] = field(default_factory=list)  # paths of found images that could not be read
+    wholebody: bool = False  # a COCO-WholeBody file (133 keypoints)
 
     @property
     def image_ids(self) -> list[int]:
@@ -101,6 +118,7 @@ def load_eval_set(ann_path: Path, images_dir: Path) -> EvalSet:
             "give --images the folder holding them",
         )
     people: dict[int, list[dict]] = {}
+    wholebody = is_wholebody(data)
     for i, ann in enumerate(data.get("annotations", [])):
         if not isinstance(ann, dict) or ann.get("category_id") != category["id"]:
             continue
@@ -111,9 +129,11 @@ def load_eval_set(ann_path: Path, images_dir: Path) -> EvalSet:
                 f"not COCO's {len(COCO_KEYPOINTS)}",
                 "posezoo evaluates COCO's 17 person keypoints",
             )
+        if wholebody:
+            check_wholebody_annotation(ann, f"{ann_path.name}: annotations[{i}]")
         if not ann.get("iscrowd", 0) and ann.get("num_keypoints", 1) > 0:
             people.setdefault(ann.get("image_id"), []).append(ann)
-    return EvalSet(ann_path, images_dir, data, category["id"], found, missing, people)
+    return EvalSet(ann_path, images_dir, data, category["id"], found, missing, people, wholebody=wholebody)
 
 
 def describe_missing(evalset: EvalSet, limit: int = 5) -> str | None:
@@ -134,18 +154,49 @@ def describe_missing(evalset: EvalSet, limit: int = 5) -> str | None:
 def coco_stats(evalset: EvalSet, results: list[dict], image_ids: Sequence[int] | None = None) -> dict[str, float]:
     """COCOeval (keypoints) of ``results`` against the annotation file, on ``image_ids`` (default:
     the images found and read). pycocotools' own printing is kept off the console."""
+    return _cocoeval(evalset.data, evalset.category_id, results, evalset.image_ids if image_ids is None else image_ids)
+
+
+def wholebody_stats(evalset: EvalSet, results: list[dict], image_ids: Sequence[int] | None = None) -> dict[str, dict[str, float]]:
+    """COCO-WholeBody scores of COCO-WholeBody ``results``: ``{group: the ten COCOeval numbers}`` for
+    body, foot, face, left_hand, right_hand (each with its own sigmas) and wholebody (all 133), as
+    xtcocotools scores them: a person with no labelled keypoint in the group is ignored for it, a result
+    with none of the group's keypoints is left out of it, and a result's area is measured on its body
+    keypoints. -1: nothing to score (no person has the group labelled)."""
+    ids = evalset.image_ids if image_ids is None else image_ids
+    out = {}
+    for group in EVAL_GROUPS:
+        res, bodies = group_results(results, group)
+        out[group] = _cocoeval(group_dataset(evalset.data, group), evalset.category_id, res, ids,
+                               sigmas=group_sigmas(group), bodies=bodies)  # fmt: skip
+    return out
+
+
+def _cocoeval(data: dict, category_id: int, results: list[dict], image_ids: Sequence[int], *, sigmas=None, bodies=None) -> dict[str, float]:
+    """pycocotools' COCOeval (keypoints) on ``image_ids``; ``sigmas``: the OKS sigmas (default COCO's);
+    ``bodies``: each result's body keypoints, its area measured on them (default: on its keypoints)."""
     COCO, COCOeval = _pycocotools()
-    ids = list(evalset.image_ids if image_ids is None else image_ids)
-    if not results:  # COCO.loadRes cannot take an empty list: nothing found scores 0
-        return {name: 0.0 for name in STAT_NAMES}
+    ids = list(image_ids)
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = evalset.data
+        gt.dataset = data
         gt.createIndex()
-        dt = gt.loadRes(results)
+        if results:
+            dt = gt.loadRes([dict(r) for r in results])
+        else:  # COCO.loadRes cannot take an empty list: no results, scored as such (0, or -1: nothing to find)
+            dt = COCO()
+            dt.dataset = {"images": list(data["images"]), "categories": list(data.get("categories", [])), "annotations": []}
+            dt.createIndex()
+        if bodies is not None:  # xtcocotools' loadRes: a result's area from its body keypoints
+            for ann, body in zip(dt.dataset["annotations"], bodies):
+                x, y = np.asarray(body[0::3], np.float64), np.asarray(body[1::3], np.float64)
+                ann["area"] = float((x.max() - x.min()) * (y.max() - y.min()))
+                ann["bbox"] = [float(x.min()), float(y.min()), float(x.max() - x.min()), float(y.max() - y.min())]
         e = COCOeval(gt, dt, iouType="keypoints")
+        if sigmas is not None:
+            e.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
         e.params.imgIds = ids
-        e.params.catIds = [evalset.category_id]
+        e.params.catIds = [category_id]
         e.evaluate()
         e.accumulate()
         e.summarize()
@@ -195,7 +246,8 @@ class ModelScore:
     pck_images: int
     poses: int
     images: int
-    keypoints: int  # of COCO's 17 the model has
+    keypoints: int  # of COCO's 17 the model has (of the 133 on a COCO-WholeBody file)
+    parts: dict[str, dict[str, float]] | None = None  # COCO-WholeBody: the ten numbers per group
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -208,8 +260,10 @@ def parse_model_arg(text: str, default_variant: str | None) -> tuple[str, str | 
 
 
 def predict_results(model, evalset: EvalSet, mapping, opts: PredictOptions, *, label: str) -> list[dict]:
-    """COCO results of ``model`` on every image of the set (a tqdm bar on stderr); images that
-    cannot be read are added to ``evalset.unreadable`` (once) and skipped."""
+    """COCO results of ``model`` on every image of the set (a tqdm bar on stderr; COCO-WholeBody
+    results on a COCO-WholeBody set, ``mapping`` then a :class:`posezoo.io.wholebody.WholebodyMapping`);
+    images that cannot be read are added to ``evalset.unreadable`` (once) and skipped."""
+    records = wholebody_results if evalset.wholebody else coco_results
     results: list[dict] = []
     bad = set(evalset.unreadable)
     ids: list[int] = []  # the image id of each frame, in the order they are read
@@ -226,22 +280,30 @@ def predict_results(model, evalset: EvalSet, mapping, opts: PredictOptions, *, l
                 yield path
 
     for _frame, poses in frame_poses(model, image_frames(paths(), skip), opts, video=False):
-        results.extend(coco_results(ids[-1], poses, mapping, evalset.category_id))
+        results.extend(records(ids[-1], poses, mapping, evalset.category_id))
     return results
 
 
 def score_model(model, name: str, evalset: EvalSet, results: list[dict], mapping, max_poses: int) -> ModelScore:
-    value, pck_images = pck(evalset, results, mapping)
+    if evalset.wholebody:
+        parts = wholebody_stats(evalset, results)
+        value, pck_images = pck(evalset, results, mapping.sources[: len(COCO_KEYPOINTS)])
+        stats, keypoints = parts["wholebody"], mapping.count()
+    else:
+        parts = None
+        value, pck_images = pck(evalset, results, mapping)
+        stats, keypoints = coco_stats(evalset, results), sum(i is not None for i in mapping)
     return ModelScore(
         model=name,
         variant=str(model.variant),
         max_poses=max_poses,
-        stats=coco_stats(evalset, results),
+        stats=stats,
         pck=value,
         pck_images=pck_images,
         poses=len(results),
         images=len(evalset.image_ids),
-        keypoints=sum(i is not None for i in mapping),
+        keypoints=keypoints,
+        parts=parts,
     )
 
 
@@ -265,11 +327,12 @@ def evaluate(
 
     _pycocotools()
     zoo = get_zoo()
+    wholebody = _is_wholebody_file(ann)
     wanted = []
     for text in models:
         name, var = parse_model_arg(text, variant)
         res = zoo.resolve(name, var)
-        mapping = require_coco(name, res.spec)
+        mapping = require_wholebody(name, res.spec) if wholebody else require_coco(name, res.spec)
         limit = res.capabilities.max_poses
         n = max_poses or DEFAULT_MAX_POSES
         if limit is not None and n > limit:
@@ -295,6 +358,15 @@ def evaluate(
     return evalset, scores
 
 
+def _is_wholebody_file(ann: Path) -> bool:
+    """A first look at the annotation file: is it COCO-WholeBody's? (False when it cannot be read:
+    :func:`load_eval_set` says why, later.)"""
+    try:
+        return is_wholebody(read_annotations(Path(ann)))
+    except InputError:
+        return False
+
+
 # ------------------------------------------------------------------------------------ reporting
 
 
@@ -308,6 +380,8 @@ def _fmt(v: float | None) -> str:
 
 def table(evalset: EvalSet, scores: Sequence[ModelScore]) -> str:
     """One table for all models, with a line saying what was scored."""
+    if evalset.wholebody:
+        return _wholebody_table(evalset, scores)
     n = len(evalset.image_ids)
     singles = len(evalset.single_person_ids)
     people = sum(len(evalset.people.get(i, ())) for i in evalset.image_ids)
@@ -326,10 +400,35 @@ def table(evalset: EvalSet, scores: Sequence[ModelScore]) -> str:
     return "\n".join(lines)
 
 
+WHOLEBODY_COLUMNS = (("BODY", "body"), ("FOOT", "foot"), ("FACE", "face"), ("LHAND", "left_hand"), ("RHAND", "right_hand"))
+
+
+def _wholebody_table(evalset: EvalSet, scores: Sequence[ModelScore]) -> str:
+    n = len(evalset.image_ids)
+    people = sum(len(evalset.people.get(i, ())) for i in evalset.image_ids)
+    head = (
+        f"COCO-WholeBody keypoints, {evalset.ann_path.name}: {_count(n, 'image')}, "
+        f"{_count(people, 'annotated person', 'annotated people')}; AP per part (its own sigmas), "
+        f"WHOLE = all 133 keypoints; PCK@{PCK_ALPHA:g} (torso, body) on the "
+        f"{_count(len(evalset.single_person_ids), 'single-person image')}"
+    )
+    header = ["MODEL", "VARIANT", "KPTS", "WHOLE", *[c for c, _ in WHOLEBODY_COLUMNS], "AR", f"PCK@{PCK_ALPHA:g}", "POSES"]
+    rows = [
+        [s.model, s.variant, f"{s.keypoints}/133", _fmt(s.stats["AP"]),
+         *[_fmt((s.parts or {}).get(g, {}).get("AP")) for _, g in WHOLEBODY_COLUMNS],
+         _fmt(s.stats["AR"]), _fmt(s.pck), str(s.poses)]
+        for s in scores
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [head, ""] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    return "\n".join(lines)
+
+
 def report(evalset: EvalSet, scores: Sequence[ModelScore]) -> dict:
     """The ``--json`` document."""
     return {
         "annotations": str(evalset.ann_path),
+        "wholebody": evalset.wholebody,
         "images_dir": str(evalset.images_dir),
         "images": len(evalset.image_ids),
         "single_person_images": len(evalset.single_person_ids),

@@ -19,8 +19,8 @@ from posezoo.io.coco import (
     ids_by_file_name,
     person_category,
     read_annotations,
-    require_coco,
 )
+from posezoo.io.wholebody import coco_format
 from posezoo.io.draw import draw_poses
 from posezoo.errors import InputError
 from posezoo.io.sinks import (
@@ -168,14 +168,14 @@ class ResultFiles:
             return cls(opts, None)
         if opts.video is not None:
             raise InputError("--coco writes COCO results for images, not for a video", "run it on images (-i)")
-        mapping = require_coco(resolution.name, resolution.spec)
+        mapping, records, kind = coco_format(resolution.name, resolution.spec)
         by_name, category = None, PERSON_CATEGORY
         if opts.coco_ann is not None:
             data = read_annotations(Path(opts.coco_ann))
             by_name, category = ids_by_file_name(data), person_category(data, str(opts.coco_ann))["id"]
         ids, how = assign_image_ids(paths, by_name)
         _say(f"--coco: {how}")
-        return cls(opts, CocoResultsSink(Path(opts.coco_out), mapping, ids, category))
+        return cls(opts, CocoResultsSink(Path(opts.coco_out), mapping, ids, category, records=records, kind=kind))
 
     def add(self, source, poses) -> None:
         if self.coco is not None:
@@ -190,7 +190,7 @@ class ResultFiles:
         self.done = True
         if self.coco is not None:
             self.coco.close()
-            _say(f"wrote {self.coco.path} (COCO keypoint results: {len(self.coco.results)} pose(s))")
+            _say(f"wrote {self.coco.path} ({self.coco.kind} results: {len(self.coco.results)} pose(s))")
             if self.coco.unknown:
                 _say(
                     f"warning: {len(self.coco.unknown)} image(s) are not in {self.opts.coco_ann} and have no COCO "

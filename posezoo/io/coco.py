@@ -12,12 +12,14 @@ include all 17 by name, the upper-body model the 13 above the knees, a hand mode
 
 ``x``, ``y`` are image pixels; ``v`` is the keypoint's confidence (:attr:`posezoo.inference.model.Pose.keypoint_scores`);
 a COCO keypoint the model does not have is ``0, 0, 0``. ``score`` is the pose's score (``Pose.score``).
+A model with keypoints beyond the body (feet, face, hands: its spec's ``wholebody_keypoints``) gets
+COCO-WholeBody results instead, a superset of these (:mod:`posezoo.io.wholebody`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,18 +228,21 @@ class CocoResultsSink:
     """
 
     path: Path
-    mapping: Sequence[int | None]
+    mapping: Any  # COCO's 17 (coco_mapping), or what ``records`` takes
     ids: dict[Path, int]
     category_id: int = PERSON_CATEGORY
     results: list[dict] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    # records(image_id, poses, mapping, category_id) -> results (COCO-WholeBody: posezoo.io.wholebody)
+    records: Callable[..., list[dict]] | None = None
+    kind: str = "COCO keypoint"
 
     def add(self, source: Path, poses: Sequence[Any]) -> None:
         image_id = self.ids.get(Path(source))
         if image_id is None:
             self.unknown.append(Path(source).name)
             return
-        self.results.extend(coco_results(image_id, poses, self.mapping, self.category_id))
+        self.results.extend((self.records or coco_results)(image_id, poses, self.mapping, self.category_id))
 
     def close(self) -> None:
         text = json.dumps(self.results, separators=(",", ":"))

@@ -20,7 +20,19 @@ column                    type                                  meaning
 ``keypoints``             list<list<float32>> (K x C)           one row per keypoint: x, y pixels, then
                                                                 the family's columns (z, visibility, ...)
 ``world_landmarks``       list<list<float32>> (K x 3), null     metres, when the family gives them
+``label``                 string, null                          a classification of the pose (a hand's
+                                                                handedness), when the family gives one
+``label_score``           float32, null                         its confidence
+``parts``                 map<string, list<int32>>              the pose's named keypoint groups (``body``,
+                                                                ``left_hand``, ``right_hand``, ``face``):
+                                                                part -> [start, stop], its rows of
+                                                                ``keypoints`` (``keypoints[start:stop]``),
+                                                                or null when the part was not found (its
+                                                                rows are NaN)
 ========================  ====================================  =============================================
+
+``parts`` gives row ranges, not a copy of the rows (the JSON output's ``parts`` holds the rows): a
+whole-body row's keypoints are not stored twice. A model without parts has one, ``body`` (all rows).
 
 pyarrow is imported only when a table is built or written (it comes with ``posezoo[ray]``).
 """
@@ -51,6 +63,9 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("columns", "list<string>"),
     ("keypoints", "list<list<float32>>"),
     ("world_landmarks", "list<list<float32>>"),
+    ("label", "string"),
+    ("label_score", "float32"),
+    ("parts", "map<string, list<int32>>"),
 )
 
 
@@ -67,8 +82,16 @@ def schema():
         "list<float32>": pa.list_(pa.float32()),
         "list<string>": pa.list_(pa.string()),
         "list<list<float32>>": pa.list_(pa.list_(pa.float32())),
+        "map<string, list<int32>>": parts_type(),
     }
     return pa.schema([(name, types[kind]) for name, kind in FIELDS])
+
+
+def parts_type():
+    """The ``parts`` column's type: part name -> [start, stop] rows, null when not found."""
+    import pyarrow as pa
+
+    return pa.map_(pa.string(), pa.list_(pa.int32()))
 
 
 class PoseRows:
@@ -89,7 +112,8 @@ class PoseRows:
             self.rows.append(
                 (source, frame, timestamp, size, index, p.track_id, float(p.score),
                  None if p.presence is None else float(p.presence), np.asarray(p.box, np.float32),
-                 tuple(p.columns), np.asarray(p.landmarks, np.float32), world)
+                 tuple(p.columns), np.asarray(p.landmarks, np.float32), world, p.label,
+                 None if p.label_score is None else float(p.label_score), p.part_ranges())
             )  # fmt: skip
 
     def truncate(self, length: int) -> None:
@@ -104,7 +128,8 @@ class PoseRows:
         if not self.rows:
             return sch.empty_table()
         cols = list(zip(*self.rows))
-        (source, frame, timestamp, size, pose, track, score, presence, box, columns, keypoints, world) = cols
+        (source, frame, timestamp, size, pose, track, score, presence, box, columns, keypoints, world, label,
+         label_score, parts) = cols  # fmt: skip
         width = [s[0] for s in size]
         height = [s[1] for s in size]
         n = len(self.rows)
@@ -124,6 +149,12 @@ class PoseRows:
             "columns": pa.array([list(c) for c in columns], pa.list_(pa.string())),
             "keypoints": _matrices(keypoints),
             "world_landmarks": _matrices(world),
+            "label": pa.array(label, pa.string()),
+            "label_score": pa.array(label_score, pa.float32()),
+            "parts": pa.array(
+                [[(name, None if r is None else [int(r[0]), int(r[1])]) for name, r in p.items()] for p in parts],
+                parts_type(),
+            ),
         }
         return pa.Table.from_pydict(data, schema=sch)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -280,12 +281,58 @@ class Display:
                 pass
 
 
+def _number(value, digits: int):
+    """A float for JSON: rounded, or None when it is not finite (JSON has no NaN or Infinity)."""
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def _rows(array: np.ndarray, digits: int) -> list:
+    """Rows of a (K, C) array for JSON: a row with no finite number (a part that was not found) is
+    ``null``; any other NaN or infinity is ``null`` in its place."""
+    values = np.round(np.asarray(array, np.float64), digits)
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.tolist()
+    out: list = []
+    for row, ok in zip(values.tolist(), finite):
+        if not ok.any():
+            out.append(None)
+        elif ok.all():
+            out.append(row)
+        else:
+            out.append([v if good else None for v, good in zip(row, ok)])
+    return out
+
+
+def pose_json(p) -> dict:
+    """One pose as JSON (see :func:`pose_record`)."""
+    landmarks = _rows(p.landmarks, 4)
+    return {
+        "score": _number(p.score, 5),
+        "presence": None if p.presence is None else _number(p.presence, 5),
+        "box": [_number(v, 2) for v in p.box],
+        "track_id": p.track_id,
+        "label": p.label,
+        "label_score": None if p.label_score is None else _number(p.label_score, 5),
+        "columns": list(p.columns),
+        "landmarks": landmarks,
+        "parts": {
+            name: None if rows is None else landmarks[rows[0] : rows[1]] for name, rows in p.part_ranges().items()
+        },
+        "world_landmarks": None if p.world_landmarks is None else _rows(p.world_landmarks, 5),
+    }
+
+
 def pose_record(frame_source: str, frame_index: int, image: np.ndarray, model: str, variant: str, poses) -> dict:
     """The JSON object for one image or frame (the --json schema, see docs/cli.md).
 
-    Per pose: ``score``, ``presence`` (or null), ``box``, ``track_id`` (video; or null),
-    ``columns`` (what each landmark row holds, x and y first, in pixels), ``landmarks`` (rows),
-    ``world_landmarks`` (metres, or null).
+    Per pose: ``score``, ``presence`` (or null), ``box``, ``track_id`` (video; or null), ``label`` and
+    ``label_score`` (a classification of the pose, e.g. a hand's handedness; or null), ``columns``
+    (what each landmark row holds, x and y first, in pixels), ``landmarks`` (rows), ``parts`` (part
+    name -> its rows of ``landmarks``, or null for a part looked for and not found; a model without
+    parts has one, ``body``), ``world_landmarks`` (metres, or null). JSON has no NaN: the rows of a
+    part not found are ``null`` in ``landmarks`` too, and any other non-finite number is ``null``.
     """
     h, w = image.shape[:2]
     return {
@@ -295,18 +342,5 @@ def pose_record(frame_source: str, frame_index: int, image: np.ndarray, model: s
         "height": h,
         "model": model,
         "variant": variant,
-        "poses": [
-            {
-                "score": round(float(p.score), 5),
-                "presence": None if p.presence is None else round(float(p.presence), 5),
-                "box": [round(float(v), 2) for v in p.box],
-                "track_id": p.track_id,
-                "columns": list(p.columns),
-                "landmarks": np.round(p.landmarks.astype(np.float64), 4).tolist(),
-                "world_landmarks": None
-                if p.world_landmarks is None
-                else np.round(p.world_landmarks.astype(np.float64), 5).tolist(),
-            }
-            for p in poses
-        ],
+        "poses": [pose_json(p) for p in poses],
     }

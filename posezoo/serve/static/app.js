@@ -73,7 +73,7 @@ function drawPoses(ctx, poses, model, width, height) {
     const cols = pose.columns;
     const ci = cols.indexOf("visibility") >= 0 ? cols.indexOf("visibility") : cols.indexOf("score");
     const pts = pose.landmarks;
-    const shown = pts.map((p) => (ci < 0 || p[ci] >= 0.5) && Number.isFinite(p[0]) && Number.isFinite(p[1]));
+    const shown = pts.map((p) => p != null && (ci < 0 || p[ci] >= 0.5) && Number.isFinite(p[0]) && Number.isFinite(p[1]));  // null: a part not found
     const edges = model.skeleton.filter(([a, b]) => shown[a] && shown[b]);
     ctx.lineCap = "round";
     ctx.strokeStyle = state.colors.outline;
