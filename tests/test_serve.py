@@ -151,7 +151,7 @@ def test_models_lists_keypoints_skeleton_parts_features_and_the_drawing_colours(
     assert bp["name"] == "blazepose-full" and bp["variant"] == "lite" and set(bp["variants"]) == {"lite", "full", "heavy"}
     assert len(bp["keypoint_names"]) == 33 and len(mn["keypoint_names"]) == 17
     assert [11, 13] in bp["skeleton"] or [13, 11] in bp["skeleton"]
-    assert bp["parts"]["left"] and bp["keypoint_sides"][bp["keypoint_names"].index("left_wrist")] == "left"
+    assert bp["parts"] == {"body": [0, 33]} and bp["keypoint_sides"][bp["keypoint_names"].index("left_wrist")] == "left"
     assert "world" in bp["features"] and mn["max_poses"] == 1
     b, g, r = LEFT_COLOR
     assert body["colors"]["left"] == f"#{r:02x}{g:02x}{b:02x}"

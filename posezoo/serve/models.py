@@ -99,7 +99,7 @@ def _info(name: str, variant: str, model, description: str, variants: list[str])
         "keypoint_names": list(caps.keypoint_names),
         "skeleton": [list(e) for e in caps.skeleton],
         "keypoint_sides": side_names,  # the side each keypoint is drawn in (posezoo.io.draw's colours)
-        "parts": {part: [i for i, s in enumerate(side_names) if s == part] for part in ("left", "right", "centre")},
+        "parts": caps.describe()["parts"],  # part name -> [start, stop) rows, as a pose's parts
         "summary": list(described.get("summary") or []),
         "features": sorted(caps.features),
         "max_poses": caps.max_poses,
