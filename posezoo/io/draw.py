@@ -48,6 +48,7 @@ XYZ_COLUMNS = ("x", "y", "z", "visibility", "presence")
 CENTRE, LEFT, RIGHT = 0, 1, 2
 DEPTH_RANGE = (0.8, 1.25)  # the most depth may shrink (far) or grow (near) a point
 FADED_ALPHA = 0.45  # how opaque a low-score point and its edges are
+PERSON_RADIUS = 0.025  # a point's radius is at most this fraction of its person's size (height or width)
 
 # line styles of a keypoint: BODY (thick lines, full-size points), HAND (a hand part: thin lines, small
 # points), FACIAL (the face keypoints of a body: eyes, ears, nose, mouth: thinnest lines, small points
@@ -217,7 +218,7 @@ def _lines(out, segs: np.ndarray, colors: np.ndarray, width: int, outline: int) 
         return
     if outline:  # not anti-aliased (a third of the time): the coloured line's smooth edges lie on it
         cv2.polylines(out, segs, False, OUTLINE_COLOR, width + 2 * outline, cv2.LINE_8, _SHIFT)
-    for c in np.unique(colors):
+    for c in set(colors.tolist()):
         cv2.polylines(out, segs[colors == c], False, SIDE_COLORS[c], width, cv2.LINE_AA, _SHIFT)
 
 
@@ -230,7 +231,7 @@ def _points(out, pts: np.ndarray, idx: np.ndarray, radii: np.ndarray, colors: np
     rad = np.maximum(np.rint(radii[idx] * _ONE).astype(np.int32), _ONE)
     if outline:
         widths = np.rint(2 * (rad / _ONE + outline)).astype(np.int32)
-        for width in np.unique(widths).tolist():
+        for width in set(widths.tolist()):
             at = pts[idx[widths == width]]
             cv2.polylines(out, np.repeat(at[:, None, :], 2, axis=1), False, OUTLINE_COLOR, width, cv2.LINE_8, _SHIFT)
     for (x, y), r, c in zip(pts[idx].tolist(), rad.tolist(), colors[idx].tolist()):
@@ -275,7 +276,19 @@ def _part_styles(pose, count: int, names) -> tuple[np.ndarray, np.ndarray, np.nd
     return style, colour, hidden
 
 
-def _draw_pose(out, pose, edges, mesh, names, threshold: float, sizes: dict, faded_alpha: float) -> None:
+def _sizes(radius: float) -> dict:
+    """Point radii and line widths (pixels) for a body point of ``radius``."""
+    line = max(1, int(round(radius / 2)))
+    return {
+        "radius": radius,
+        "small_radius": max(1.5, 0.5 * radius),
+        "line": line,
+        "thin_line": max(1, line // 2),
+        "outline": max(1, int(round(radius / 5))),
+    }
+
+
+def _draw_pose(out, pose, edges, mesh, names, threshold: float, radius: float, faded_alpha: float) -> None:
     lms = np.asarray(pose.landmarks, np.float32)
     count = len(lms)
     if count == 0:
@@ -293,6 +306,13 @@ def _draw_pose(out, pose, edges, mesh, names, threshold: float, sizes: dict, fad
         finite = finite & ~hidden
         sure, faded = sure & ~hidden, faded & ~hidden
     pts = np.rint(np.where(finite[:, None], xy, 0.0) * _ONE).astype(np.int32)
+    # the image's sizes, but no larger than a small person's size allows (a point at most 2.5% of its height)
+    body_xy = xy[finite & (style == BODY)]
+    if len(body_xy) > 1:
+        extent = float(max(np.ptp(body_xy[:, 0]), np.ptp(body_xy[:, 1])))
+        if extent > 0:
+            radius = min(radius, max(2.5, PERSON_RADIUS * extent))
+    sizes = _sizes(radius)
 
     radii = np.where(style == BODY, sizes["radius"], sizes["small_radius"]).astype(np.float32)
     if "z" in cols:
@@ -319,10 +339,14 @@ def _draw_pose(out, pose, edges, mesh, names, threshold: float, sizes: dict, fad
         if len(m):
             cv2.polylines(out, pts[m], False, MESH_COLOR, 1, cv2.LINE_AA, _SHIFT)
 
-    # (style, line width, its outline, point outline) for the confident and for the faded
+    # (style, line width, its outline, point outline) for the confident and for the faded, of the styles
+    # this pose has
     line, thin, outline = sizes["line"], sizes["thin_line"], sizes["outline"]
+    present = set(style[finite].tolist())
     sure_styles = ((BODY, line, outline, outline), (HAND, thin, 1, 1), (FACIAL, 1, 1, 1), (FACE, 1, 0, 0))
     faded_styles = ((BODY, thin, 1, 1), (HAND, 1, 1, 1), (FACIAL, 1, 0, 1), (FACE, 1, 0, 0))
+    sure_styles = [t for t in sure_styles if t[0] in present]
+    faded_styles = [t for t in faded_styles if t[0] in present]
 
     # faded first (blended into the picture inside their box), so the confident ones stay on top
     f_edges = ~e_sure & (faded[a] | faded[b])
@@ -349,7 +373,7 @@ def _draw_pose(out, pose, edges, mesh, names, threshold: float, sizes: dict, fad
         _lines(out, segs[pick], e_colour[pick], width, l_out)
 
     # a face part without edges of its own: a thinned set of small dots instead of contours
-    face_rows = np.flatnonzero(sure & (style == FACE))
+    face_rows = np.flatnonzero(sure & (style == FACE)) if FACE in present else ()
     if len(face_rows) and not (e_style == FACE).any():
         step = max(1, int(np.ceil(len(face_rows) / 70)))
         for x, y in pts[face_rows[::step]].tolist():
@@ -390,14 +414,7 @@ def draw_poses(
     h, w = out.shape[:2]
     radius = base_radius(h, w)
     scale = max(1.0, min(h, w) / 360.0)
-    line = max(1, int(round(radius / 2)))
-    sizes = {
-        "radius": radius,
-        "small_radius": max(1.5, 0.5 * radius),
-        "line": line,
-        "thin_line": max(1, line // 2),
-        "outline": max(1, int(round(radius / 5))),
-    }
+    line = _sizes(radius)["line"]
     poses = list(poses)
     if hasattr(skeleton, "skeleton"):  # a model, or its Capabilities
         source, skeleton = skeleton, skeleton.skeleton
@@ -415,7 +432,7 @@ def draw_poses(
     for pose in poses:
         if boxes:
             _draw_box(out, pose, line, scale)
-        _draw_pose(out, pose, edges, mesh_edges, names, visibility_threshold, sizes, faded_alpha)
+        _draw_pose(out, pose, edges, mesh_edges, names, visibility_threshold, radius, faded_alpha)
 
     if fps is not None:
         text = f"{fps:.1f} FPS"
