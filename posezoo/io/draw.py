@@ -141,7 +141,7 @@ def _depth_factor(z: np.ndarray, xy: np.ndarray, finite: np.ndarray) -> np.ndarr
         return np.ones(len(z), np.float32)
     p = xy[finite]
     size = max(float(np.ptp(p[:, 0])), float(np.ptp(p[:, 1])), 1.0)
-    return np.clip(1.0 - 0.5 * np.nan_to_num(z) / size, *DEPTH_RANGE).astype(np.float32)
+    return np.clip(1.0 - 0.5 * np.where(finite, z, 0.0) / size, *DEPTH_RANGE).astype(np.float32)
 
 
 def _spaced(radii: np.ndarray, xy: np.ndarray, idx: np.ndarray, outline: float) -> np.ndarray:
@@ -299,7 +299,7 @@ def _draw_pose(out, pose, edges, mesh, names, threshold: float, radius: float, f
     if not finite.any():
         return
     conf = next((lms[:, cols.index(c)] for c in ("visibility", "score") if c in cols), None)
-    sure = finite & (np.nan_to_num(conf, nan=0.0) >= threshold) if conf is not None else finite
+    sure = finite & (conf >= threshold) if conf is not None else finite  # NaN compares False, quietly
     faded = finite & ~sure if faded_alpha > 0 else np.zeros(count, bool)  # 0: the unsure are not drawn
     style, colour, hidden = _part_styles(pose, count, names)
     if hidden.any():
