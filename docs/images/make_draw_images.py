@@ -34,7 +34,8 @@ def draw_of(rev: str | None, folder: Path):
         from posezoo.io.draw import draw_poses
 
         return draw_poses
-    source = subprocess.run(["git", "show", f"{rev}:posezoo/io/draw.py"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    git = ["git", "show", f"{rev}:posezoo/io/draw.py"]
+    source = subprocess.run(git, cwd=REPO, capture_output=True, text=True, check=True).stdout
     path = folder / "draw_rev.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("draw_rev", path)
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         convert_file(models / "mediapipe-assets/pose_detection.tflite", tmp / "detector.onnx")
         convert_file(models / "mediapipe-assets/pose_landmark_full.tflite", tmp / "full.onnx")
         convert_tfjs_file(models / "human-models/movenet-lightning.json", tmp / "lightning.onnx")
-        blaze = PoseEstimator(SPEC, {"detector": tmp / "detector.onnx", "landmark": tmp / "full.onnx"}, variant="full", device="cpu")
+        files = {"detector": tmp / "detector.onnx", "landmark": tmp / "full.onnx"}
+        blaze = PoseEstimator(SPEC, files, variant="full", device="cpu")
         movenet = MoveNet(LIGHTNING, {"model": tmp / "lightning.onnx"}, variant="default", device="cpu")
         seg = blaze.capabilities.make_options("blazepose-full", {"segmentation": True})
         for photo in sorted((SHARED / "testdata" / "images").glob("*.jpg")):

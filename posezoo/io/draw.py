@@ -16,8 +16,8 @@
   on thin lines with small points in its side's colour; the face (``face``) as the contours the
   skeleton gives for it (its points are not drawn one by one), and its full mesh only when asked
   for (``mesh=`` edges, drawn thin and grey).
-- Optional: boxes with the pose's score and track id, a segmentation-mask overlay in a neutral colour
-  (blended inside the mask's box only), FPS text.
+- Optional: boxes with the pose's score and track id, a segmentation-mask overlay (where the mask is
+  at least 0.5) in a neutral grey with a thin white outline, blended inside the mask's box only; FPS text.
 
 Everything is drawn with batched OpenCV calls (one ``polylines`` per colour and line style, one
 ``circle`` pair per point), and see-through parts are blended inside their boxes only.
@@ -38,7 +38,8 @@ CENTRE_COLOR = (245, 245, 245)
 OUTLINE_COLOR = (20, 20, 20)
 SIDE_COLORS = (CENTRE_COLOR, LEFT_COLOR, RIGHT_COLOR)  # indexed by side(): 0 centre, 1 left, 2 right
 # the segmentation overlay: a neutral light grey (no side's colour), its outline near-white
-MASK_COLOR = (225, 225, 225)
+MASK_GREY = 225
+MASK_COLOR = (MASK_GREY, MASK_GREY, MASK_GREY)
 MASK_EDGE_COLOR = (250, 250, 250)
 MESH_COLOR = (200, 200, 200)
 # boxes: one colour per track id (Okabe-Ito yellow, bluish green, reddish purple, vermillion, blue)
@@ -191,50 +192,55 @@ def _draw_box(out: np.ndarray, pose, thickness: int, scale: float) -> None:
 
 
 def _draw_masks(out: np.ndarray, masks: list[np.ndarray], alpha: float) -> None:
-    """Blend the neutral mask colour in where the masks are (their union), inside its box only, and
-    outline the mask at 0.5."""
+    """Tint the pixels where the masks (their union) are at least 0.5 towards the neutral grey, inside
+    the mask's box only (uint8 arithmetic), and outline the mask."""
     mask = masks[0] if len(masks) == 1 else np.maximum.reduce(masks)
-    on = mask > 0.05
-    rows, cols = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
-    if len(rows) == 0:
+    inside = (mask >= 0.5).view(np.uint8)
+    x, y, w, h = cv2.boundingRect(inside)
+    if w == 0 or h == 0:
         return
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    roi = out[y0:y1, x0:x1]
-    weight = np.clip(mask[y0:y1, x0:x1], 0.0, 1.0).astype(np.float32) * np.float32(alpha)
-    colour = np.empty_like(roi)
-    colour[:] = MASK_COLOR
-    blended = cv2.blendLinear(colour, roi, weight, np.float32(1.0) - weight)
-    roi[:] = blended
-    inside = (mask[y0:y1, x0:x1] >= 0.5).astype(np.uint8)
-    contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(int(x0), int(y0)))
+    roi, on = out[y : y + h, x : x + w], inside[y : y + h, x : x + w]
+    tinted = cv2.convertScaleAbs(roi, alpha=1.0 - alpha, beta=alpha * MASK_GREY)  # grey: one number for B, G, R
+    cv2.copyTo(tinted, on, roi)
+    contours, _ = cv2.findContours(on, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))
     if contours:
         cv2.polylines(out, contours, True, MASK_EDGE_COLOR, 1, cv2.LINE_AA)
 
 
-def _lines(out, segs: np.ndarray, colors: np.ndarray, width: int, outline: int) -> None:
-    """Edges ``segs`` (n, 2, 2 fixed point) of colour index ``colors`` (n,): a dark outline under all of
-    them (when ``outline``), then one polyline call per colour."""
+def _lines(out, segs: np.ndarray, widths: list[int], outlines: list[int], colours: list[int]) -> None:
+    """Edges ``segs`` (n, 2, 2 fixed point) with their widths, outline widths and colour indices: the dark
+    outlines under all of them first (one call per total width; not anti-aliased, a third of the time:
+    the coloured line's smooth edges lie on them), then one anti-aliased call per width and colour,
+    the wide ones first."""
     if len(segs) == 0:
         return
-    if outline:  # not anti-aliased (a third of the time): the coloured line's smooth edges lie on it
-        cv2.polylines(out, segs, False, OUTLINE_COLOR, width + 2 * outline, cv2.LINE_8, _SHIFT)
-    for c in set(colors.tolist()):
-        cv2.polylines(out, segs[colors == c], False, SIDE_COLORS[c], width, cv2.LINE_AA, _SHIFT)
+    under: dict[int, list[int]] = {}
+    over: dict[tuple[int, int], list[int]] = {}
+    for i, (w, o, c) in enumerate(zip(widths, outlines, colours)):
+        if o:
+            under.setdefault(w + 2 * o, []).append(i)
+        over.setdefault((w, c), []).append(i)
+    for width, rows in under.items():
+        cv2.polylines(out, segs[rows], False, OUTLINE_COLOR, width, cv2.LINE_8, _SHIFT)
+    for (width, c), rows in sorted(over.items(), reverse=True):
+        cv2.polylines(out, segs[rows], False, SIDE_COLORS[c], width, cv2.LINE_AA, _SHIFT)
 
 
-def _points(out, pts: np.ndarray, idx: np.ndarray, radii: np.ndarray, colors: np.ndarray, outline: int) -> None:
-    """Filled circles at ``pts[idx]`` (fixed point), anti-aliased, on dark discs ``outline`` px wider:
-    the discs are drawn as zero-length lines as wide as they are, one call per width (not anti-aliased:
-    the smooth fill lies on them)."""
-    if len(idx) == 0:
+def _points(out, pts: np.ndarray, radii: np.ndarray, outlines: list[int], colours: list[int]) -> None:
+    """Filled circles at ``pts`` (fixed point) of ``radii`` (pixels), anti-aliased, on dark discs
+    ``outlines`` px wider: the discs are drawn as zero-length lines as wide as they are, one call per
+    width (not anti-aliased: the smooth fill lies on them)."""
+    if len(pts) == 0:
         return
-    rad = np.maximum(np.rint(radii[idx] * _ONE).astype(np.int32), _ONE)
-    if outline:
-        widths = np.rint(2 * (rad / _ONE + outline)).astype(np.int32)
-        for width in set(widths.tolist()):
-            at = pts[idx[widths == width]]
-            cv2.polylines(out, np.repeat(at[:, None, :], 2, axis=1), False, OUTLINE_COLOR, width, cv2.LINE_8, _SHIFT)
-    for (x, y), r, c in zip(pts[idx].tolist(), rad.tolist(), colors[idx].tolist()):
+    rad = np.maximum(np.rint(radii * _ONE).astype(np.int32), _ONE).tolist()
+    discs: dict[int, list[int]] = {}
+    for i, (r, o) in enumerate(zip(rad, outlines)):
+        if o:
+            discs.setdefault(int(2 * (r / _ONE + o) + 0.5), []).append(i)
+    for width, rows in discs.items():
+        at = pts[rows]
+        cv2.polylines(out, np.stack([at, at], axis=1), False, OUTLINE_COLOR, width, cv2.LINE_8, _SHIFT)
+    for (x, y), r, c in zip(pts.tolist(), rad, colours):
         cv2.circle(out, (x, y), r, SIDE_COLORS[c], -1, cv2.LINE_AA, _SHIFT)
 
 
@@ -339,14 +345,20 @@ def _draw_pose(out, pose, edges, mesh, names, threshold: float, radius: float, f
         if len(m):
             cv2.polylines(out, pts[m], False, MESH_COLOR, 1, cv2.LINE_AA, _SHIFT)
 
-    # (style, line width, its outline, point outline) for the confident and for the faded, of the styles
-    # this pose has
+    # by style (BODY, HAND, FACIAL, FACE): line width, its outline, point outline; confident and faded
     line, thin, outline = sizes["line"], sizes["thin_line"], sizes["outline"]
-    present = set(style[finite].tolist())
-    sure_styles = ((BODY, line, outline, outline), (HAND, thin, 1, 1), (FACIAL, 1, 1, 1), (FACE, 1, 0, 0))
-    faded_styles = ((BODY, thin, 1, 1), (HAND, 1, 1, 1), (FACIAL, 1, 0, 1), (FACE, 1, 0, 0))
-    sure_styles = [t for t in sure_styles if t[0] in present]
-    faded_styles = [t for t in faded_styles if t[0] in present]
+    sure_look = np.array([[line, outline, outline], [thin, 1, 1], [1, 1, 1], [1, 0, 0]], np.int32)
+    faded_look = np.array([[thin, 1, 1], [1, 1, 1], [1, 0, 1], [1, 0, 0]], np.int32)
+
+    def lines(pick: np.ndarray, look: np.ndarray) -> None:
+        if pick.any():
+            widths, outlines = look[e_style[pick], 0].tolist(), look[e_style[pick], 1].tolist()
+            _lines(out, segs[pick], widths, outlines, e_colour[pick].tolist())
+
+    def points(rows: np.ndarray, look: np.ndarray, shrink: float = 1.0) -> None:
+        if len(rows):
+            rows = rows[np.argsort(-style[rows], kind="stable")]  # the body's points last, on top
+            _points(out, pts[rows], radii[rows] * shrink, look[style[rows], 2].tolist(), colour[rows].tolist())
 
     # faded first (blended into the picture inside their box), so the confident ones stay on top
     f_edges = ~e_sure & (faded[a] | faded[b])
@@ -360,28 +372,21 @@ def _draw_pose(out, pose, edges, mesh, names, threshold: float, radius: float, f
         x1, y1 = (min(n, int(np.ceil(v)) + pad + 1) for v, n in zip(p.max(axis=0), (w, h)))
         if x1 > x0 and y1 > y0:
             under = out[y0:y1, x0:x1].copy()
-            for s, width, l_out, _ in faded_styles:
-                pick = f_edges & (e_style == s)
-                _lines(out, segs[pick], e_colour[pick], width, l_out)
-            for s, _, _, p_out in faded_styles:
-                _points(out, pts, f_dots[style[f_dots] == s], radii * 0.85, colour, p_out)
+            lines(f_edges, faded_look)
+            points(f_dots, faded_look, 0.85)
             roi = out[y0:y1, x0:x1]
             cv2.addWeighted(roi, faded_alpha, under, 1.0 - faded_alpha, 0.0, dst=roi)
 
-    for s, width, l_out, _ in sure_styles:
-        pick = e_sure & (e_style == s)
-        _lines(out, segs[pick], e_colour[pick], width, l_out)
+    lines(e_sure, sure_look)
 
     # a face part without edges of its own: a thinned set of small dots instead of contours
-    face_rows = np.flatnonzero(sure & (style == FACE)) if FACE in present else ()
+    face_rows = np.flatnonzero(sure & (style == FACE))
     if len(face_rows) and not (e_style == FACE).any():
         step = max(1, int(np.ceil(len(face_rows) / 70)))
         for x, y in pts[face_rows[::step]].tolist():
             cv2.circle(out, (x, y), _ONE, SIDE_COLORS[CENTRE], -1, cv2.LINE_AA, _SHIFT)
 
-    sure_dots = dots[sure[dots]]
-    for s, _, _, p_out in reversed(sure_styles):  # the body's points last, on top
-        _points(out, pts, sure_dots[style[sure_dots] == s], radii, colour, p_out)
+    points(dots[sure[dots]], sure_look)
 
 
 def draw_poses(
