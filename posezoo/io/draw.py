@@ -1,26 +1,32 @@
-"""Drawing poses on BGR images, one style for every family (``posezoo.draw``, ``posezoo run -s``).
+"""Drawing poses on BGR images, one style for every family (``posezoo.draw``, ``posezoo run -s``;
+docs/drawing.md shows it).
 
 - The person's left side (keypoints named ``left_*`` / ``*_left``) is orange, the right side blue,
   the rest (nose, mid-line; every keypoint of a family without left/right names) white. An edge
   takes its ends' side when both are on one side. A pose labelled ``left`` / ``right`` (a hand's
   handedness) whose names have no side is drawn in that side's colour.
 - Lines and points have a dark outline, so they read on snow as on asphalt.
-- Sizes follow the image (:func:`base_radius`); where the family has a ``z`` column, depth changes a
-  point's radius only mildly (0.8x far to 1.25x near). Face keypoints of a body (eyes, ears, nose,
-  mouth) are small points on thin lines, and a point is never wider than its distance to the
-  nearest other point allows, so a small face stays a face instead of one blob.
+- Sizes follow the image (:func:`base_radius`) but a point is at most :data:`PERSON_RADIUS` of its
+  person's size; where the family has a ``z`` column, depth changes a point's radius only mildly
+  (:data:`DEPTH_RANGE`, 0.8x far to 1.25x near). A point is never wider than its distance to the
+  nearest other point allows. The face keypoints of a body (eyes, ears, nose, mouth) are small points
+  on the thinnest lines, and only the lines when the face is too small for its points to keep apart:
+  a small face stays a face instead of one blob.
 - Points whose ``visibility`` (or ``score``) column is under the threshold are drawn *faded* (see
-  through, on thinner lines), and so are their edges; points that are not finite (a part not found)
-  are skipped.
+  through, smaller, on thinner lines), and so are their edges; rows that are not finite (a part not
+  found) are skipped.
 - Whole-body poses (``Pose.parts``): the body as above; each hand (``left_hand`` / ``right_hand``)
   on thin lines with small points in its side's colour; the face (``face``) as the contours the
   skeleton gives for it (its points are not drawn one by one), and its full mesh only when asked
-  for (``mesh=`` edges, drawn thin and grey).
+  for (``mesh=`` edges, drawn thin and grey). Where a face or hand part is found, the body's own face
+  keypoints, or that side's finger keypoints, are left out.
 - Optional: boxes with the pose's score and track id, a segmentation-mask overlay (where the mask is
   at least 0.5) in a neutral grey with a thin white outline, blended inside the mask's box only; FPS text.
 
-Everything is drawn with batched OpenCV calls (one ``polylines`` per colour and line style, one
-``circle`` pair per point), and see-through parts are blended inside their boxes only.
+Speed (benchmarks/draw_speed.py): lines are drawn with one ``polylines`` call per width and colour
+over all the edges that share them, their dark outlines and the points' dark discs without
+anti-aliasing (the anti-aliased colour lies on them); see-through parts are blended inside their
+boxes only, in uint8.
 """
 
 from __future__ import annotations
