@@ -59,6 +59,9 @@ def test_skeleton_line_and_points_are_drawn():
     assert not changed[50, :175].any() and not changed[50, 200:].any() and not changed[150:, :].any()
     hidden = draw_poses(image, [pose], [(0, 1), (1, 2)], faded_alpha=0.0)  # 0: the unsure are left out
     assert not _changed(hidden, image)[15:25, 145:155].any()
+    # any sequence of pairs is a skeleton (lists, arrays); edges outside the pose are ignored
+    for skeleton in ([[0, 1], [1, 2]], ([0, 1], [1, 2]), np.array([[0, 1], [1, 2]]), ((0, 1), (1, 2), (2, 9))):
+        assert np.array_equal(draw_poses(image, [pose], skeleton), out)
 
 
 def test_a_low_score_point_is_faded_not_dropped():

@@ -138,7 +138,10 @@ def _edge_array(skeleton) -> np.ndarray:
         return skeleton.astype(np.int64, copy=False).reshape(-1, 2)
     if not isinstance(skeleton, tuple):
         skeleton = tuple(tuple(e) for e in skeleton)
-    return _edges_of(skeleton)
+    try:
+        return _edges_of(skeleton)
+    except TypeError:  # unhashable pairs (lists): not cached
+        return np.asarray(skeleton, np.int64).reshape(-1, 2)
 
 
 def _depth_factor(z: np.ndarray, xy: np.ndarray, finite: np.ndarray) -> np.ndarray:
