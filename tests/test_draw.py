@@ -269,6 +269,31 @@ def test_whole_body_parts_hands_face_and_a_part_not_found():
     assert not changed[rtip[1] - 2 : rtip[1] + 3, rtip[0] - 2 : rtip[0] + 3].any()  # missing hand: nothing there
 
 
+def test_a_found_part_replaces_the_bodys_own_keypoints_of_it():
+    """With the face and the left hand found, the body's 11 face keypoints and its left pinky, index
+    and thumb are not drawn (the drawing is the same as with those rows NaN); the right hand, not found,
+    leaves the body's right fingers drawn."""
+    pose, skeleton, _ = whole_body(640, 480)
+    image = np.full((480, 640, 3), 80, np.uint8)
+    names = pose.names
+    replaced = [i for i, n in enumerate(names[:33]) if i <= 10 or n in ("left_pinky", "left_index", "left_thumb")]
+    assert len(replaced) == 14
+    blanked = pose.landmarks.copy()
+    blanked[replaced] = np.nan
+    same = Pose(landmarks=blanked, columns=pose.columns, names=names, score=pose.score, box=pose.box, parts=pose.parts)
+    assert np.array_equal(draw_poses(image, [pose], skeleton), draw_poses(image, [same], skeleton))
+    right = [names.index(n) for n in ("right_pinky", "right_index", "right_thumb")]
+    blanked[right] = np.nan
+    fewer = Pose(landmarks=blanked, columns=pose.columns, names=names, score=pose.score, box=pose.box, parts=pose.parts)
+    assert not np.array_equal(draw_poses(image, [pose], skeleton), draw_poses(image, [fewer], skeleton))
+    # without parts (a plain 33-point body) the face keypoints are drawn
+    body = Pose(landmarks=pose.landmarks[:33], columns=pose.columns, names=names[:33], score=0.9, box=pose.box)
+    no_face = body.landmarks.copy()
+    no_face[:11] = np.nan
+    faceless = Pose(landmarks=no_face, columns=pose.columns, names=names[:33], score=0.9, box=pose.box)
+    assert not np.array_equal(draw_poses(image, [body], skeleton[:35]), draw_poses(image, [faceless], skeleton[:35]))
+
+
 def test_the_face_mesh_is_drawn_only_when_given():
     pose, skeleton, mesh = whole_body(640, 480)
     image = np.full((480, 640, 3), 80, np.uint8)
