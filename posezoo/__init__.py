@@ -6,6 +6,7 @@ Python API::
     posezoo.list_models()                       # ["blazepose-full", "blazepose-upper", ...]
     m = posezoo.load("blazepose-full", variant="full")
     poses = m.predict(image_bgr)                # list of posezoo.Pose
+    drawn = posezoo.draw(image_bgr, poses, m)   # a copy with the poses drawn (posezoo.io.draw)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 from posezoo.version import __version__
 
-__all__ = ["__version__", "hookimpl", "list_models", "load", "PosezooError"]
+__all__ = ["__version__", "draw", "hookimpl", "list_models", "load", "PosezooError"]
 
 
 def list_models() -> list[str]:
@@ -45,3 +46,13 @@ def load(
     from posezoo.zoo.resolve import get_zoo
 
     return get_zoo().resolve(name, variant).load(device=device, mirror=mirror, offline=offline, progress=progress)
+
+
+def draw(image_bgr, poses, skeleton=None, **options):
+    """A copy of ``image_bgr`` (BGR) with ``poses`` drawn on it, one style for every model:
+    :func:`posezoo.io.draw.draw_poses` (``skeleton``: ``model.skeleton`` or the model itself; options
+    ``boxes``, ``mesh``, ``visibility_threshold``, ``faded_alpha``, ``mask_alpha``, ``fps``, ``names``).
+    docs/drawing.md shows the style."""
+    from posezoo.io.draw import draw_poses
+
+    return draw_poses(image_bgr, poses, skeleton, **options)

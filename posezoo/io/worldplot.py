@@ -102,7 +102,7 @@ def write_world_plot(path: Path, pose, skeleton: Sequence[tuple[int, int]], *, t
     """Write ``pose``'s world landmarks as a 3D plot to ``path`` (atomically; type by extension).
 
     Keypoints whose confidence (:attr:`posezoo.inference.model.Pose.keypoint_scores`) is under the threshold
-    are left out, as in the image drawing.
+    are left out (the image drawing fades them instead).
     """
     path = Path(path)
     check_plot_path(path)

@@ -61,37 +61,51 @@ function sideColor(side) {
 
 // posezoo.io.draw.draw_poses, on a canvas: outlines under every line, lines coloured by side (centre
 // when the two ends differ), points over them; points under the visibility (or score) threshold of
-// 0.5 are skipped with their edges. Sizes follow the image as draw.py's do.
+// 0.5 are drawn faded (see-through, on thinner lines) with their edges. Sizes follow the image as
+// draw.py's do, and a point is at most 2.5% of its person's size.
 function drawPoses(ctx, poses, model, width, height) {
   ctx.clearRect(0, 0, width, height);
   if (!poses || !model || !state.colors) return;
-  const radius = Math.max(2.5, Math.min(width, height) / 100);
-  const thick = Math.max(1, Math.round(radius / 2));
-  const outline = Math.max(1, Math.round(radius / 5));
+  const imageRadius = Math.max(2.5, Math.min(width, height) / 100);
   const sides = model.keypoint_sides;
   for (const pose of poses) {
     const cols = pose.columns;
     const ci = cols.indexOf("visibility") >= 0 ? cols.indexOf("visibility") : cols.indexOf("score");
     const pts = pose.landmarks;
-    const shown = pts.map((p) => p != null && (ci < 0 || p[ci] >= 0.5) && Number.isFinite(p[0]) && Number.isFinite(p[1]));  // null: a part not found
-    const edges = model.skeleton.filter(([a, b]) => shown[a] && shown[b]);
-    ctx.lineCap = "round";
-    ctx.strokeStyle = state.colors.outline;
-    ctx.lineWidth = thick + 2 * outline;
-    for (const [a, b] of edges) { ctx.beginPath(); ctx.moveTo(pts[a][0], pts[a][1]); ctx.lineTo(pts[b][0], pts[b][1]); ctx.stroke(); }
-    ctx.lineWidth = thick;
-    for (const [a, b] of edges) {
-      ctx.strokeStyle = sides[a] === sides[b] ? sideColor(sides[a]) : state.colors.centre;
-      ctx.beginPath(); ctx.moveTo(pts[a][0], pts[a][1]); ctx.lineTo(pts[b][0], pts[b][1]); ctx.stroke();
-    }
+    const finite = pts.map((p) => p != null && Number.isFinite(p[0]) && Number.isFinite(p[1]));  // null: a part not found
+    const sure = pts.map((p, i) => finite[i] && (ci < 0 || p[ci] >= 0.5));
+    const xs = pts.filter((p, i) => finite[i]).map((p) => p[0]);
+    const ys = pts.filter((p, i) => finite[i]).map((p) => p[1]);
+    const extent = xs.length > 1 ? Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys)) : 0;
+    const radius = extent > 0 ? Math.min(imageRadius, Math.max(2.5, 0.025 * extent)) : imageRadius;
+    const thick = Math.max(1, Math.round(radius / 2));
+    const outline = Math.max(1, Math.round(radius / 5));
     const r = Math.max(radius, thick / 2 + 1);
-    pts.forEach((p, i) => {
-      if (!shown[i]) return;
-      ctx.fillStyle = state.colors.outline;
-      ctx.beginPath(); ctx.arc(p[0], p[1], r + outline, 0, 2 * Math.PI); ctx.fill();
-      ctx.fillStyle = sideColor(sides[i]);
-      ctx.beginPath(); ctx.arc(p[0], p[1], r, 0, 2 * Math.PI); ctx.fill();
-    });
+    ctx.lineCap = "round";
+    // the faded first, then the confident over them
+    for (const confident of [false, true]) {
+      const edges = model.skeleton.filter(([a, b]) => finite[a] && finite[b] && (sure[a] && sure[b]) === confident);
+      const lineW = confident ? thick : Math.max(1, Math.floor(thick / 2));
+      const ring = confident ? outline : 1;
+      ctx.globalAlpha = confident ? 1 : 0.45;
+      ctx.strokeStyle = state.colors.outline;
+      ctx.lineWidth = lineW + 2 * ring;
+      for (const [a, b] of edges) { ctx.beginPath(); ctx.moveTo(pts[a][0], pts[a][1]); ctx.lineTo(pts[b][0], pts[b][1]); ctx.stroke(); }
+      ctx.lineWidth = lineW;
+      for (const [a, b] of edges) {
+        ctx.strokeStyle = sides[a] === sides[b] ? sideColor(sides[a]) : state.colors.centre;
+        ctx.beginPath(); ctx.moveTo(pts[a][0], pts[a][1]); ctx.lineTo(pts[b][0], pts[b][1]); ctx.stroke();
+      }
+      pts.forEach((p, i) => {
+        if (!finite[i] || sure[i] !== confident) return;
+        const pr = confident ? r : 0.85 * r;
+        ctx.fillStyle = state.colors.outline;
+        ctx.beginPath(); ctx.arc(p[0], p[1], pr + ring, 0, 2 * Math.PI); ctx.fill();
+        ctx.fillStyle = sideColor(sides[i]);
+        ctx.beginPath(); ctx.arc(p[0], p[1], pr, 0, 2 * Math.PI); ctx.fill();
+      });
+    }
+    ctx.globalAlpha = 1;
   }
 }
 
