@@ -124,7 +124,8 @@ class LandmarkResult:
     """Decoded output of one landmark-model run on one ROI (pixels).
 
     ``landmarks`` (K, 5) body keypoints, ``aux`` (A, 5) auxiliary ones or None, ``world`` (K, 3) or
-    None, ``flag`` the pose/hand presence probability, ``mask`` (H, W) or None.
+    None, ``flag`` the pose/hand presence probability, ``mask`` (H, W) or None; ``label`` and
+    ``label_score`` the spec's binary classification (e.g. handedness), when it has one.
     """
 
     landmarks: np.ndarray
@@ -133,6 +134,8 @@ class LandmarkResult:
     flag: float
     mask: np.ndarray | None
     roi: Roi
+    label: str | None = None
+    label_score: float | None = None
 
 
 class LandmarkStage:
@@ -157,6 +160,16 @@ class LandmarkStage:
         f = float(np.asarray(raw_flag).reshape(-1)[0])
         return float(sigmoid(f)) if self.spec.flag_is_logit else f
 
+    def label(self, raw_label: np.ndarray | None) -> tuple[str | None, float | None]:
+        """(label, score) of a binary classification output (TensorsToClassificationCalculator with
+        binary_classification and top_k 1): ``labels[0]`` scores s, ``labels[1]`` 1 - s; the higher
+        wins (``labels[0]`` on a tie)."""
+        if raw_label is None or not self.spec.labels:
+            return None, None
+        s = float(np.asarray(raw_label, np.float32).reshape(-1)[0])
+        first, second = self.spec.labels[0], self.spec.labels[1]
+        return (first, s) if s >= 1.0 - s else (second, float(np.float32(1.0 - s)))
+
     def decode(
         self,
         roi: Roi,
@@ -167,6 +180,7 @@ class LandmarkStage:
         world: np.ndarray | None = None,
         segmentation: np.ndarray | None = None,
         image_size: tuple[int, int] | None = None,
+        label: np.ndarray | None = None,
     ) -> LandmarkResult:
         """Decode one run's outputs (already picked out by the caller) into image pixels.
         ``segmentation`` is only warped when ``image_size`` (w, h) is given."""
@@ -185,4 +199,4 @@ class LandmarkStage:
         mask = None
         if segmentation is not None and image_size is not None:
             mask = mask_to_image(segmentation, roi, image_size)
-        return LandmarkResult(px[:k], aux, wl, flag, mask, roi)
+        return LandmarkResult(px[:k], aux, wl, flag, mask, roi, *self.label(label))

@@ -41,6 +41,11 @@ LANDMARK_COLUMNS = ("x", "y", "z", "visibility", "presence")  # of Pose.landmark
 def make_pose(spec: ModelSpec, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
     """A :class:`Pose` from one landmark-model run (pixels), named by ``spec``'s keypoints."""
     lms = result.landmarks
+    parts = None
+    if spec.label_part and result.label is not None:
+        parts = {spec.label_part.format(label=result.label): (0, len(lms))}
+    elif spec.parts:
+        parts = {name: (a, b) for name, a, b in spec.parts}
     return Pose(
         landmarks=lms.astype(np.float32, copy=False),
         columns=LANDMARK_COLUMNS,
@@ -53,6 +58,9 @@ def make_pose(spec: ModelSpec, result: LandmarkResult, score: float, track_id: i
         mask=result.mask,
         aux=result.aux,
         track_id=track_id,
+        parts=parts,
+        label=result.label,
+        label_score=result.label_score,
     )
 
 
@@ -145,6 +153,7 @@ class LandmarkModel(_Stage):
             ("world", lm.world_output, (1, lm.rows * 3), True),
             ("heatmap", lm.heatmap_output, (1, None, None, lm.rows), False),
             ("segmentation", lm.segmentation_output, (1, None, None, 1), False),
+            ("label", lm.label_output, (1, 1), True),
         )
         for key, output, shape, flat in wanted:
             if output is not None:
@@ -168,6 +177,7 @@ class LandmarkModel(_Stage):
                 world=pick("world"),
                 segmentation=pick("segmentation") if segmentation else None,
                 image_size=size,
+                label=pick("label"),
             )
 
     def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:

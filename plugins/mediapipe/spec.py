@@ -37,6 +37,13 @@ class RoiRule:
     In both modes the rotation is ``target - angle(start -> end)``; then the rect is shifted by
     ``shift_x/shift_y`` (fractions of its size, in its own rotated frame), scaled by
     ``scale_x/scale_y`` and, with ``square_long``, made square on its long side.
+
+    From landmarks (no detection box), ``mode="box"`` bounds the points: ``bounds="rotated"`` in the
+    rect's own rotated frame (MediaPipe's HandLandmarksToRectCalculator), ``bounds="axis"`` the
+    axis-aligned box (LandmarksToDetectionCalculator, then DetectionsToRects: Face Mesh). ``points``:
+    the rows the rule reads (() = all; ``start``, ``end`` and ``end_mix`` then index into them);
+    ``end_mix``: the rotation's end point as a weighted sum of points ((index, weight), ...) instead of
+    ``end`` (Hands: wrist -> the mean of the middle MCP and of the index and ring MCPs' mean).
     """
 
     mode: str = "alignment"
@@ -48,10 +55,31 @@ class RoiRule:
     shift_x: float = 0.0
     shift_y: float = 0.0
     square_long: bool = True
+    points: tuple[int, ...] = ()
+    end_mix: tuple[tuple[int, float], ...] = ()
+    bounds: str = "rotated"
+
+    def __post_init__(self) -> None:
+        if self.bounds not in ("rotated", "axis"):
+            raise ValueError(f"ROI rule: bounds must be 'rotated' or 'axis', not {self.bounds!r}")
 
     @property
     def rotation_target(self) -> float:
         return math.radians(self.rotation_target_deg)
+
+    def indices(self) -> tuple[int, ...]:
+        """The indices the rule reads (into ``points`` when given): start, end or the end mix."""
+        return (self.start, *(i for i, _ in self.end_mix)) if self.end_mix else (self.start, self.end)
+
+    def check(self, what: str, available: int, kind: str = "points") -> None:
+        """ValueError unless the rule's indices fit ``available`` points (called ``kind``)."""
+        rows = self.points or tuple(range(available))
+        if not all(0 <= i < available for i in rows):
+            raise ValueError(f"{what} points {self.points} are outside the {available} {kind} it is applied to")
+        if not all(0 <= i < len(rows) for i in self.indices()):
+            end = f"{self.end}" if not self.end_mix else f"mix {[i for i, _ in self.end_mix]}"
+            what_in = kind if not self.points else "points it reads"
+            raise ValueError(f"{what} {self.start} -> {end} is outside the {len(rows)} {what_in} it is applied to")
 
 
 SAMPLINGS = ("cpu", "gpu")
@@ -118,6 +146,11 @@ class LandmarkSpec:
     # some (its start/end then index that pair: 0 -> 1), else to the num_keypoints landmarks
     tracking_roi: RoiRule | None = None
     sampling: str = "cpu"  # "cpu": MediaPipe's OpenCV crop; "gpu": its GL one (pixel centres; see preprocess.crop)
+    # a binary classification output (e.g. Hands' handedness), one probability s, as MediaPipe's
+    # TensorsToClassificationCalculator with binary_classification reads it: labels[0] scores s,
+    # labels[1] scores 1 - s, the higher one is the pose's label (Pose.label, Pose.label_score)
+    label_output: str | int | None = None
+    labels: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -132,11 +165,14 @@ class LandmarkSpec:
             )
         rule = self.tracking_roi
         points = 2 if self.aux_landmarks is not None else self.num_keypoints
-        if rule is not None and not (0 <= rule.start < points and 0 <= rule.end < points):
-            raise ValueError(
-                f"landmark spec: tracking_roi {rule.start} -> {rule.end} is outside the {points} "
-                + ("auxiliary landmarks it is applied to (use 0 -> 1)" if points == 2 else "keypoints")
-            )
+        if rule is not None:
+            aux = self.aux_landmarks is not None
+            try:
+                rule.check("landmark spec: tracking_roi", points, "auxiliary landmarks" if aux else "keypoints")
+            except ValueError as exc:
+                raise ValueError(f"{exc} (use 0 -> 1)" if aux else str(exc)) from None
+        if self.label_output is not None and len(self.labels) != 2:
+            raise ValueError("landmark spec: a label_output needs its two labels (score s -> labels[0], 1 - s -> labels[1])")
         if self.tensor_landmarks is not None and self.tensor_landmarks < self.num_landmarks:
             raise ValueError(
                 f"landmark spec: tensor_landmarks ({self.tensor_landmarks}) is less than num_landmarks "
@@ -188,6 +224,12 @@ class ModelSpec:
     smoothing: SmoothingSpec = field(default_factory=SmoothingSpec)
     # which keypoints are COCO's 17: ((coco name, keypoint name), ...); None: by name (posezoo.io.coco)
     coco_keypoints: tuple[tuple[str, str], ...] | None = None
+    # the keypoint groups of every pose: ((part, start, stop), ...) (Capabilities.parts, Pose.parts); () = body
+    parts: tuple[tuple[str, int, int], ...] = ()
+    # a pose's one part named after its label (e.g. "{label}_hand": left_hand / right_hand), all its rows
+    label_part: str = ""
+    # a surface mesh over the keypoints: edges (a, b) (Capabilities.mesh; drawn on request)
+    mesh: tuple[tuple[int, int], ...] = ()
     plugin: str = ""  # filled in by the plugin manager
 
     def __post_init__(self) -> None:
@@ -197,9 +239,13 @@ class ModelSpec:
                 f"model spec {self.name!r}: {k} keypoint names but the landmark model reports "
                 f"{self.landmark.num_keypoints}"
             )
-        for a, b in self.skeleton:
-            if not (0 <= a < k and 0 <= b < k):
-                raise ValueError(f"model spec {self.name!r}: skeleton edge ({a}, {b}) is outside 0..{k - 1}")
+        for what, edges in (("skeleton", self.skeleton), ("mesh", self.mesh)):
+            for a, b in edges:
+                if not (0 <= a < k and 0 <= b < k):
+                    raise ValueError(f"model spec {self.name!r}: {what} edge ({a}, {b}) is outside 0..{k - 1}")
+        for part, a, b in self.parts:
+            if not 0 <= a < b <= k:
+                raise ValueError(f"model spec {self.name!r}: part {part!r} rows {a}..{b} are outside 0..{k}")
 
     max_poses: ClassVar[int | None] = None  # every detection may become a pose
 
