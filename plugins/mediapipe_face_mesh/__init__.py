@@ -1,3 +1,108 @@
-"""MediaPipe Face Mesh (``mediapipe-face-mesh``): work in progress."""
+"""MediaPipe Face Mesh (``mediapipe-face-mesh``): BlazeFace short range (128x128) -> 468 face landmarks (192x192).
+
+A model of the two-stage family ``mediapipe``: data only. Numbers from MediaPipe v0.10.14's graphs:
+modules/face_detection/face_detection_short_range.pbtxt and face_detection.pbtxt (the detector),
+face_landmark/face_detection_front_detection_to_roi.pbtxt (detection -> crop), face_landmark_cpu.pbtxt
+and tensors_to_face_landmarks.pbtxt (the landmark model), face_landmark_landmarks_to_roi.pbtxt (the
+next video frame's crop) and face_landmark_front_cpu.pbtxt (the whole graph);
+python/solutions/face_mesh_connections.py for the contours and the tesselation (:mod:`.topology`).
+
+Keypoints are ``face_0`` .. ``face_467`` (MediaPipe numbers the mesh's vertices and names none of them);
+the skeleton is MediaPipe's FACEMESH_CONTOURS (lips, eyes, eyebrows, face oval), and the whole
+tesselation is the spec's ``mesh`` (``Capabilities.mesh``; drawn with ``--mesh``). Each pose has one
+part, ``face`` (all its rows).
+
+Importable by other plugins: ``FACE_NAMES``, ``FACE_CONTOURS``, ``FACE_DETECTOR``, ``FACE_ROI``,
+``FACE_LANDMARK``, ``FACE_TRACKING_ROI``, ``face_spec(...)``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
+
+from posezoo import hookimpl
+from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
+from posezoo_plugins.mediapipe_face_mesh import topology
+
+MODEL = "mediapipe-face-mesh"
+
+FACE_NAMES: tuple[str, ...] = tuple(f"face_{i}" for i in range(468))
+
+# FACEMESH_CONTOURS: lips, left eye, left eyebrow, right eye, right eyebrow, face oval
+FACE_CONTOURS: tuple[tuple[int, int], ...] = (
+    topology.LIPS + topology.LEFT_EYE + topology.LEFT_EYEBROW + topology.RIGHT_EYE + topology.RIGHT_EYEBROW
+    + topology.FACE_OVAL
+)  # fmt: skip
+
+# face_detection_front_detection_to_roi: the detection box, rotated so that the eyes (keypoints 0 -> 1)
+# are level, squared on its long side, x1.5
+FACE_ROI = RoiRule(mode="box", start=0, end=1, rotation_target_deg=0.0, scale_x=1.5, scale_y=1.5, square_long=True)
+
+# face_landmark_landmarks_to_roi: the axis-aligned box of all landmarks (LandmarksToDetection), rotated so
+# that the eye corners 33 -> 263 are level, squared, x1.5
+FACE_TRACKING_ROI = RoiRule(
+    mode="box", start=33, end=263, bounds="axis", rotation_target_deg=0.0, scale_x=1.5, scale_y=1.5, square_long=True
+)
+
+# BlazeFace short range (face_detection_short_range.pbtxt, face_detection.pbtxt): 128x128 in [-1, 1],
+# 896 anchors, box + 6 keypoints (eyes, nose tip, mouth, ear tragions), x first
+FACE_DETECTOR = DetectorSpec(
+    input_size=(128, 128),
+    anchors=AnchorOptions(
+        input_size=(128, 128), num_layers=4, strides=(8, 16, 16, 16), min_scale=0.1484375, max_scale=0.75,
+        aspect_ratios=(1.0,), fixed_anchor_size=True, offset_x=0.5, offset_y=0.5, interpolated_scale_aspect_ratio=1.0,
+    ),  # 16*16*2 + 8*8*6 = 896 anchors
+    roi=FACE_ROI,
+    input_range=(-1.0, 1.0),
+    num_coords=16,
+    box_coord_offset=0,
+    keypoint_coord_offset=4,
+    num_keypoints=6,
+    values_per_keypoint=2,
+    reverse_output_order=True,
+    box_scale=(128.0, 128.0),
+    score_clip=100.0,
+    min_score=0.5,
+    nms_iou=0.3,
+    boxes_output="regressors",
+    scores_output="classificators",
+)  # fmt: skip
+
+# face_landmark_cpu.pbtxt, tensors_to_face_landmarks.pbtxt: 192x192 in [0, 1], 468 x, y, z (z / 192), the
+# face flag a logit (TensorsToFloats with a sigmoid), threshold 0.5
+FACE_LANDMARK = LandmarkSpec(
+    input_size=(192, 192),
+    num_landmarks=468,
+    num_keypoints=468,
+    values_per_landmark=3,
+    normalize_z=1.0,
+    input_range=(0.0, 1.0),
+    landmarks_output="conv2d_21",
+    flag_output="conv2d_31",
+    flag_is_logit=True,
+    flag_threshold=0.5,
+    tracking_roi=FACE_TRACKING_ROI,
+)
+
+
+def face_spec(name: str = MODEL, *, description: str = "", **changes) -> ModelSpec:
+    """A face mesh model spec named ``name``; ``changes`` replace fields of the :class:`ModelSpec`."""
+    spec = ModelSpec(
+        name=name,
+        description=description or "MediaPipe Face Mesh: BlazeFace short range (128x128) + 468 face landmarks (192x192)",
+        detector=FACE_DETECTOR,
+        landmark=FACE_LANDMARK,
+        keypoint_names=FACE_NAMES,
+        skeleton=FACE_CONTOURS,
+        parts=(("face", 0, 468),),
+        mesh=topology.TESSELATION,
+    )
+    return replace(spec, **changes) if changes else spec
+
+
+SPEC = face_spec()
+
+
+@hookimpl
+def register_models(register):
+    register(SPEC)
