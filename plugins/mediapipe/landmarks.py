@@ -15,6 +15,7 @@ presence) or 3 (x, y, z; visibility and presence are then 1.0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -24,9 +25,11 @@ from posezoo.inference.preprocess import Roi, crop, crop_to_image_matrix, to_ten
 from posezoo_plugins.mediapipe.spec import LandmarkSpec
 
 
-def decode_landmarks(raw: np.ndarray, spec: LandmarkSpec) -> np.ndarray:
+def decode_landmarks(raw: np.ndarray, spec: LandmarkSpec, refinements: Sequence[np.ndarray] = ()) -> np.ndarray:
     """Raw landmark tensor (crop pixels) -> float32 (N, 5) [x, y, z, visibility, presence] with
-    x, y, z normalized to the crop (z on the x scale, divided by ``normalize_z``)."""
+    x, y, z normalized to the crop (z on the x scale, divided by ``normalize_z``). ``refinements``: the
+    raw outputs of ``spec.refinements``, in order, merged as MediaPipe's LandmarksRefinementCalculator
+    does (N is then ``spec.total_landmarks``)."""
     n, v = spec.num_landmarks, spec.values_per_landmark
     raw = np.asarray(raw, np.float32).reshape(spec.rows, v)[:n]  # as TensorsToLandmarks: the first n rows
     in_h, in_w = spec.input_size
@@ -41,6 +44,33 @@ def decode_landmarks(raw: np.ndarray, spec: LandmarkSpec) -> np.ndarray:
         out[:, 3] = sigmoid(raw[:, 3])
     if v >= 5:
         out[:, 4] = sigmoid(raw[:, 4])
+    if spec.refinements:
+        out = _refine(out, spec, refinements)
+    return out
+
+
+def _refine(out: np.ndarray, spec: LandmarkSpec, raws: Sequence[np.ndarray]) -> np.ndarray:
+    """The refinement outputs' points into their rows (x, y; z by each refinement's rule)."""
+    if len(raws) != len(spec.refinements):
+        raise ValueError(f"{len(spec.refinements)} refinement outputs expected, {len(raws)} given")
+    total = spec.total_landmarks
+    if total > len(out):
+        more = np.ones((total - len(out), 5), np.float32)
+        more[:, 2] = 0.0
+        out = np.concatenate([out, more])
+    in_h, in_w = spec.input_size
+    for ref, raw in zip(spec.refinements, raws):
+        pts = np.asarray(raw, np.float32).reshape(-1, ref.values_per_landmark)[: len(ref.rows)]
+        rows = list(ref.rows)
+        out[rows, 0] = pts[:, 0] / in_w
+        out[rows, 1] = pts[:, 1] / in_h
+        if ref.z == "copy":
+            out[rows, 2] = pts[:, 2] / in_w / spec.normalize_z
+        elif ref.z == "average":  # MediaPipe's GetZAverage: a float sum in order, then one division
+            total_z = np.float32(0.0)
+            for i in ref.z_rows:
+                total_z = np.float32(total_z + out[i, 2])
+            out[rows, 2] = np.float32(total_z / np.float32(len(ref.z_rows)))
     return out
 
 
@@ -181,11 +211,13 @@ class LandmarkStage:
         segmentation: np.ndarray | None = None,
         image_size: tuple[int, int] | None = None,
         label: np.ndarray | None = None,
+        refinements: Sequence[np.ndarray] = (),
     ) -> LandmarkResult:
         """Decode one run's outputs (already picked out by the caller) into image pixels.
-        ``segmentation`` is only warped when ``image_size`` (w, h) is given."""
+        ``segmentation`` is only warped when ``image_size`` (w, h) is given; ``refinements``: the raw
+        outputs of the spec's refinements, in order."""
         spec = self.spec
-        norm = decode_landmarks(raw_landmarks, spec)
+        norm = decode_landmarks(raw_landmarks, spec, refinements)
         if heatmap is not None:
             hm = np.asarray(heatmap)
             hm = hm[..., : len(norm)] if hm.shape[-1] > len(norm) else hm  # channels beyond the rows read

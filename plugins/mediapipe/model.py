@@ -158,6 +158,10 @@ class LandmarkModel(_Stage):
         for key, output, shape, flat in wanted:
             if output is not None:
                 out[key] = s.check_output(output, key, shape, spec=name, flat=flat)
+        self._refinements = tuple(
+            s.check_output(r.output, "refinement", (1, len(r.rows) * r.values_per_landmark), spec=name, flat=True)
+            for r in lm.refinements
+        )
         self._outputs = out
 
     def landmarks_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, segmentation: bool = False) -> LandmarkResult:
@@ -178,6 +182,7 @@ class LandmarkModel(_Stage):
                 segmentation=pick("segmentation") if segmentation else None,
                 image_size=size,
                 label=pick("label"),
+                refinements=[outs[i] for i in self._refinements],
             )
 
     def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:

@@ -10,7 +10,7 @@ see :mod:`posezoo.inference.model`.)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from posezoo.inference.model import feature_option, option
@@ -23,6 +23,7 @@ __all__ = [
     "LandmarkSpec",
     "MediaPipeOptions",
     "ModelSpec",
+    "Refinement",
     "RoiRule",
     "SmoothingSpec",
 ]
@@ -122,6 +123,32 @@ class DetectorSpec:
 
 
 @dataclass(frozen=True)
+class Refinement:
+    """One more landmark output whose points replace (or add) rows of the landmarks, as MediaPipe's
+    LandmarksRefinementCalculator does (Face Mesh with attention: lips, eyes, irises).
+
+    ``rows``: the rows its points go to, in order (rows past the main output's are added).
+    ``values_per_landmark``: 2 (x, y) or 3 (x, y, z), decoded as the main output is. ``z``: ``"none"``
+    keeps the row's z (0 for an added row), ``"copy"`` takes the output's own z, ``"average"`` gives every
+    point the mean z of rows ``z_rows`` (after the refinements before it).
+    """
+
+    output: str | int
+    rows: tuple[int, ...]
+    values_per_landmark: int = 2
+    z: str = "none"
+    z_rows: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.z not in ("none", "copy", "average"):
+            raise ValueError(f"refinement {self.output!r}: z must be none, copy or average, not {self.z!r}")
+        if self.z == "average" and not self.z_rows:
+            raise ValueError(f"refinement {self.output!r}: z 'average' needs z_rows")
+        if self.z == "copy" and self.values_per_landmark < 3:
+            raise ValueError(f"refinement {self.output!r}: z 'copy' needs 3 values per landmark")
+
+
+@dataclass(frozen=True)
 class LandmarkSpec:
     """A landmark model run on the rotated crop."""
 
@@ -151,14 +178,27 @@ class LandmarkSpec:
     # labels[1] scores 1 - s, the higher one is the pose's label (Pose.label, Pose.label_score)
     label_output: str | int | None = None
     labels: tuple[str, ...] = ()
+    # more landmark outputs merged into the main one's rows, in order (LandmarksRefinementCalculator)
+    refinements: tuple[Refinement, ...] = ()
 
     @property
     def rows(self) -> int:
         """Rows of the raw landmark tensor (``tensor_landmarks`` or ``num_landmarks``)."""
         return self.tensor_landmarks or self.num_landmarks
 
+    @property
+    def total_landmarks(self) -> int:
+        """Rows of the decoded landmarks: the main output's ``num_landmarks`` and any rows the
+        refinements add."""
+        return max([self.num_landmarks] + [max(r.rows) + 1 for r in self.refinements if r.rows])
+
     def __post_init__(self) -> None:
         _check_sampling("landmark spec", self.sampling)
+        if self.num_keypoints > self.total_landmarks:
+            raise ValueError(f"landmark spec: {self.num_keypoints} keypoints but {self.total_landmarks} landmark rows")
+        for ref in self.refinements:
+            if not all(0 <= i < self.total_landmarks for i in ref.rows + ref.z_rows):
+                raise ValueError(f"landmark spec: refinement {ref.output!r} names a row outside 0..{self.total_landmarks - 1}")
         if self.aux_landmarks is not None and not all(0 <= i < self.num_landmarks for i in self.aux_landmarks):
             raise ValueError(
                 f"landmark spec: aux_landmarks {self.aux_landmarks} are outside the {self.num_landmarks} rows read"
@@ -230,7 +270,18 @@ class ModelSpec:
     label_part: str = ""
     # a surface mesh over the keypoints: edges (a, b) (Capabilities.mesh; drawn on request)
     mesh: tuple[tuple[int, int], ...] = ()
+    # variants that differ in more than their files (e.g. more keypoints): (variant name, its spec), ...;
+    # the zoo resolves a variant to its spec through for_variant (the others: this spec)
+    variant_specs: tuple[tuple[str, "ModelSpec"], ...] = ()
     plugin: str = ""  # filled in by the plugin manager
+
+    def for_variant(self, variant: str) -> "ModelSpec":
+        """The spec of registry variant ``variant``: its own from ``variant_specs``, else this one (with
+        this spec's ``plugin``)."""
+        for name, spec in self.variant_specs:
+            if name == variant:
+                return replace(spec, plugin=self.plugin) if spec.plugin != self.plugin else spec
+        return self
 
     def __post_init__(self) -> None:
         k = len(self.keypoint_names)
@@ -246,6 +297,9 @@ class ModelSpec:
         for part, a, b in self.parts:
             if not 0 <= a < b <= k:
                 raise ValueError(f"model spec {self.name!r}: part {part!r} rows {a}..{b} are outside 0..{k}")
+        for variant, spec in self.variant_specs:
+            if not isinstance(spec, ModelSpec) or spec.name != self.name:
+                raise ValueError(f"model spec {self.name!r}: variant {variant!r} must be a ModelSpec named {self.name!r}")
 
     max_poses: ClassVar[int | None] = None  # every detection may become a pose
 

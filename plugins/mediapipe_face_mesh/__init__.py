@@ -7,8 +7,13 @@ and tensors_to_face_landmarks.pbtxt (the landmark model), face_landmark_landmark
 next video frame's crop) and face_landmark_front_cpu.pbtxt (the whole graph);
 python/solutions/face_mesh_connections.py for the contours and the tesselation (:mod:`.topology`).
 
-Keypoints are ``face_0`` .. ``face_467`` (MediaPipe numbers the mesh's vertices and names none of them);
-the skeleton is MediaPipe's FACEMESH_CONTOURS (lips, eyes, eyebrows, face oval), and the whole
+Variants: ``base`` (face_landmark, 468 points; FaceMesh ``refine_landmarks=False``) and ``refined``
+(face_landmark_with_attention, 478: the irises added, lips and eyes refined; ``refine_landmarks=True``);
+the variant's spec comes from ``SPEC.for_variant``.
+
+Keypoints are ``face_0`` .. ``face_467`` (MediaPipe numbers the mesh's vertices and names none of them)
+and, refined, ``right_iris_center``, ``right_iris_1..4``, ``left_iris_center``, ``left_iris_1..4``;
+the skeleton is MediaPipe's FACEMESH_CONTOURS (lips, eyes, eyebrows, face oval; refined: and the irises), and the whole
 tesselation is the spec's ``mesh`` (``Capabilities.mesh``; drawn with ``--mesh``). Each pose has one
 part, ``face`` (all its rows).
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from posezoo import hookimpl
-from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
+from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, Refinement, RoiRule
 from posezoo_plugins.mediapipe_face_mesh import topology
 
 MODEL = "mediapipe-face-mesh"
@@ -85,6 +90,28 @@ FACE_LANDMARK = LandmarkSpec(
 )
 
 
+# the attention model (face_landmark_with_attention, tensors_to_face_landmarks_with_attention.pbtxt): the
+# same 468-point mesh, refined by its lips (80 points), eyes (71 each) and irises (5 each, new rows
+# 468..477, their z the mean z of their eye's contour); its CUSTOM operators are converted by posezoo
+IRIS_NAMES: tuple[str, ...] = tuple(
+    f"{side}_iris_{p}" for side in ("right", "left") for p in ("center", "1", "2", "3", "4")
+)  # 468..472 around the right eye's contour (33, 133, ...), 473..477 the left's (263, 362, ...)
+
+FACE_LANDMARK_ATTENTION = replace(
+    FACE_LANDMARK,
+    landmarks_output="output_mesh_identity",
+    flag_output="conv_faceflag",
+    refinements=(
+        Refinement("output_lips", topology.REFINE_LIPS),
+        Refinement("output_left_eye", topology.REFINE_EYE_A),
+        Refinement("output_right_eye", topology.REFINE_EYE_B),
+        Refinement("output_left_iris", topology.REFINE_IRIS_A, z="average", z_rows=topology.REFINE_IRIS_A_Z_AVERAGE),
+        Refinement("output_right_iris", topology.REFINE_IRIS_B, z="average", z_rows=topology.REFINE_IRIS_B_Z_AVERAGE),
+    ),
+    num_keypoints=478,
+)
+
+
 def face_spec(name: str = MODEL, *, description: str = "", **changes) -> ModelSpec:
     """A face mesh model spec named ``name``; ``changes`` replace fields of the :class:`ModelSpec`."""
     spec = ModelSpec(
@@ -100,7 +127,15 @@ def face_spec(name: str = MODEL, *, description: str = "", **changes) -> ModelSp
     return replace(spec, **changes) if changes else spec
 
 
-SPEC = face_spec()
+REFINED_SPEC = face_spec(
+    description="MediaPipe Face Mesh with attention: 478 face landmarks (468 + irises), refined lips and eyes",
+    landmark=FACE_LANDMARK_ATTENTION,
+    keypoint_names=FACE_NAMES + IRIS_NAMES,
+    skeleton=FACE_CONTOURS + topology.LEFT_IRIS + topology.RIGHT_IRIS,
+    parts=(("face", 0, 478),),
+)
+
+SPEC = face_spec(variant_specs=(("refined", REFINED_SPEC),))
 
 
 @hookimpl
