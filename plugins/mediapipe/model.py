@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from posezoo.inference.model import Family, Pose, box_around
-from posezoo.inference.regions import TopDownModel
+from posezoo.inference.regions import Region, TopDownModel, overlaps
 from posezoo.inference.runtime import Session
 from posezoo.inference.timing import NO_CLOCK, StageClock
 from posezoo_plugins.mediapipe.detect import Detection, DetectorStage
@@ -70,6 +70,17 @@ def next_roi(spec: ModelSpec, result: LandmarkResult | Pose) -> Roi:
     rule = spec.landmark.tracking_roi or spec.detector.roi
     points = result.aux if result.aux is not None else result.landmarks
     return roi_from_landmarks(points, rule)
+
+
+def associate(regions: list[Region], overlap: float) -> list[Region]:
+    """MediaPipe's AssociationNormRectCalculator on one list: each region in turn drops the ones kept
+    before it whose square it overlaps by more than ``overlap`` (:func:`posezoo.inference.regions.overlaps`)
+    and is appended after the rest."""
+    kept: list[Region] = []
+    for region in regions:
+        kept = [k for k in kept if not overlaps(k, [region], overlap)]
+        kept.append(region)
+    return kept
 
 
 @contextmanager
@@ -252,7 +263,16 @@ class PoseEstimator(TopDownModel):
 
     def _predict(self, image_bgr: np.ndarray, *, max_poses: int | None, threshold: float | None, options: MediaPipeOptions) -> list[Pose]:
         with crop_sampling(self.crop_stages, options.sampling):
-            return super()._predict(image_bgr, max_poses=max_poses, threshold=threshold, options=options)
+            overlap = self.spec.detector.region_overlap
+            if overlap is None:
+                return super()._predict(image_bgr, max_poses=max_poses, threshold=threshold, options=options)
+            frame = self.frame(image_bgr)
+            regions = self.detector.find_regions(frame, threshold=threshold)
+            regions = associate(regions[:max_poses] if max_poses is not None else regions, overlap)
+            if not regions:
+                return []
+            poses = self.region_model.predict_regions(frame, regions, threshold=threshold, options=options)
+            return [p for p in poses if p is not None]
 
     def _tracker(self, *, max_poses: int, threshold: float | None, smooth: bool, options: MediaPipeOptions):
         """A video :class:`posezoo_plugins.mediapipe.track.Tracker` on this estimator: the detector runs

@@ -117,6 +117,10 @@ class DetectorSpec:
     boxes_output: str | int = 0  # output name or index of [1, N, num_coords]
     scores_output: str | int = 1  # output name or index of [1, N, 1]
     sampling: str = "cpu"  # "cpu": MediaPipe's OpenCV crop; "gpu": its GL one (pixel centres; see preprocess.crop)
+    # still images: of the best max_poses crops, one whose square overlaps a later one's by more than this
+    # (IoU) is the same object and gives way to it (MediaPipe's AssociationNormRectCalculator of Hands and
+    # Face Mesh, min_similarity_threshold); None: every crop is kept (BlazePose)
+    region_overlap: float | None = None
 
     def __post_init__(self) -> None:
         _check_sampling("detector spec", self.sampling)

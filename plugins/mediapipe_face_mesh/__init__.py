@@ -71,6 +71,7 @@ FACE_DETECTOR = DetectorSpec(
     nms_iou=0.3,
     boxes_output="regressors",
     scores_output="classificators",
+    region_overlap=0.5,  # face_landmark_front_cpu.pbtxt: AssociationNormRectCalculator, min_similarity_threshold
 )  # fmt: skip
 
 # face_landmark_cpu.pbtxt, tensors_to_face_landmarks.pbtxt: 192x192 in [0, 1], 468 x, y, z (z / 192), the

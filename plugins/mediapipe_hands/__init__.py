@@ -93,6 +93,7 @@ PALM_DETECTOR = DetectorSpec(
     nms_iou=0.3,
     boxes_output="Identity",
     scores_output="Identity_1",
+    region_overlap=0.5,  # hand_landmark_tracking_cpu.pbtxt: AssociationNormRectCalculator, min_similarity_threshold
 )  # fmt: skip
 
 # "Right" scores s, "Left" 1 - s when the labels are read as the person's hands in an unmirrored image
