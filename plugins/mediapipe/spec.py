@@ -338,6 +338,8 @@ class ModelSpec:
                 f"ROI {roi.mode} {roi.start}->{roi.end} x{roi.scale_x}",
                 f"landmark: {lm.input_size[1]}x{lm.input_size[0]} input, {lm.num_keypoints} keypoints "
                 f"({lm.num_landmarks} raw"
-                + (f" of {lm.rows} in the tensor)" if lm.rows != lm.num_landmarks else ")"),
+                + (f" of {lm.rows} in the tensor)" if lm.rows != lm.num_landmarks else ")")
+                + (f", refined by {len(lm.refinements)} more outputs" if lm.refinements else "")
+                + (f", label {'/'.join(lm.labels)}" if lm.label_output is not None else ""),
             ],
         }
