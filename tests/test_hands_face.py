@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
-from mirror import fetched_home
+from httpserver import MirrorServer
+from mirror import build_mirror
 from posezoo.inference.model import Capabilities
 from posezoo.inference.preprocess import Roi
 from posezoo.inference.regions import Region
@@ -361,12 +362,22 @@ def test_face_tracking_holds_the_face_and_redetects_on_schedule_for_a_second(mod
 # ------------------------------------------------------------------------------------ the CLI
 
 
+FILES = {f"{name}.tflite" for name in ("palm_detection_lite", "palm_detection_full", "hand_landmark_lite", "hand_landmark_full",
+                                      "face_detection_short_range", "face_landmark", "face_landmark_with_attention")}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def cli_home(shared_models, tmp_path_factory):
-    return fetched_home(
-        shared_models, tmp_path_factory.mktemp("hands-face-cli"), ["mediapipe-hands", "--all-variants"],
-        ["mediapipe-face-mesh", "--all-variants"], link=True,
-    )  # fmt: skip
+    """A POSEZOO_HOME with every variant of both models fetched by the CLI from a loopback HTTP mirror
+    (each file once, verified) and converted."""
+    root = tmp_path_factory.mktemp("hands-face-cli")
+    build_mirror(shared_models, root / "mirror", link=True)
+    with MirrorServer(root / "mirror") as server:
+        for model in ("mediapipe-hands", "mediapipe-face-mesh"):
+            result = run_posezoo("fetch", model, "--all-variants", "--mirror", server.url, env=posezoo_env(root))
+            assert result.returncode == 0, result.stderr
+        assert sorted(r.name for r in server.requests) == sorted(FILES)  # the shared detector: fetched once
+    return root
 
 
 def test_the_cli_runs_both_models_from_a_mirror(cli_home, testdata, tmp_path):
