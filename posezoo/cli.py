@@ -378,6 +378,7 @@ def model_info(name: str) -> dict:
         "variants": {
             vname: {
                 "description": var.description,
+                **_variant_keypoints(spec, vname),
                 "files": {
                     role: {
                         "name": f.name,
@@ -403,6 +404,14 @@ def model_info(name: str) -> dict:
             for vname, var in entry.variants.items()
         },
     }
+
+
+def _variant_keypoints(spec, variant: str) -> dict:
+    """``{"keypoints": K}`` for a variant whose spec (``spec.for_variant``) has other keypoints than the
+    default's; else nothing."""
+    for_variant = getattr(spec, "for_variant", None)
+    other = for_variant(variant) if callable(for_variant) else spec
+    return {} if tuple(other.keypoint_names) == tuple(spec.keypoint_names) else {"keypoints": len(other.keypoint_names)}
 
 
 def _coco_info(spec, describe_mapping) -> dict:
@@ -450,7 +459,8 @@ def info(
     lines += [f"coco-17:    {data['coco_summary']}", "variants:"]
     for vname, var in data["variants"].items():
         default = " (default)" if vname == data["default_variant"] else ""
-        lines.append(f"  {vname}{default}: {var['description']}".rstrip(": "))
+        more = f" ({var['keypoints']} keypoints)" if "keypoints" in var else ""
+        lines.append(f"  {vname}{default}: {var['description']}".rstrip(": ") + more)
         for role, f in var["files"].items():
             size = f"{f['size']} bytes" if f["size"] else "size unknown"
             state = "cached" if f["cached"] else "not cached"

@@ -399,6 +399,7 @@ def test_the_cli_runs_both_models_from_a_mirror(cli_home, testdata, tmp_path):
 
     info = json.loads(run_posezoo("info", "mediapipe-face-mesh", "--json", env=env).stdout)  # the default variant's
     assert len(info["keypoint_names"]) == 468 and len(info["mesh"]) == 2556 and info["parts"] == {"face": [0, 468]}
+    assert info["variants"]["refined"]["keypoints"] == 478 and "keypoints" not in info["variants"]["base"]
     line = one_line_error(run_posezoo("run", "mediapipe-hands", "--variant", "heavy", "-i", image, "--no-display", env=env, cwd=tmp_path))
     assert "heavy" in line
 
