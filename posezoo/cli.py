@@ -108,6 +108,9 @@ def run(
     static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     draw_boxes: bool = typer.Option(False, "--draw-boxes", help="Draw each pose's box with its score (and track id)."),
+    draw_mesh: bool = typer.Option(
+        False, "--draw-mesh", help="Also draw the model's surface mesh, when it has one (a face mesh's tesselation)."
+    ),
     coco: Optional[Path] = typer.Option(
         None,
         "--coco",
@@ -165,6 +168,7 @@ def run(
         coco_out=coco,
         coco_ann=coco_ann,
         draw_boxes=draw_boxes,
+        draw_mesh=draw_mesh,
         world_plot=world_plot,
         jobs=jobs,
         resume=resume,
@@ -380,6 +384,7 @@ def model_info(name: str) -> dict:
         "variants": {
             vname: {
                 "description": var.description,
+                **_variant_keypoints(spec, vname),
                 "files": {
                     role: {
                         "name": f.name,
@@ -405,6 +410,14 @@ def model_info(name: str) -> dict:
             for vname, var in entry.variants.items()
         },
     }
+
+
+def _variant_keypoints(spec, variant: str) -> dict:
+    """``{"keypoints": K}`` for a variant whose spec (``spec.for_variant``) has other keypoints than the
+    default's; else nothing."""
+    for_variant = getattr(spec, "for_variant", None)
+    other = for_variant(variant) if callable(for_variant) else spec
+    return {} if tuple(other.keypoint_names) == tuple(spec.keypoint_names) else {"keypoints": len(other.keypoint_names)}
 
 
 def _coco_info(spec, describe_mapping) -> dict:
@@ -452,7 +465,8 @@ def info(
     lines += [f"coco-17:    {data['coco_summary']}", f"wholebody:  {data['wholebody_summary']}", "variants:"]
     for vname, var in data["variants"].items():
         default = " (default)" if vname == data["default_variant"] else ""
-        lines.append(f"  {vname}{default}: {var['description']}".rstrip(": "))
+        more = f" ({var['keypoints']} keypoints)" if "keypoints" in var else ""
+        lines.append(f"  {vname}{default}: {var['description']}".rstrip(": ") + more)
         for role, f in var["files"].items():
             size = f"{f['size']} bytes" if f["size"] else "size unknown"
             state = "cached" if f["cached"] else "not cached"

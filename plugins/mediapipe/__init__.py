@@ -7,7 +7,7 @@ runs them on onnxruntime as two models (``SsdDetector``, ``LandmarkModel``) join
 top-down pipeline through ``regions`` (the seam's region detector and region model), and ``track`` is
 the core's top-down tracker on them. A model of this family is pure data: a
 :class:`posezoo_plugins.mediapipe.spec.ModelSpec` plus registry entries (blazepose-full,
-blazepose-upper, and third-party ones such as MediaPipe Hands); its landmark model alone runs in
+blazepose-upper, mediapipe-hands, mediapipe-face-mesh, and third-party ones); its landmark model alone runs in
 regions another model gives (blazepose-multi).
 """
 
