@@ -116,7 +116,7 @@ def run(
         "--coco",
         help="Images: write COCO keypoint results (JSON: image_id, category_id, keypoints [x, y, v] x 17, score) "
         "for pycocotools, mmpose, FiftyOne, CVAT; COCO-WholeBody results (also foot_kpts, face_kpts, lefthand_kpts, "
-        "righthand_kpts) for a model with feet, face or hands.",
+        "righthand_kpts) for a model with feet, face or hand keypoints.",
     ),
     coco_ann: Optional[Path] = typer.Option(
         None, "--coco-ann", help="Take --coco image ids from this COCO annotation file, by file name."

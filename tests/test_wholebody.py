@@ -8,6 +8,8 @@ not found NaN), and COCO-WholeBody's ground truth of the COCO skier (#785)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 from pathlib import Path
@@ -228,9 +230,11 @@ def test_face_mapping_lands_on_the_ground_truth_face(reference, gt):
 
 
 def test_a_spec_without_a_mapping_maps_coco_17_and_bad_mappings_are_refused():
-    mapping = wholebody_mapping(FULL)
+    bare = dataclasses.replace(FULL, wholebody_keypoints=None)
+    mapping = wholebody_mapping(bare)
     assert mapping.count() == 17 and not mapping.beyond_body
-    assert describe_wholebody(FULL)["wholebody_summary"] == "17 of 133 (body 17/17)"
+    assert describe_wholebody(bare)["wholebody_summary"] == "17 of 133 (body 17/17)"
+    assert describe_wholebody(FULL)["wholebody_summary"] == "21 of 133 (body 17/17, foot 4/6)"  # blazepose-full's feet
     assert describe_wholebody(_holistic_spec())["wholebody_summary"] == (
         "131 of 133 (body 17/17, foot 4/6, face 68/68, left_hand 21/21, right_hand 21/21)"
     )
@@ -358,12 +362,13 @@ def test_eval_cli_on_a_coco_wholebody_file_scores_each_part(shared_models, testd
     assert lines[0].startswith(f"COCO-WholeBody keypoints, {GT}: 1 image, 1 annotated person; AP per part")
     assert lines[2].split() == ["MODEL", "VARIANT", "KPTS", "WHOLE", "BODY", "FOOT", "FACE", "LHAND", "RHAND", "AR", "PCK@0.2", "POSES"]
     row = lines[3].split()
-    assert row[:3] == ["blazepose-full", "full", "17/133"] and row[7] == "-"  # no left hand labelled
+    assert row[:3] == ["blazepose-full", "full", "21/133"] and row[7] == "-"  # no left hand labelled
     report = json.loads(scores.read_text())
     (model,) = report["models"]
-    assert report["wholebody"] and model["keypoints"] == 17
+    assert report["wholebody"] and model["keypoints"] == 21  # body 17 + big toes and heels
     parts = {g: s["AP"] for g, s in model["parts"].items()}
-    assert parts["body"] > 0.5 and parts["foot"] == parts["face"] == parts["right_hand"] == 0.0 and parts["left_hand"] == -1
+    assert parts["body"] > 0.5 and parts["face"] == parts["right_hand"] == 0.0 and parts["left_hand"] == -1
+    assert 0.0 <= parts["foot"] < 1.0  # the feet found, the small toes missing
     assert model["stats"] == model["parts"]["wholebody"] and parts["wholebody"] < parts["body"]
 
 

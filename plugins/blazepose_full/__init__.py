@@ -9,6 +9,7 @@ first 25 names and the edges with both ends < 25).
 from __future__ import annotations
 
 from posezoo import hookimpl
+from posezoo_plugins.mediapipe.wholebody import BLAZEPOSE_WHOLEBODY
 from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
 
 BODY_NAMES: tuple[str, ...] = (
@@ -71,6 +72,7 @@ SPEC = ModelSpec(
     ),
     keypoint_names=BODY_NAMES,
     skeleton=BODY_SKELETON,
+    wholebody_keypoints=BLAZEPOSE_WHOLEBODY,  # COCO-WholeBody: body 17 + big toes and heels
 )
 
 

@@ -274,6 +274,9 @@ class ModelSpec:
     label_part: str = ""
     # a surface mesh over the keypoints: edges (a, b) (Capabilities.mesh; drawn on request)
     mesh: tuple[tuple[int, int], ...] = ()
+    # COCO-WholeBody names -> keypoints: ((name, keypoint name | row | (part, row)), ...); None: COCO's 17
+    # only (posezoo.io.wholebody; the MediaPipe tables are in posezoo_plugins.mediapipe.wholebody)
+    wholebody_keypoints: tuple | None = None
     # variants that differ in more than their files (e.g. more keypoints): (variant name, its spec), ...;
     # the zoo resolves a variant to its spec through for_variant (the others: this spec)
     variant_specs: tuple[tuple[str, "ModelSpec"], ...] = ()

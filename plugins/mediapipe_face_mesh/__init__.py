@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from posezoo import hookimpl
+from posezoo_plugins.mediapipe.wholebody import FACE_WHOLEBODY
 from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, Refinement, RoiRule
 from posezoo_plugins.mediapipe_face_mesh import topology
 
@@ -124,6 +125,7 @@ def face_spec(name: str = MODEL, *, description: str = "", **changes) -> ModelSp
         skeleton=FACE_CONTOURS,
         parts=(("face", 0, 468),),
         mesh=topology.TESSELATION,
+        wholebody_keypoints=FACE_WHOLEBODY,
     )
     return replace(spec, **changes) if changes else spec
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from posezoo import hookimpl
+from posezoo_plugins.mediapipe.wholebody import HANDS_WHOLEBODY
 from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, LandmarkSpec, ModelSpec, RoiRule
 
 MODEL = "mediapipe-hands"
@@ -130,6 +131,7 @@ def hand_spec(name: str = MODEL, *, description: str = "", **changes) -> ModelSp
         keypoint_names=HAND_NAMES,
         skeleton=HAND_SKELETON,
         label_part="{label}_hand",
+        wholebody_keypoints=HANDS_WHOLEBODY,
     )
     return replace(spec, **changes) if changes else spec
 
