@@ -30,6 +30,7 @@ MODELS = {
     "pose_landmark_lite": ("mediapipe-v0.8.9/pose_landmark_lite.tflite", (0.0, 1.0)),
     "palm_detection_full": ("mediapipe-assets/palm_detection_full.tflite", (-1.0, 1.0)),
     "hand_landmark_full": ("mediapipe-assets/hand_landmark_full.tflite", (0.0, 1.0)),
+    "hand_recrop": ("mediapipe-assets/hand_recrop.tflite", (-1.0, 1.0)),  # STRIDED_SLICE (channel crop)
     "pose_landmark_heavy": ("mediapipe-assets/pose_landmark_heavy.tflite", (0.0, 1.0)),
     "pose_landmark_upper_body": ("mediapipe-v0.7.12/pose_landmark_upper_body.tflite", (0.0, 1.0)),
     "pose_landmark_full_body_0.8.2": ("mediapipe-0.8.2/pose_landmark_full_body.tflite", (0.0, 1.0)),

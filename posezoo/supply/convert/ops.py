@@ -162,6 +162,14 @@ def add(b: GraphBuilder, op: Operator) -> None:
     b.set(op.outputs[0], _activation(b, y, fused, name), nchw)
 
 
+def mul(b: GraphBuilder, op: Operator) -> None:
+    """MUL with numpy broadcasting (constants rearranged for NCHW operands) and its fused activation."""
+    names, nchw = _elementwise_inputs(b, op.inputs[:2])
+    name = b.tensor_name(op.outputs[0])
+    y = b.node("Mul", names, name)
+    b.set(op.outputs[0], _activation(b, y, op.options.get("FusedActivationFunction", 0), name), nchw)
+
+
 def prelu(b: GraphBuilder, op: Operator) -> None:
     """Per-channel PRELU on an NCHW tensor becomes x + (1 - alpha) * relu(-x): two 1x1 depthwise Convs
     (the first with a fused Relu, the second with the Add fused in), which onnxruntime runs in its
@@ -232,6 +240,115 @@ def concatenation(b: GraphBuilder, op: Operator) -> None:
     name = b.tensor_name(op.outputs[0])
     y = b.node("Concat", names, name, axis=axis)
     b.set(op.outputs[0], _activation(b, y, op.options.get("FusedActivationFunction", 0), name), nchw)
+
+
+def strided_slice_ranges(shape, begin, end, strides, options) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """TFLite STRIDED_SLICE with constant indices, resolved against the input ``shape``.
+
+    Returns ``(ranges, out_shape)``: one ``(start, stop, stride)`` per input axis (Python ``range``
+    semantics: ``stop`` -1 with a negative stride means "down to index 0 included") and the output
+    shape. Follows the TFLite kernel: the ellipsis bit expands to the axes the spec leaves out (a
+    new-axis bit at the ellipsis has no effect); a new-axis bit inserts a size-1 axis; spec entries
+    past the given ones take the whole axis; a negative index counts from the end; begin/end are
+    clamped to the axis ([0, n] going forward, [-1, n-1] going backward), then a begin/end mask bit
+    takes the whole extent; ``offset`` makes end relative to the (resolved) begin; a shrink bit keeps
+    the one element at begin and drops the axis. Raises ValueError on a zero stride or an index out of
+    range on a shrunk axis.
+    """
+    begin, end, strides = (list(map(int, np.asarray(v).reshape(-1))) for v in (begin, end, strides))
+    if not len(begin) == len(end) == len(strides):
+        raise ValueError("begin, end and strides differ in length")
+    bit = lambda mask, i: bool(int(options.get(mask, 0)) >> i & 1)  # noqa: E731
+    count, rank = len(begin), len(shape)
+    ellipsis = [i for i in range(count) if bit("EllipsisMask", i)]
+    if len(ellipsis) > 1:
+        raise ValueError("more than one ellipsis")
+    new_axes = sum(1 for i in range(count) if bit("NewAxisMask", i) and not bit("EllipsisMask", i))
+    # the spec, expanded to one entry per output-producing axis: ("axis", spec index | None) or ("new",)
+    entries: list[tuple] = []
+    for i in range(count):
+        if bit("EllipsisMask", i):
+            entries += [("axis", None)] * max(rank - (count - 1 - new_axes), 0)
+        elif bit("NewAxisMask", i):
+            entries.append(("new",))
+        else:
+            entries.append(("axis", i))
+    entries += [("axis", None)] * (rank - sum(1 for e in entries if e[0] == "axis"))
+    if sum(1 for e in entries if e[0] == "axis") != rank:
+        raise ValueError("the slice spec has more axes than the input")
+    ranges, out_shape, axis = [], [], 0
+    for entry in entries:
+        if entry[0] == "new":
+            out_shape.append(1)
+            continue
+        size, i = int(shape[axis]), entry[1]
+        axis += 1
+        if i is None:
+            ranges.append((0, size, 1))
+            out_shape.append(size)
+            continue
+        stride = strides[i]
+        if stride == 0:
+            raise ValueError("zero stride")
+        lo, hi = (0, size) if stride > 0 else (-1, size - 1)
+        start = begin[i] + size if begin[i] < 0 else begin[i]
+        start = min(max(start, lo), hi)
+        if bit("BeginMask", i):
+            start = 0 if stride > 0 else size - 1
+        if bit("ShrinkAxisMask", i):
+            if not 0 <= start < size:
+                raise ValueError("shrunk axis index out of range")
+            ranges.append((start, start + 1, 1))
+            continue
+        stop = end[i] + start if options.get("Offset", False) else end[i]
+        stop = stop + size if stop < 0 else stop
+        stop = min(max(stop, lo), hi)
+        if bit("EndMask", i):
+            stop = size if stride > 0 else -1
+        ranges.append((start, stop, stride))
+        out_shape.append(len(range(start, stop, stride)))
+    return ranges, out_shape
+
+
+def strided_slice(b: GraphBuilder, op: Operator) -> None:
+    """STRIDED_SLICE with constant begin/end/strides: an ONNX Slice over the axes it narrows, then a
+    Reshape where axes are added or dropped. On an NCHW tensor with neither it slices in NCHW (the
+    axes mapped); a slice that keeps everything passes its input on; a constant input is folded."""
+    shape = b.shape(op.inputs[0])
+    begin, end, strides = (b.constant(i, f"STRIDED_SLICE {role}") for i, role in zip(op.inputs[1:4], ("begin", "end", "strides")))
+    ranges, out_shape = strided_slice_ranges(shape, begin, end, strides, op.options)
+    if 0 in out_shape:
+        raise b.fail(f"STRIDED_SLICE of {list(shape)} gives an empty tensor {out_shape}", "the file is inconsistent")
+    if tuple(out_shape) != tuple(b.shape(op.outputs[0])):
+        raise b.fail(f"STRIDED_SLICE of {list(shape)} gives {out_shape}, the file says {list(b.shape(op.outputs[0]))}",
+                     "the file is inconsistent")
+    if op.inputs[0] in b.constants:
+        index = tuple(slice(start, None if stop < 0 else stop, step) for start, stop, step in ranges)
+        b.set_constant(op.outputs[0], np.ascontiguousarray(b.constants[op.inputs[0]][index]).reshape(out_shape))
+        return
+    name = b.tensor_name(op.outputs[0])
+    narrowed = [a for a, (start, stop, step) in enumerate(ranges) if (start, stop, step) != (0, shape[a], 1)]
+    reshaped = len(out_shape) != len(shape)
+    nchw = len(shape) == 4 and not reshaped and b.is_nchw(op.inputs[0])
+    if not narrowed and not reshaped:
+        if op.outputs[0] in b.graph.outputs:  # a graph output needs a node of its own to be named by
+            b.set(op.outputs[0], b.node("Identity", [b.nhwc(op.inputs[0])], name), False)
+        else:
+            b.set(op.outputs[0], b.layout_input(op.inputs[0], nchw), nchw)
+        return
+    y = b.layout_input(op.inputs[0], nchw)
+    if narrowed:
+        axes = [NHWC_TO_NCHW.index(a) if nchw else a for a in narrowed]
+        starts = [ranges[a][0] for a in narrowed]
+        # a stop of -1 going backward means "past index 0": ONNX reads -1 as the last element, so
+        # give it -(n + 1), which ONNX maps to -1
+        ends = [ranges[a][1] if ranges[a][1] >= 0 else -(shape[a] + 1) for a in narrowed]
+        steps = [ranges[a][2] for a in narrowed]
+        consts = [b.shared_constant(v, np.int64) for v in (starts, ends, axes, steps)]
+        y = b.node("Slice", [y] + consts, name)
+    if reshaped:
+        y = b.node("Reshape", [y, b.shared_constant(out_shape, np.int64)], name)
+    b.set(op.outputs[0], y, nchw)
 
 
 def resize_bilinear(b: GraphBuilder, op: Operator) -> None:
@@ -320,9 +437,11 @@ HANDLERS: dict[str, Callable[[GraphBuilder, Operator], None]] = {
     "LOGISTIC": _unary("Sigmoid"),
     "MAX_POOL_2D": max_pool_2d,
     "MEAN": mean,
+    "MUL": mul,
     "PAD": pad,
     "PRELU": prelu,
     "RELU": _unary("Relu"),
     "RESHAPE": reshape,
     "RESIZE_BILINEAR": resize_bilinear,
+    "STRIDED_SLICE": strided_slice,
 }

@@ -157,7 +157,7 @@ class _Graph:
             if not all(i in known for i in n.input):
                 raise ValueError(f"graph rewrite broke the node order at {n.name}")
             known.update(n.output)
-            used += [i for i in n.input if i in self.arrays and i not in used]
+            used += [i for i in dict.fromkeys(n.input) if i in self.arrays and i not in used]  # a node may read one twice
         graph = self.model.graph
         del graph.node[:]
         graph.node.extend(self.nodes)
