@@ -108,3 +108,16 @@ HAND_SPEC = ModelSpec(
     keypoint_names=HAND_NAMES,
     skeleton=HAND_SKELETON,
 )
+
+
+def hand_tracking_roi(landmarks):
+    """hand_landmarks_to_roi (HandLandmarksToRectCalculator on the palm's 12 landmarks, then x2, shifted
+    0.1 towards the fingers, squared) until the hands plugin's tracking rule lands."""
+    import numpy as np
+
+    from posezoo_plugins.mediapipe.roi import _rotated_bounds_roi, _rotation
+
+    pts = np.asarray(landmarks, np.float64)[[0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18], :2]
+    end = ((pts[4] + pts[8]) * 0.5 + pts[6]) * 0.5
+    rule = RoiRule(mode="box", rotation_target_deg=90.0, scale_x=2.0, scale_y=2.0, shift_y=-0.1, square_long=True)
+    return _rotated_bounds_roi(pts, _rotation(pts[0], end, rule.rotation_target), rule)

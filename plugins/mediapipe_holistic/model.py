@@ -49,6 +49,7 @@ visibility). World landmarks: the body's, NaN for the other rows.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -210,6 +211,8 @@ class HolisticRegions(RegionModel):
         self.rules = spec.rules
         self.layout = spec.layout
         self.names = spec.keypoint_names
+        # model runs and regions kept from last frame, by part stage: what the video path costs
+        self.counts = Counter()
 
     # -- parts
 
@@ -222,6 +225,7 @@ class HolisticRegions(RegionModel):
         wrist, pinky, index = rows[:, :2].astype(np.float64)
         middle = (2.0 * index + pinky) / 3.0
         roi = roi_from_points(np.stack([middle, wrist]), rules.hand_from_pose)
+        self.counts["hand_recrop"] += 1
         points = self.recrop.landmarks_in_roi(frame.rgb, roi).landmarks
         return roi_from_points(points, rules.hand_recrop)
 
@@ -231,6 +235,7 @@ class HolisticRegions(RegionModel):
         rules = self.rules
         pts = rows[:, :2].astype(np.float64)
         roi = roi_from_points(pts, rules.face_from_pose, box=np.concatenate([pts.min(axis=0), pts.max(axis=0)]))
+        self.counts["face_detector"] += 1
         faces = self.face_detector.detect_in_roi(frame.rgb, roi)
         if not faces:
             return None
@@ -251,13 +256,18 @@ class HolisticRegions(RegionModel):
             return None
         roi = recrop
         if previous is not None:
-            prev_roi = roi_from_points(previous, self.spec.hand.landmark.tracking_roi or self._hand_rule())
+            rule = self.spec.hand.landmark.tracking_roi
+            if rule is not None:
+                prev_roi = roi_from_points(previous, rule)
+            else:
+                from posezoo_plugins.mediapipe_holistic._stages import hand_tracking_roi
+
+                prev_roi = hand_tracking_roi(previous)
             roi = tracking_roi(previous, prev_roi, recrop, self.rules.hand_tracking)
+            self.counts["hand_kept"] += roi is prev_roi
+        self.counts["hand_landmark"] += 1
         result = self.hand.landmarks_in_roi(frame.rgb, roi)
         return result if result.flag > self.rules.hand_min_flag else None
-
-    def _hand_rule(self) -> RoiRule:
-        raise ValueError(f"model spec {self.spec.name!r}: the hand spec has no tracking_roi")
 
     def face_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
         recrop = self.face_region(frame, rows)
@@ -268,6 +278,8 @@ class HolisticRegions(RegionModel):
             pts = previous[:, :2].astype(np.float64)
             prev_roi = roi_from_points(pts, self.rules.face_from_landmarks, box=np.concatenate([pts.min(axis=0), pts.max(axis=0)]))
             roi = tracking_roi(previous, prev_roi, recrop, self.rules.face_tracking)
+            self.counts["face_kept"] += roi is prev_roi
+        self.counts["face_landmark"] += 1
         result = self.face.landmarks_in_roi(frame.rgb, roi)
         return result if result.flag > self.rules.face_min_flag else None
 
