@@ -64,6 +64,10 @@ def test_builtin_registry_has_both_blazepose_models_with_shared_models_digests(s
         "pose_landmark_full.tflite",
         "pose_landmark_heavy.tflite",
         "pose_detection_128_v0.7.12.tflite",
+        "hand_recrop.tflite",
+        "hand_landmark_full.tflite",
+        "face_detection_short_range.tflite",
+        "face_landmark.tflite",
     }
     assert all(f.size for f in reg.files.values()), "every registry file states its size"
     assert len({v.files["detector"].name for v in full.variants.values()}) == 1
