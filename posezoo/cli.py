@@ -108,6 +108,9 @@ def run(
     static: bool = typer.Option(False, "--static", help="Video: run the detector on every frame (no tracking)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     draw_boxes: bool = typer.Option(False, "--draw-boxes", help="Draw each pose's box with its score (and track id)."),
+    draw_mesh: bool = typer.Option(
+        False, "--draw-mesh", help="Also draw the model's surface mesh, when it has one (a face mesh's tesselation)."
+    ),
     coco: Optional[Path] = typer.Option(
         None,
         "--coco",
@@ -164,6 +167,7 @@ def run(
         coco_out=coco,
         coco_ann=coco_ann,
         draw_boxes=draw_boxes,
+        draw_mesh=draw_mesh,
         world_plot=world_plot,
         jobs=jobs,
         resume=resume,

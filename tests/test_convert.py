@@ -31,6 +31,11 @@ MODELS = {
     "palm_detection_full": ("mediapipe-assets/palm_detection_full.tflite", (-1.0, 1.0)),
     "hand_landmark_full": ("mediapipe-assets/hand_landmark_full.tflite", (0.0, 1.0)),
     "hand_recrop": ("mediapipe-assets/hand_recrop.tflite", (-1.0, 1.0)),  # STRIDED_SLICE (channel crop)
+    "palm_detection_lite": ("mediapipe-assets/palm_detection_lite.tflite", (-1.0, 1.0)),
+    "hand_landmark_lite": ("mediapipe-assets/hand_landmark_lite.tflite", (0.0, 1.0)),
+    "face_detection_short_range": ("mediapipe-assets/face_detection_short_range.tflite", (-1.0, 1.0)),
+    "face_landmark": ("mediapipe-assets/face_landmark.tflite", (0.0, 1.0)),
+    "iris_landmark": ("mediapipe-assets/iris_landmark.tflite", (0.0, 1.0)),
     "pose_landmark_heavy": ("mediapipe-assets/pose_landmark_heavy.tflite", (0.0, 1.0)),
     "pose_landmark_upper_body": ("mediapipe-v0.7.12/pose_landmark_upper_body.tflite", (0.0, 1.0)),
     "pose_landmark_full_body_0.8.2": ("mediapipe-0.8.2/pose_landmark_full_body.tflite", (0.0, 1.0)),

@@ -80,7 +80,7 @@ def mirror(shared_models: Path, tmp_path_factory) -> Path:
 
 
 def test_mirror_holds_the_hand_files(mirror):
-    assert {"palm_detection_full.tflite", "hand_landmark_full.tflite", "pose_detection.tflite"} <= {
+    assert {"palm_detection_full.tflite", "hand_landmark_lite.tflite", "pose_detection.tflite"} <= {
         p.name for p in mirror.iterdir()
     }
 
@@ -100,7 +100,8 @@ def test_installed_plugin_lists_and_finds_a_hand(hands_installed, mirror, testda
     listed = run_posezoo("list", env=env, script=True)
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
-    assert "mediapipe-hands" in rows and rows["mediapipe-hands"].split()[2] == "mediapipe-hands"
+    assert "hands-lite-landmarks" in rows and rows["hands-lite-landmarks"].split()[2] == "hands-lite-landmarks"
+    assert "mediapipe-hands" in rows  # the built-in hands model beside it
     assert "warning" not in listed.stderr
 
     plugins = run_posezoo("plugins", env=env)
@@ -110,13 +111,13 @@ def test_installed_plugin_lists_and_finds_a_hand(hands_installed, mirror, testda
     drawn = tmp_path / "hand.png"
     photo = testdata / HAND_PHOTO
     result = run_posezoo(
-        "run", "mediapipe-hands", "-i", photo, "--json", out, "-s", drawn, "--mirror", mirror, "--no-display",
+        "run", "hands-lite-landmarks", "-i", photo, "--json", out, "-s", drawn, "--mirror", mirror, "--no-display",
         env=env, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert drawn.is_file()
     record = json.loads(out.read_text().splitlines()[0])
-    assert record["model"] == "mediapipe-hands" and record["variant"] == "full"
+    assert record["model"] == "hands-lite-landmarks" and record["variant"] == "default"
     assert len(record["poses"]) == 1
     hand = record["poses"][0]
     assert hand["score"] >= 0.5 and hand["presence"] >= 0.5
@@ -129,7 +130,7 @@ def test_installed_plugin_lists_and_finds_a_hand(hands_installed, mirror, testda
     assert middle_tip[1] > wrist[1] + 30  # the hand hangs down: fingertips below the wrist
 
     # the verified files are in the isolated cache now: offline works without the mirror
-    offline = run_posezoo("run", "mediapipe-hands", "-i", photo, "--offline", "--no-display", env=env, cwd=tmp_path)
+    offline = run_posezoo("run", "hands-lite-landmarks", "-i", photo, "--offline", "--no-display", env=env, cwd=tmp_path)
     assert offline.returncode == 0, offline.stderr
     assert "1 pose(s)" in offline.stderr
 
@@ -139,12 +140,12 @@ def test_python_api_runs_the_plugin(hands_installed, mirror, testdata, tmp_path,
     """posezoo.load() on the installed plugin (in a subprocess: this process's zoo was loaded earlier)."""
     code = (
         "import cv2, posezoo, sys\n"
-        f"m = posezoo.load('mediapipe-hands', mirror={str(mirror)!r})\n"
+        f"m = posezoo.load('hands-lite-landmarks', mirror={str(mirror)!r})\n"
         f"poses = m.predict(cv2.imread({str(testdata / HAND_PHOTO)!r}))\n"
-        "print(len(poses) >= 1, poses[0].landmarks.shape, poses[0].names[0], poses[0].names[20])\n"
+        "print(len(poses) >= 1, poses[0].landmarks.shape, poses[0].names[0], poses[0].names[20], poses[0].label)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=hands_env(posezoo_env(tmp_path)), capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "(21,", "5)", "wrist", "pinky_tip"]
+    assert result.stdout.split() == ["True", "(21,", "5)", "wrist", "pinky_tip", "left"]  # the player's left hand

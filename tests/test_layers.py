@@ -175,7 +175,10 @@ def test_the_core_names_no_builtin_family_or_model():
     cite where an algorithm comes from."""
     names = _builtin_names()
     assert {"blazepose", "movenet", "mediapipe", "blazepose-full"} <= names
-    pattern = re.compile("|".join(sorted(map(re.escape, names), key=len, reverse=True)), re.IGNORECASE)
+    # a name inside a longer lower-case word is not that name ("hands" in "handshake"); next to _ - . a
+    # digit or a capital (camelCase) it is
+    alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    pattern = re.compile(f"(?<![a-z])(?i:{alternatives})(?![a-z])")
     hits = [
         f"{p.relative_to(REPO)}:{line}: {text}"
         for p in PACKAGE.rglob("*.py")

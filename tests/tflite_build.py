@@ -3,14 +3,14 @@
 ``tflite_model(tensors, ops, inputs, outputs)`` returns the bytes of a one-subgraph TFLite model that
 LiteRT can load (and our converter can read). A tensor is ``T(name, shape, dtype, data)`` (``data``
 None for an activation); an op is ``Op(code, inputs, outputs, options, custom_options)`` where ``code``
-is a builtin name (``"STRIDED_SLICE"``) or ``"CUSTOM:<name>"``, and ``options`` is
+is a builtin name (``"STRIDED_SLICE"``) or ``"CUSTOM:<name>"`` (``version``: its operator code's), and ``options`` is
 ``(OptionsTableName, {"FieldName": value})`` as the tflite schema names them (``("MulOptions",
 {"FusedActivationFunction": 1})``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import flatbuffers
 import numpy as np
@@ -34,7 +34,7 @@ class Op:
     outputs: list
     options: tuple | None = None
     custom_options: bytes | None = None
-    extra: dict = field(default_factory=dict)
+    version: int = 1  # the operator code's version
 
 
 def _ints(builder, values):
@@ -80,18 +80,18 @@ def tflite_model(tensors: list[T], ops: list[Op], inputs: list[int], outputs: li
         else:
             tflite.TensorAddBuffer(b, 0)
         tensor_offsets.append(tflite.TensorEnd(b))
-    codes: list[str] = []
+    codes: list[tuple[str, int]] = []
     for op in ops:
-        if op.code not in codes:
-            codes.append(op.code)
+        if (op.code, op.version) not in codes:
+            codes.append((op.code, op.version))
     code_offsets = []
-    for code in codes:
+    for code, version in codes:
         custom = b.CreateString(code.split(":", 1)[1]) if code.startswith("CUSTOM:") else None
         number = tflite.BuiltinOperator.CUSTOM if custom else getattr(tflite.BuiltinOperator, code)
         tflite.OperatorCodeStart(b)
         tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(number, 127))
         tflite.OperatorCodeAddBuiltinCode(b, number)
-        tflite.OperatorCodeAddVersion(b, 1)
+        tflite.OperatorCodeAddVersion(b, version)
         if custom is not None:
             tflite.OperatorCodeAddCustomCode(b, custom)
         code_offsets.append(tflite.OperatorCodeEnd(b))
@@ -107,7 +107,7 @@ def tflite_model(tensors: list[T], ops: list[Op], inputs: list[int], outputs: li
             options = getattr(tflite, table + "End")(b)
         custom = _bytes(b, op.custom_options) if op.custom_options is not None else None
         tflite.OperatorStart(b)
-        tflite.OperatorAddOpcodeIndex(b, codes.index(op.code))
+        tflite.OperatorAddOpcodeIndex(b, codes.index((op.code, op.version)))
         tflite.OperatorAddInputs(b, ins)
         tflite.OperatorAddOutputs(b, outs)
         if options is not None:

@@ -15,6 +15,7 @@ presence) or 3 (x, y, z; visibility and presence are then 1.0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -24,9 +25,11 @@ from posezoo.inference.preprocess import Roi, crop, crop_to_image_matrix, to_ten
 from posezoo_plugins.mediapipe.spec import LandmarkSpec
 
 
-def decode_landmarks(raw: np.ndarray, spec: LandmarkSpec) -> np.ndarray:
+def decode_landmarks(raw: np.ndarray, spec: LandmarkSpec, refinements: Sequence[np.ndarray] = ()) -> np.ndarray:
     """Raw landmark tensor (crop pixels) -> float32 (N, 5) [x, y, z, visibility, presence] with
-    x, y, z normalized to the crop (z on the x scale, divided by ``normalize_z``)."""
+    x, y, z normalized to the crop (z on the x scale, divided by ``normalize_z``). ``refinements``: the
+    raw outputs of ``spec.refinements``, in order, merged as MediaPipe's LandmarksRefinementCalculator
+    does (N is then ``spec.total_landmarks``)."""
     n, v = spec.num_landmarks, spec.values_per_landmark
     raw = np.asarray(raw, np.float32).reshape(spec.rows, v)[:n]  # as TensorsToLandmarks: the first n rows
     in_h, in_w = spec.input_size
@@ -41,6 +44,33 @@ def decode_landmarks(raw: np.ndarray, spec: LandmarkSpec) -> np.ndarray:
         out[:, 3] = sigmoid(raw[:, 3])
     if v >= 5:
         out[:, 4] = sigmoid(raw[:, 4])
+    if spec.refinements:
+        out = _refine(out, spec, refinements)
+    return out
+
+
+def _refine(out: np.ndarray, spec: LandmarkSpec, raws: Sequence[np.ndarray]) -> np.ndarray:
+    """The refinement outputs' points into their rows (x, y; z by each refinement's rule)."""
+    if len(raws) != len(spec.refinements):
+        raise ValueError(f"{len(spec.refinements)} refinement outputs expected, {len(raws)} given")
+    total = spec.total_landmarks
+    if total > len(out):
+        more = np.ones((total - len(out), 5), np.float32)
+        more[:, 2] = 0.0
+        out = np.concatenate([out, more])
+    in_h, in_w = spec.input_size
+    for ref, raw in zip(spec.refinements, raws):
+        pts = np.asarray(raw, np.float32).reshape(-1, ref.values_per_landmark)[: len(ref.rows)]
+        rows = list(ref.rows)
+        out[rows, 0] = pts[:, 0] / in_w
+        out[rows, 1] = pts[:, 1] / in_h
+        if ref.z == "copy":
+            out[rows, 2] = pts[:, 2] / in_w / spec.normalize_z
+        elif ref.z == "average":  # MediaPipe's GetZAverage: a float sum in order, then one division
+            total_z = np.float32(0.0)
+            for i in ref.z_rows:
+                total_z = np.float32(total_z + out[i, 2])
+            out[rows, 2] = np.float32(total_z / np.float32(len(ref.z_rows)))
     return out
 
 
@@ -124,7 +154,8 @@ class LandmarkResult:
     """Decoded output of one landmark-model run on one ROI (pixels).
 
     ``landmarks`` (K, 5) body keypoints, ``aux`` (A, 5) auxiliary ones or None, ``world`` (K, 3) or
-    None, ``flag`` the pose/hand presence probability, ``mask`` (H, W) or None.
+    None, ``flag`` the pose/hand presence probability, ``mask`` (H, W) or None; ``label`` and
+    ``label_score`` the spec's binary classification (e.g. handedness), when it has one.
     """
 
     landmarks: np.ndarray
@@ -133,6 +164,8 @@ class LandmarkResult:
     flag: float
     mask: np.ndarray | None
     roi: Roi
+    label: str | None = None
+    label_score: float | None = None
 
 
 class LandmarkStage:
@@ -157,6 +190,16 @@ class LandmarkStage:
         f = float(np.asarray(raw_flag).reshape(-1)[0])
         return float(sigmoid(f)) if self.spec.flag_is_logit else f
 
+    def label(self, raw_label: np.ndarray | None) -> tuple[str | None, float | None]:
+        """(label, score) of a binary classification output (TensorsToClassificationCalculator with
+        binary_classification and top_k 1): ``labels[0]`` scores s, ``labels[1]`` 1 - s; the higher
+        wins (``labels[0]`` on a tie)."""
+        if raw_label is None or not self.spec.labels:
+            return None, None
+        s = float(np.asarray(raw_label, np.float32).reshape(-1)[0])
+        first, second = self.spec.labels[0], self.spec.labels[1]
+        return (first, s) if s >= 1.0 - s else (second, float(np.float32(1.0 - s)))
+
     def decode(
         self,
         roi: Roi,
@@ -167,11 +210,14 @@ class LandmarkStage:
         world: np.ndarray | None = None,
         segmentation: np.ndarray | None = None,
         image_size: tuple[int, int] | None = None,
+        label: np.ndarray | None = None,
+        refinements: Sequence[np.ndarray] = (),
     ) -> LandmarkResult:
         """Decode one run's outputs (already picked out by the caller) into image pixels.
-        ``segmentation`` is only warped when ``image_size`` (w, h) is given."""
+        ``segmentation`` is only warped when ``image_size`` (w, h) is given; ``refinements``: the raw
+        outputs of the spec's refinements, in order."""
         spec = self.spec
-        norm = decode_landmarks(raw_landmarks, spec)
+        norm = decode_landmarks(raw_landmarks, spec, refinements)
         if heatmap is not None:
             hm = np.asarray(heatmap)
             hm = hm[..., : len(norm)] if hm.shape[-1] > len(norm) else hm  # channels beyond the rows read
@@ -185,4 +231,4 @@ class LandmarkStage:
         mask = None
         if segmentation is not None and image_size is not None:
             mask = mask_to_image(segmentation, roi, image_size)
-        return LandmarkResult(px[:k], aux, wl, flag, mask, roi)
+        return LandmarkResult(px[:k], aux, wl, flag, mask, roi, *self.label(label))

@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from posezoo.inference.model import Family, Pose, box_around
-from posezoo.inference.regions import TopDownModel
+from posezoo.inference.regions import Region, TopDownModel, overlaps
 from posezoo.inference.runtime import Session
 from posezoo.inference.timing import NO_CLOCK, StageClock
 from posezoo_plugins.mediapipe.detect import Detection, DetectorStage
@@ -41,6 +41,11 @@ LANDMARK_COLUMNS = ("x", "y", "z", "visibility", "presence")  # of Pose.landmark
 def make_pose(spec: ModelSpec, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
     """A :class:`Pose` from one landmark-model run (pixels), named by ``spec``'s keypoints."""
     lms = result.landmarks
+    parts = None
+    if spec.label_part and result.label is not None:
+        parts = {spec.label_part.format(label=result.label): (0, len(lms))}
+    elif spec.parts:
+        parts = {name: (a, b) for name, a, b in spec.parts}
     return Pose(
         landmarks=lms.astype(np.float32, copy=False),
         columns=LANDMARK_COLUMNS,
@@ -53,6 +58,9 @@ def make_pose(spec: ModelSpec, result: LandmarkResult, score: float, track_id: i
         mask=result.mask,
         aux=result.aux,
         track_id=track_id,
+        parts=parts,
+        label=result.label,
+        label_score=result.label_score,
     )
 
 
@@ -62,6 +70,17 @@ def next_roi(spec: ModelSpec, result: LandmarkResult | Pose) -> Roi:
     rule = spec.landmark.tracking_roi or spec.detector.roi
     points = result.aux if result.aux is not None else result.landmarks
     return roi_from_landmarks(points, rule)
+
+
+def associate(regions: list[Region], overlap: float) -> list[Region]:
+    """MediaPipe's AssociationNormRectCalculator on one list: each region in turn drops the ones kept
+    before it whose square it overlaps by more than ``overlap`` (:func:`posezoo.inference.regions.overlaps`)
+    and is appended after the rest."""
+    kept: list[Region] = []
+    for region in regions:
+        kept = [k for k in kept if not overlaps(k, [region], overlap)]
+        kept.append(region)
+    return kept
 
 
 @contextmanager
@@ -159,10 +178,15 @@ class LandmarkModel(_Stage):
             ("world", lm.world_output, (1, lm.rows * 3), True),
             ("heatmap", lm.heatmap_output, (1, None, None, lm.rows), False),
             ("segmentation", lm.segmentation_output, (1, None, None, 1), False),
+            ("label", lm.label_output, (1, 1), True),
         )
         for key, output, shape, flat in wanted:
             if output is not None:
                 out[key] = s.check_output(output, key, shape, spec=name, flat=flat)
+        self._refinements = tuple(
+            s.check_output(r.output, "refinement", (1, len(r.rows) * r.values_per_landmark), spec=name, flat=True)
+            for r in lm.refinements
+        )
         self._outputs = out
 
     def landmarks_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, segmentation: bool = False) -> LandmarkResult:
@@ -182,6 +206,8 @@ class LandmarkModel(_Stage):
                 world=pick("world"),
                 segmentation=pick("segmentation") if segmentation else None,
                 image_size=size,
+                label=pick("label"),
+                refinements=[outs[i] for i in self._refinements],
             )
 
     def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
@@ -251,7 +277,16 @@ class PoseEstimator(TopDownModel):
 
     def _predict(self, image_bgr: np.ndarray, *, max_poses: int | None, threshold: float | None, options: MediaPipeOptions) -> list[Pose]:
         with crop_sampling(self.crop_stages, options.sampling):
-            return super()._predict(image_bgr, max_poses=max_poses, threshold=threshold, options=options)
+            overlap = self.spec.detector.region_overlap
+            if overlap is None:
+                return super()._predict(image_bgr, max_poses=max_poses, threshold=threshold, options=options)
+            frame = self.frame(image_bgr)
+            regions = self.detector.find_regions(frame, threshold=threshold)
+            regions = associate(regions[:max_poses] if max_poses is not None else regions, overlap)
+            if not regions:
+                return []
+            poses = self.region_model.predict_regions(frame, regions, threshold=threshold, options=options)
+            return [p for p in poses if p is not None]
 
     def _tracker(self, *, max_poses: int, threshold: float | None, smooth: bool, options: MediaPipeOptions):
         """A video :class:`posezoo_plugins.mediapipe.track.Tracker` on this estimator: the detector runs

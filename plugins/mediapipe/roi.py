@@ -45,18 +45,30 @@ def roi_from_points(points: np.ndarray, rule: RoiRule, box: np.ndarray | None = 
 
     ``alignment``: centre = points[start], side = 2 * |points[end] - points[start]|.
     ``box``: centre and size of ``box`` [x0, y0, x1, y1] (pixels). Without a box, the points' bounds
-    in the ROI's own rotated frame (MediaPipe's HandLandmarksToRectCalculator; with no rotation, the
-    axis-aligned bounds). Both modes rotate by ``rule.rotation_target - angle(start -> end)``.
+    in the ROI's own rotated frame (``rule.bounds == "rotated"``: MediaPipe's
+    HandLandmarksToRectCalculator) or their axis-aligned bounds (``"axis"``: LandmarksToDetection).
+    Both modes rotate by ``rule.rotation_target - angle(start -> end)`` (the end point: ``rule.end``, or
+    the weighted sum ``rule.end_mix``), over ``rule.points`` of ``points`` when the rule names some.
     """
     pts = np.asarray(points, np.float64)[:, :2]
-    start, end = pts[rule.start], pts[rule.end]
+    if rule.points:
+        pts = pts[list(rule.points)]
+    start = pts[rule.start]
+    if rule.end_mix:
+        end = np.zeros(2)
+        for i, weight in rule.end_mix:
+            end = end + weight * pts[i]
+    else:
+        end = pts[rule.end]
     rotation = _rotation(start, end, rule.rotation_target)
     if rule.mode == "alignment":
         side = 2.0 * math.hypot(end[0] - start[0], end[1] - start[1])
         return transform_roi(start[0], start[1], side, side, rotation, rule)
     if rule.mode == "box":
-        if box is None:
+        if box is None and rule.bounds == "rotated":
             return _rotated_bounds_roi(pts, rotation, rule)
+        if box is None:  # the axis-aligned bounds of the points
+            box = np.concatenate([pts.min(axis=0), pts.max(axis=0)])
         x0, y0, x1, y1 = (float(v) for v in box)
         return transform_roi((x0 + x1) * 0.5, (y0 + y1) * 0.5, x1 - x0, y1 - y0, rotation, rule)
     raise ValueError(f"unknown ROI mode {rule.mode!r} (expected 'alignment' or 'box')")

@@ -151,6 +151,7 @@ class RunJob:
     plan: OutputPlan
     records: bool  # return the JSON records to the parent (one --json FILE)
     boxes: bool = False  # --draw-boxes
+    mesh: bool = False  # --draw-mesh
 
 
 def _discard(sink: VideoSink) -> None:
@@ -172,7 +173,8 @@ def _annotate_item(model, item: Item, ctx, job: RunJob) -> list[dict] | None:
                 if want:
                     records.append(pose_record(frame.source, frame.index, frame.image, job.model, job.variant, poses))
                 if save is not None:
-                    drawn = draw_poses(frame.image, poses, model.skeleton, boxes=job.boxes)
+                    mesh = model.capabilities.mesh if job.mesh else ()
+                    drawn = draw_poses(frame.image, poses, model.skeleton, boxes=job.boxes, mesh=mesh)
                     if item.kind == "image":
                         save.parent.mkdir(parents=True, exist_ok=True)
                         write_image(save, drawn)
@@ -302,7 +304,7 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
         f"running {res.name} ({res.variant_name}) over {len(todo)} input(s) on {workers} worker(s), "
         f"{threads_per_worker(workers)} thread(s) each"
     )
-    job = RunJob(res.name, res.variant_name, plan, records=plan.json_file is not None, boxes=opts.draw_boxes)
+    job = RunJob(res.name, res.variant_name, plan, records=plan.json_file is not None, boxes=opts.draw_boxes, mesh=opts.draw_mesh)
     writer = _OrderedJsonl(plan.json_file) if plan.json_file is not None else None
     try:
         failures = run_units(

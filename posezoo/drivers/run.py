@@ -62,6 +62,7 @@ class RunOptions:
     coco_out: Path | None = None
     coco_ann: Path | None = None
     draw_boxes: bool = False
+    draw_mesh: bool = False  # also draw the model's surface mesh (Capabilities.mesh), e.g. a face's
     world_plot: Path | None = None
     jobs: int | None = None  # several inputs: workers (None: one per core)
     resume: bool = False  # several inputs: skip those whose outputs exist
@@ -207,7 +208,8 @@ class ResultFiles:
 
 
 def _draw(model, image, poses, opts: RunOptions, fps=None):
-    return draw_poses(image, poses, model.skeleton, fps=fps, boxes=opts.draw_boxes)
+    mesh = model.capabilities.mesh if opts.draw_mesh else ()
+    return draw_poses(image, poses, model.skeleton, fps=fps, boxes=opts.draw_boxes, mesh=mesh)
 
 
 def _run_images(model, paths: list[Path], predict: PredictOptions, opts: RunOptions, savepath, json_sink, display, results: ResultFiles) -> None:

@@ -177,11 +177,13 @@ class Capabilities:
     options: type = NoOptions
     # the keypoint groups every pose of this model has: ((part name, start, stop), ...); () = one part, body
     parts: tuple[tuple[str, int, int], ...] = ()
+    # a surface mesh over the keypoints (edges (a, b), e.g. a face mesh's tesselation); () = none
+    mesh: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def of(cls, spec: Any, options: type = NoOptions) -> "Capabilities":
         """From a spec's ``keypoint_names``, ``skeleton`` and, when it has them, ``features``,
-        ``max_poses`` and ``parts``."""
+        ``max_poses``, ``parts`` and ``mesh``."""
         return cls(
             keypoint_names=tuple(spec.keypoint_names),
             skeleton=tuple(tuple(e) for e in spec.skeleton),
@@ -189,6 +191,7 @@ class Capabilities:
             max_poses=getattr(spec, "max_poses", None),
             options=options,
             parts=tuple((str(n), int(a), int(b)) for n, a, b in (getattr(spec, "parts", ()) or ())),
+            mesh=tuple((int(a), int(b)) for a, b in (getattr(spec, "mesh", ()) or ())),
         )
 
     def option_fields(self) -> tuple[dataclasses.Field, ...]:
@@ -275,7 +278,7 @@ class Capabilities:
                 | ({"choices": list(f.metadata["choices"])} if "choices" in f.metadata else {})
                 for f in self.option_fields()
             },
-        }
+        } | ({"mesh": [list(e) for e in self.mesh]} if self.mesh else {})
 
 
 def check_image(image: Any) -> np.ndarray:

@@ -25,6 +25,7 @@ CENTRE_COLOR = (245, 245, 245)
 OUTLINE_COLOR = (20, 20, 20)
 SIDE_COLORS = (CENTRE_COLOR, LEFT_COLOR, RIGHT_COLOR)  # indexed by side(): 0 centre, 1 left, 2 right
 MASK_COLOR = np.array([255, 96, 32], np.float32)
+MESH_COLOR = (200, 200, 200)  # a surface mesh's thin lines
 # boxes: one colour per track id (Okabe-Ito yellow, bluish green, reddish purple, vermillion, blue)
 TRACK_COLORS = ((66, 228, 240), (115, 158, 0), (167, 121, 204), (0, 94, 213), (178, 114, 0))
 
@@ -140,13 +141,16 @@ def draw_poses(
     mask_alpha: float = 0.5,
     fps: float | None = None,
     boxes: bool = False,
+    mesh: Sequence[tuple[int, int]] = (),
 ) -> np.ndarray:
     """Return a copy of ``image_bgr`` with ``poses`` drawn on it.
 
     A pose is an object with ``.landmarks`` (K, >=2) in pixels, ``.columns`` naming them, and
     optionally ``.names`` (keypoint names, for the left/right colours; else ``names``), ``.mask``
     (H, W), and for ``boxes`` ``.box``, ``.score`` and ``.track_id``. Keypoints whose
-    ``visibility`` (or ``score``) column is under ``visibility_threshold`` are skipped.
+    ``visibility`` (or ``score``) column is under ``visibility_threshold`` are skipped. ``mesh``: edges
+    of a surface mesh over the keypoints (``Capabilities.mesh``, e.g. a face's tesselation), drawn as
+    thin lines under the skeleton.
     """
     out = image_bgr.copy()
     h, w = out.shape[:2]
@@ -174,6 +178,9 @@ def draw_poses(
         shown &= np.isfinite(lms[:, :2]).all(axis=1)
         pts = [tuple(p) for p in np.rint(np.nan_to_num(lms[:, :2])).astype(np.int32).tolist()]
         side_of = sides(getattr(pose, "names", None) or names, len(lms))
+        if len(mesh):
+            mesh_lines = [np.array([pts[a], pts[b]], np.int32) for a, b in mesh if a < len(pts) and b < len(pts) and shown[a] and shown[b]]
+            cv2.polylines(out, mesh_lines, False, MESH_COLOR, 1, cv2.LINE_AA)
         edges = [(a, b) for a, b in skeleton if shown[a] and shown[b]]
         for a, b in edges:  # outlines under every line, so crossings stay clean
             cv2.line(out, pts[a], pts[b], OUTLINE_COLOR, thickness + 2 * outline, cv2.LINE_AA)

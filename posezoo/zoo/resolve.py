@@ -157,6 +157,14 @@ class Zoo:
                     f"model {name!r} ({entry.origin}), variant {each.name!r} {what}",
                     f"family {family.name!r} takes the roles: {', '.join(family.roles)}",
                 )
+        for_variant = getattr(spec, "for_variant", None)
+        if callable(for_variant):  # a spec whose variants differ in more than their files (e.g. more keypoints)
+            spec = for_variant(chosen.name)
+            if not isinstance(spec, family.spec_type) or getattr(spec, "name", name) != name:
+                raise PluginError(
+                    f"model {name!r}: its spec for variant {chosen.name!r} is not a {family.spec_type.__name__} named {name!r}",
+                    "a spec's for_variant(name) must return a spec of the same type and name",
+                )
         return Resolution(entry, chosen, spec, family, family.capabilities(spec))
 
     def spec(self, name: str):

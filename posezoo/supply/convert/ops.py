@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from posezoo.supply.convert.builder import NHWC_TO_NCHW, GraphBuilder
+from posezoo.supply.convert.custom_ops import CUSTOM_HANDLERS
 from posezoo.supply.convert.tflite_reader import Operator
 
 _SAME, _VALID = 0, 1
@@ -444,4 +445,5 @@ HANDLERS: dict[str, Callable[[GraphBuilder, Operator], None]] = {
     "RESHAPE": reshape,
     "RESIZE_BILINEAR": resize_bilinear,
     "STRIDED_SLICE": strided_slice,
+    **CUSTOM_HANDLERS,
 }

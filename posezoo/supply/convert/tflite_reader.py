@@ -15,6 +15,7 @@ from typing import Any
 
 import flatbuffers
 import numpy as np
+from flatbuffers import flexbuffers
 import tflite
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.BuiltinOptions import BuiltinOptions
@@ -56,12 +57,16 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Operator:
-    """One operator: ``code`` is the builtin name (``CONV_2D``); ``-1`` in ``inputs`` is an absent input."""
+    """One operator: ``code`` is the builtin name (``CONV_2D``) or ``CUSTOM (<name>)``; ``-1`` in
+    ``inputs`` is an absent input; ``version`` is its operator code's version; ``custom_options`` the
+    raw bytes a custom operator carries (a flexbuffer, read by :func:`custom_options`)."""
 
     code: str
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     options: dict[str, Any]
+    version: int = 1
+    custom_options: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,23 @@ def _read_operator(model, op) -> Operator:
         inputs=tuple(_ints(op.InputsAsNumpy, op.InputsLength)),
         outputs=tuple(_ints(op.OutputsAsNumpy, op.OutputsLength)),
         options=_read_options(op),
+        version=int(code.Version()),
+        custom_options=op.CustomOptionsAsNumpy().tobytes() if op.CustomOptionsLength() else b"",
     )
+
+
+def custom_options(op: Operator) -> dict[str, Any]:
+    """A custom operator's options: its flexbuffer map as a dict (empty when it carries none).
+    Raises ValueError when the bytes are not a flexbuffer map."""
+    if not op.custom_options:
+        return {}
+    try:
+        value = flexbuffers.Loads(op.custom_options)
+    except Exception as exc:  # the flexbuffer reader throws anything on bad bytes
+        raise ValueError(f"unreadable custom options ({type(exc).__name__})") from None
+    if not isinstance(value, dict):
+        raise ValueError("custom options are not a flexbuffer map")
+    return value
 
 
 def builtin_code(code: tflite.OperatorCode) -> int:
