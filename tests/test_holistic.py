@@ -49,16 +49,32 @@ def reference(testdata: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def holistic(converted_models, shared_models: Path, tmp_path_factory) -> Holistic:
+def make_holistic(converted_models, shared_models: Path, tmp_path_factory):
+    """``make_holistic(refined=False)``: the full variant (refined: full-refined) on converted shared files."""
     from posezoo.supply.convert import convert_file
 
     out = tmp_path_factory.mktemp("holistic")
-    files = {"detector": converted_models["detector"], "landmark": converted_models["full"]}
-    for role, name in (("hand_recrop", "hand_recrop"), ("hand_landmark", "hand_landmark_full"),
-                       ("face_detector", "face_detection_short_range"), ("face_landmark", "face_landmark")):  # fmt: skip
-        files[role] = out / f"{name}.onnx"
-        convert_file(shared_models / "mediapipe-assets" / f"{name}.tflite", files[role])
-    return Holistic(SPEC, files, variant="full", device="cpu")
+    made = {}
+
+    def make(refined: bool = False) -> Holistic:
+        if refined not in made:
+            files = {"detector": converted_models["detector"], "landmark": converted_models["full"]}
+            face = "face_landmark_with_attention" if refined else "face_landmark"
+            for role, name in (("hand_recrop", "hand_recrop"), ("hand_landmark", "hand_landmark_full"),
+                               ("face_detector", "face_detection_short_range"), ("face_landmark", face)):  # fmt: skip
+                files[role] = out / f"{name}.onnx"
+                if not files[role].is_file():
+                    convert_file(shared_models / "mediapipe-assets" / f"{name}.tflite", files[role])
+            variant = "full-refined" if refined else "full"
+            made[refined] = Holistic(SPEC.for_variant(variant), files, variant=variant, device="cpu")
+        return made[refined]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def holistic(make_holistic) -> Holistic:
+    return make_holistic()
 
 
 def part_error(part: str, got: np.ndarray, want: np.ndarray) -> float:
@@ -84,11 +100,15 @@ def compare(pose: Pose | None, ref: dict) -> dict[str, float | str | None]:
     return out
 
 
-def test_parity_with_mediapipes_holistic(holistic, reference, testdata):
+@pytest.mark.parametrize("refined", [False, True], ids=["full", "full-refined"])
+def test_parity_with_mediapipes_holistic(refined, make_holistic, reference, testdata):
+    holistic = make_holistic(refined)
     rows, failures = [], []
     for name, ref in reference.items():
         poses = holistic.predict(cv2.imread(str(photo_path(testdata, name))), max_poses=1)
-        errors = compare(poses[0] if poses else None, ref["holistic_refine0"])
+        errors = compare(poses[0] if poses else None, ref["holistic_refine1" if refined else "holistic_refine0"])
+        if refined and poses and poses[0].parts["face"] is not None:
+            assert poses[0].part("face").shape == (478, 5)
         rows.append(f"{name[:28]:28s} " + " ".join(f"{p}={'-' if e is None else e if isinstance(e, str) else f'{e:.3f}%'}" for p, e in errors.items()))
         for part, err in errors.items():
             bound = EXCEPTIONS.get((name.split("_")[0], part), TARGET[part])

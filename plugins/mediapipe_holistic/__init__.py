@@ -5,14 +5,19 @@ by the face detector; in video, hands and face followed from their last landmark
 (:mod:`posezoo_plugins.mediapipe_holistic.model`).
 
 A composition on the core's seam: the two-stage family's stages (pose detector, landmark models, face
-detector in a region), no decoding code of its own.
+detector in a region), the hands' and the face's stages, names and skeletons those of
+``mediapipe-hands`` and ``mediapipe-face-mesh``; no decoding code of its own. Variants: ``lite``,
+``full`` (default) and ``heavy`` (the body landmark model: MediaPipe's model_complexity 0, 1, 2), and
+``lite-refined``, ``full-refined``, ``heavy-refined`` with the face model with attention (478 face
+landmarks: MediaPipe's refine_face_landmarks=True).
 """
 
 from __future__ import annotations
 
 from posezoo import hookimpl
 from posezoo_plugins.blazepose_full import SPEC as BLAZEPOSE_FULL
-from posezoo_plugins.mediapipe_holistic._stages import FACE_SPEC, HAND_SPEC
+from posezoo_plugins.mediapipe_face_mesh import SPEC as FACE_MESH
+from posezoo_plugins.mediapipe_hands import SPEC as HANDS
 from posezoo_plugins.mediapipe_holistic.model import FAMILY, Holistic, HolisticRegions, HolisticRules, HolisticSpec
 
 __all__ = ["FAMILY", "Holistic", "HolisticRegions", "HolisticRules", "HolisticSpec", "SPEC"]
@@ -21,8 +26,8 @@ SPEC = HolisticSpec(
     name="mediapipe-holistic",
     description="MediaPipe Holistic: one person's body (33), hands (2 x 21) and face (468) as one pose",
     body=BLAZEPOSE_FULL,
-    hand=HAND_SPEC,
-    face=FACE_SPEC,
+    hand=HANDS,
+    face=FACE_MESH,
 )
 
 

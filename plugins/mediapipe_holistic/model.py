@@ -88,14 +88,12 @@ class HolisticRules:
     hand_recrop: RoiRule = RoiRule(mode="alignment", start=0, end=1, rotation_target_deg=-90.0, shift_y=-0.1, square_long=True)
     hand_tracking: RoiTrackingRule = RoiTrackingRule(rotation_deg=40.0, translation=0.2, scale=0.4, recrop_margin=-0.1)
     hand_min_flag: float = 0.5
-    # applied to the bounds of the body's face rows (an explicit box): right eye (5) -> left eye (2) level
-    face_from_pose: RoiRule = RoiRule(mode="box", start=5, end=2, rotation_target_deg=0.0, scale_x=3.0, scale_y=3.0, square_long=True)
-    # applied to the bounds of the face detection's 6 keypoints: right eye (0) -> left eye (1) level
-    face_from_detection: RoiRule = RoiRule(mode="box", start=0, end=1, rotation_target_deg=0.0, scale_x=2.0, scale_y=2.0,
-                                           shift_y=-0.1, square_long=True)
-    # applied to the bounds of the 468 face landmarks: 33 -> 263 (the eyes' outer corners) level
-    face_from_landmarks: RoiRule = RoiRule(mode="box", start=33, end=263, rotation_target_deg=0.0, scale_x=1.5, scale_y=1.5,
-                                           square_long=True)
+    # the bounds of the body's face rows, right eye (5) -> left eye (2) level
+    face_from_pose: RoiRule = RoiRule(mode="box", bounds="axis", start=5, end=2, rotation_target_deg=0.0,
+                                      scale_x=3.0, scale_y=3.0, square_long=True)
+    # the bounds of the face detection's 6 keypoints (USE_KEYPOINTS), right eye (0) -> left eye (1) level
+    face_from_detection: RoiRule = RoiRule(mode="box", bounds="axis", start=0, end=1, rotation_target_deg=0.0,
+                                           scale_x=2.0, scale_y=2.0, shift_y=-0.1, square_long=True)
     face_tracking: RoiTrackingRule = RoiTrackingRule(rotation_deg=15.0, translation=0.1, scale=0.3, recrop_margin=-0.2)
     face_min_flag: float = 0.5
 
@@ -105,6 +103,14 @@ HAND_RECROP = LandmarkSpec(
     input_size=(256, 256), num_landmarks=2, num_keypoints=2, values_per_landmark=2, input_range=(0.0, 1.0),
     landmarks_output="output_crop", flag_output=None,
 )
+
+
+REFINED = "-refined"  # the registry variants whose face model is the one with attention
+
+
+def _prefixed(part: str, name: str) -> str:
+    """``part.name``, without the part model's own ``part_`` prefix (``face_12`` -> ``face.12``)."""
+    return f"{part}.{name.removeprefix(part + '_')}"
 
 
 def _offset(edges: Sequence[tuple[int, int]], by: int) -> tuple[tuple[int, int], ...]:
@@ -142,14 +148,27 @@ class HolisticSpec:
 
     @property
     def keypoint_names(self) -> tuple[str, ...]:
-        """The body's names as BlazePose gives them (``nose``, ``left_wrist``, ...); then ``left_hand.``,
-        ``right_hand.`` and ``face.`` before each hand's and the face's own names."""
+        """The body's names as BlazePose gives them (``nose``, ``left_wrist``, ...); then each hand's and the
+        face's own names after ``left_hand.``, ``right_hand.`` and ``face.`` (the face model's ``face_``
+        dropped: ``face.0`` .. ``face.467``, refined also ``face.right_iris_center`` ...)."""
         return (
             tuple(self.body.keypoint_names)
-            + tuple(f"left_hand.{n}" for n in self.hand.keypoint_names)
-            + tuple(f"right_hand.{n}" for n in self.hand.keypoint_names)
-            + tuple(f"face.{n}" for n in self.face.keypoint_names)
+            + tuple(_prefixed("left_hand", n) for n in self.hand.keypoint_names)
+            + tuple(_prefixed("right_hand", n) for n in self.hand.keypoint_names)
+            + tuple(_prefixed("face", n) for n in self.face.keypoint_names)
         )
+
+    @property
+    def mesh(self) -> tuple[tuple[int, int], ...]:
+        """The face's surface mesh (its tesselation), in this pose's rows (``Capabilities.mesh``)."""
+        return _offset(getattr(self.face, "mesh", ()), self.layout["face"][0])
+
+    def for_variant(self, variant: str) -> "HolisticSpec":
+        """The spec of registry variant ``variant``: ``*-refined`` runs the face model with attention (the
+        face spec's ``refined`` variant: 478 landmarks, MediaPipe's refine_face_landmarks=True)."""
+        if variant.endswith(REFINED) and hasattr(self.face, "for_variant"):
+            return replace(self, face=self.face.for_variant("refined"))
+        return self
 
     @property
     def skeleton(self) -> tuple[tuple[int, int], ...]:
@@ -233,14 +252,12 @@ class HolisticRegions(RegionModel):
         """The recrop region of the face from the body's face rows (the face detector inside the region
         they give), or None when the detector finds no face there."""
         rules = self.rules
-        pts = rows[:, :2].astype(np.float64)
-        roi = roi_from_points(pts, rules.face_from_pose, box=np.concatenate([pts.min(axis=0), pts.max(axis=0)]))
+        roi = roi_from_points(rows, rules.face_from_pose)
         self.counts["face_detector"] += 1
         faces = self.face_detector.detect_in_roi(frame.rgb, roi)
         if not faces:
             return None
-        kps = faces[0].keypoints.astype(np.float64)
-        return roi_from_points(kps, rules.face_from_detection, box=np.concatenate([kps.min(axis=0), kps.max(axis=0)]))
+        return roi_from_points(faces[0].keypoints, rules.face_from_detection)
 
     def _previous(self, region: Region, part: str) -> np.ndarray | None:
         """Last frame's landmarks of ``part`` carried by ``region`` (pixels), or None."""
@@ -256,13 +273,7 @@ class HolisticRegions(RegionModel):
             return None
         roi = recrop
         if previous is not None:
-            rule = self.spec.hand.landmark.tracking_roi
-            if rule is not None:
-                prev_roi = roi_from_points(previous, rule)
-            else:
-                from posezoo_plugins.mediapipe_holistic._stages import hand_tracking_roi
-
-                prev_roi = hand_tracking_roi(previous)
+            prev_roi = roi_from_points(previous, self.spec.hand.landmark.tracking_roi)
             roi = tracking_roi(previous, prev_roi, recrop, self.rules.hand_tracking)
             self.counts["hand_kept"] += roi is prev_roi
         self.counts["hand_landmark"] += 1
@@ -275,8 +286,7 @@ class HolisticRegions(RegionModel):
             return None
         roi = recrop
         if previous is not None:
-            pts = previous[:, :2].astype(np.float64)
-            prev_roi = roi_from_points(pts, self.rules.face_from_landmarks, box=np.concatenate([pts.min(axis=0), pts.max(axis=0)]))
+            prev_roi = roi_from_points(previous, self.spec.face.landmark.tracking_roi)
             roi = tracking_roi(previous, prev_roi, recrop, self.rules.face_tracking)
             self.counts["face_kept"] += roi is prev_roi
         self.counts["face_landmark"] += 1
