@@ -176,6 +176,7 @@ def test_video_follows_hands_and_face_from_their_last_landmarks(holistic, testda
         for part in ("left_hand", "right_hand", "face"):
             assert np.abs(pose.part(part)[:, :2] - still.part(part)[:, :2]).mean() < 3.0, (i, part)
     runs = counts - before
+    assert list(holistic.region_model.smoothers) == [0]  # the held person's body filter: hands and face from the smoothed body
     assert tracker.detector_runs == 1
     assert runs["hand_landmark"] == 2 * 8 * 2 and runs["face_landmark"] == 8 * 2  # tracked + the still photo's
     assert runs["hand_kept"] >= 8 and runs["face_kept"] >= 5  # of 14 and 7 tracked frames with last frame's parts

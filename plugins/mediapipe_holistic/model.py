@@ -36,8 +36,10 @@ rotated bounds x2, shifted 0.1; face_landmarks_to_roi: the bounds of the 468 lan
 (RoiTrackingCalculator: hands within 40 degrees, 0.2 of the size in translation, 0.4 in scale, last
 frame's landmarks inside the recrop region shrunk by 0.1; the face within 15 degrees, 0.1, 0.3 and
 0.2), otherwise the recrop region is used. Last frame's landmarks travel with the person's region
-(:attr:`Region.keypoints`), so the tracker holds no state of its own. Hands and face are not smoothed
-(MediaPipe smooths only the body).
+(:attr:`Region.keypoints`). The hands and face are found from the smoothed body, as MediaPipe's video
+graph finds them from its filtered pose landmarks (:class:`HolisticTracker` hands each held person's
+body filter to the region model); hands and face are not smoothed themselves (MediaPipe smooths only
+the body).
 
 **Output.** One :class:`Pose` per person: rows = the body's 33 landmarks, the left hand's 21, the right
 hand's 21 and the face's 468; ``parts`` {"body": (0, 33), "left_hand": (33, 54), "right_hand": (54, 75),
@@ -232,6 +234,8 @@ class HolisticRegions(RegionModel):
         self.names = spec.keypoint_names
         # model runs and regions kept from last frame, by part stage: what the video path costs
         self.counts = Counter()
+        # the filters of the people a tracker holds, by track id (HolisticTracker sets them each frame)
+        self.smoothers: dict[int, BodySmoother] = {}
 
     # -- parts
 
@@ -323,8 +327,20 @@ class HolisticRegions(RegionModel):
         return replace(body, landmarks=landmarks, names=self.names, world_landmarks=world, box=_finite_box(landmarks), parts=parts)
 
     def predict_regions(self, frame: Frame, regions: Sequence[Region], *, threshold: float | None = None, options: Any = None) -> list[Pose | None]:
+        """The body in each region, then its hands and face. A region of a person a tracker holds (its
+        ``track_id`` among :attr:`smoothers`) has the body smoothed first, as MediaPipe's video graph
+        finds hands and face from the filtered pose landmarks."""
         bodies = self.body.predict_regions(frame, regions, threshold=threshold, options=options)
-        return [None if body is None else self.whole_body(frame, body, region) for body, region in zip(bodies, regions)]
+        out: list[Pose | None] = []
+        for body, region in zip(bodies, regions):
+            if body is None:
+                out.append(None)
+                continue
+            smoother = self.smoothers.get(region.track_id) if region.track_id is not None else None
+            if smoother is not None and frame.timestamp is not None:
+                body = smoother.smooth(body, frame.timestamp)
+            out.append(self.whole_body(frame, body, region))
+        return out
 
     def next_region(self, pose: Pose) -> Region:
         """The body's next region (from its smoothed auxiliary landmarks), carrying this frame's whole-body
@@ -350,8 +366,14 @@ class BodySmoother:
 
     def __init__(self, body: PoseSmoother, rows: tuple[int, int]):
         self.body, self.rows = body, rows
+        self.last: float | None = None  # the timestamp of the last pose smoothed
 
     def smooth(self, pose: Pose, timestamp: float) -> Pose:
+        """``pose`` with its body rows smoothed; a pose this filter already smoothed at ``timestamp``
+        (the region model smooths the body before the hands and face are found) passes as it is."""
+        if self.last == timestamp:
+            return pose
+        self.last = timestamp
         a, b = self.rows
         world = None if pose.world_landmarks is None else pose.world_landmarks[a:b]
         lms, world_s, aux = self.body.apply(pose.landmarks[a:b], world, pose.aux, timestamp)
@@ -395,19 +417,26 @@ class Holistic(TopDownModel):
             return super()._predict(image_bgr, max_poses=max_poses, threshold=threshold, options=options)
 
     def _tracker(self, *, max_poses, threshold, smooth, options: MediaPipeOptions):
-        return SampledTracker(
+        return HolisticTracker(
             self.detector, self.region_model, stages=self.crop_stages, sampling=options.sampling,
             max_poses=max_poses, threshold=threshold, smooth=smooth, options=options, to_rgb=self.to_rgb,
             **tracker_settings(options),
         )
 
 
-class SampledTracker(TopDownTracker):
-    """The core's top-down tracker with the crops sampled as the ``sampling`` option says."""
+class HolisticTracker(TopDownTracker):
+    """The core's top-down tracker, the crops sampled as the ``sampling`` option says, and each held
+    person's body filter handed to the region model before it runs (:attr:`HolisticRegions.smoothers`),
+    so the hands and the face come from the smoothed body (a person's first frame passes unfiltered, as
+    the filters' first sample does)."""
 
     def __init__(self, *args, stages, sampling, **kw):
         super().__init__(*args, **kw)
         self._stages, self._sampling = stages, sampling
+
+    def _run(self, frame, regions):
+        self.model.smoothers = {t.id: t.smoother for t in self._tracks if t.smoother is not None}
+        return super()._run(frame, regions)
 
     def update(self, frame_bgr, timestamp=None):
         with crop_sampling(self._stages, self._sampling):
