@@ -71,7 +71,8 @@ def _radii(landmarks: np.ndarray, z: np.ndarray | None, base: float) -> np.ndarr
     if z is None:
         return np.full(len(landmarks), base, np.float32)
     xy = landmarks[:, :2]
-    size = max(float(np.ptp(xy[:, 0])), float(np.ptp(xy[:, 1])), 1.0)
+    xy = xy[np.isfinite(xy).all(axis=1)]  # a part not found (Pose.parts) has NaN rows
+    size = max(float(np.ptp(xy[:, 0])), float(np.ptp(xy[:, 1])), 1.0) if len(xy) else 1.0
     factor = np.clip(1.0 - 2.0 * np.nan_to_num(z) / size, 0.5, 2.0)
     return (base * factor).astype(np.float32)
 
