@@ -42,7 +42,7 @@ body filter to the region model); hands and face are not smoothed themselves (Me
 the body).
 
 **Output.** One :class:`Pose` per person: rows = the body's 33 landmarks, the left hand's 21, the right
-hand's 21 and the face's 468; ``parts`` {"body": (0, 33), "left_hand": (33, 54), "right_hand": (54, 75),
+hand's 21 and the face's 468 (478 with the face model with attention, the ``*-refined`` variants); ``parts`` {"body": (0, 33), "left_hand": (33, 54), "right_hand": (54, 75),
 "face": (75, 543)}, a part not found None and its rows NaN. Columns x, y, z, visibility, presence
 (pixels; z on x's scale): the body's as BlazePose gives them; for a hand or the face, visibility and
 presence are that part's presence score (its landmark model's flag: those models give no per-landmark
@@ -72,7 +72,6 @@ from posezoo_plugins.mediapipe.spec import LandmarkSpec, MediaPipeOptions, Model
 
 FAMILY_NAME = "mediapipe-holistic"
 HANDS = ("left_hand", "right_hand")
-PARTS = ("body", *HANDS, "face")
 
 
 @dataclass(frozen=True)
