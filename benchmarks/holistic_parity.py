@@ -14,11 +14,16 @@ testdata/mediapipe_wholebody_reference.json (``holistic_refine0``: static_image_
 3. **Sensitivity** (``--perturb N``): each part again from MediaPipe's body landmarks moved by Gaussian
    noise of 0.5 px (N draws): how much a hand or the face moves when the body moves by about as much as
    posezoo's differs from MediaPipe's (the MPII right hand: 1.3-4.4 %, and 3 draws of 10 find no hand).
-4. **Video** (``--video``): ms per frame tracking a slow pan over the Panoptic photo (both hands and the
+4. **Video against MediaPipe's video mode** (``--video-reference FILE``, from
+   ``benchmarks/holistic_video_mediapipe.py``): the same pan over the same photo tracked, per part the
+   median over frames of each frame's median distance (% of the part's diagonal in MediaPipe's frame),
+   the largest, and the frames where one of the two found the part and the other did not.
+5. **Video** (``--video``): ms per frame tracking a slow pan over the Panoptic photo (both hands and the
    face in view), median of ``--frames`` frames after 3, with the part models' runs and how often last
    frame's region of a hand or the face was kept.
 
-    python benchmarks/holistic_parity.py [--work DIR] [--stages] [--perturb 10] [--video] [--frames 60]
+    python benchmarks/holistic_parity.py [--work DIR] [--stages] [--perturb 10] [--video-reference FILE]
+                                         [--video] [--frames 60]
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/posezoo-holistic-bench"))
     parser.add_argument("--stages", action="store_true", help="also the hand and face stages on MediaPipe's body")
     parser.add_argument("--perturb", type=int, default=0, metavar="N", help="also N draws of 0.5 px noise on MediaPipe's body")
+    parser.add_argument("--video-reference", type=Path, help="MediaPipe's video-mode output (holistic_video_mediapipe.py)")
     parser.add_argument("--video", action="store_true", help="also ms per frame, tracked")
     parser.add_argument("--frames", type=int, default=60)
     args = parser.parse_args()
@@ -153,6 +159,31 @@ def main() -> int:
                 values = sorted(float(c.split("%")[0]) for c in cells if c[0].isdigit())
                 missed = sum(c == "missed" for c in cells)
                 print(f"{name[:28]:28s} {p:10s} {values[0]:.3f} .. {values[-1]:.3f} %" + (f", missed {missed}" if missed else ""))
+
+    if args.video_reference:
+        from holistic_video_mediapipe import pan
+
+        ref = json.loads(args.video_reference.read_text())
+        image = photo(testdata, ref["photo"])
+        tracker = model.tracker(max_poses=1)
+        errors: dict[str, list[float]] = {p: [] for p in PARTS}
+        disagree: dict[str, list[int]] = {p: [] for p in PARTS}
+        for i, want in enumerate(ref["frames"]):
+            poses = tracker.update(pan(image, i), timestamp=i / 30)
+            pose = poses[0] if poses else None
+            for part in PARTS:
+                got = None if pose is None else pose.part(part)
+                if (got is None) != (want[part] is None):
+                    disagree[part].append(i)
+                elif got is not None:
+                    w = np.asarray(want[part], np.float64)
+                    diag = float(np.hypot(*np.ptp(w, axis=0)))
+                    errors[part].append(100 * float(np.median(np.linalg.norm(got[:, :2] - w, axis=1))) / diag)
+        print(f"\nTracked against MediaPipe {ref['mediapipe']}'s video mode, {ref['photo']}, {len(ref['frames'])} frames\n")
+        for part in PARTS:
+            e = errors[part]
+            both = f"median {statistics.median(e):.3f} %, largest {max(e):.3f} % over {len(e)} frames" if e else "found by neither"
+            print(f"{part:10s} {both}" + (f"; found by one only on frames {disagree[part]}" if disagree[part] else ""))
 
     if args.video:
         image = photo(testdata, "panoptic_ex2_2.flv_000040_l.jpg")
