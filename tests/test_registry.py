@@ -64,6 +64,10 @@ def test_builtin_registry_has_both_blazepose_models_with_shared_models_digests(s
         "pose_landmark_full.tflite",
         "pose_landmark_heavy.tflite",
         "pose_detection_128_v0.7.12.tflite",
+        "hand_recrop.tflite",
+        "hand_landmark_full.tflite",
+        "face_detection_short_range.tflite",
+        "face_landmark.tflite",
     }
     # every file pinned by sha256 is one of ../shared's (hands and face files included)
     assert in_shared == {f.name for f in reg.files.values() if f.algorithm == "sha256"}

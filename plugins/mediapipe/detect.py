@@ -5,10 +5,16 @@ Mirrors MediaPipe's detector graph (modules/pose_detection/pose_detection_cpu.pb
 the square input), ``TensorsToDetectionsCalculator`` (anchor-relative box and keypoint decode, score
 clip + sigmoid + threshold), ``NonMaxSuppressionCalculator`` (WEIGHTED, IoU) and
 ``DetectionLetterboxRemovalCalculator``. Output detections are in image pixels.
+
+A detector also runs inside a rotated region of the image (:meth:`DetectorStage.preprocess_roi`,
+:meth:`DetectorStage.postprocess_roi`), as MediaPipe's face detector does in Holistic
+(face_detection.pbtxt with an ROI: ``ImageToTensorCalculator`` on the ROI with keep_aspect_ratio and
+a zero border, then ``DetectionProjectionCalculator`` back to the image).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -16,7 +22,7 @@ import numpy as np
 
 from posezoo_plugins.mediapipe.anchors import generate_anchors
 from posezoo.inference.numeric import sigmoid
-from posezoo.inference.preprocess import crop, letterbox_roi, to_tensor  # noqa: F401  (letterbox_roi re-exported)
+from posezoo.inference.preprocess import Roi, crop, crop_to_image_matrix, letterbox_roi, to_tensor  # noqa: F401  (letterbox_roi re-exported)
 from posezoo.inference.tracking import box_iou
 from posezoo_plugins.mediapipe.spec import DetectorSpec
 
@@ -105,6 +111,16 @@ def remove_letterbox(boxes: np.ndarray, keypoints: np.ndarray, padding: np.ndarr
     return b, (keypoints - offset) / scale
 
 
+def pad_roi(roi: Roi, aspect: float) -> Roi:
+    """``roi`` grown on one side (about its centre) to the height / width ratio ``aspect``, as
+    ImageToTensorCalculator's keep_aspect_ratio pads a region to its tensor's shape."""
+    if roi.w <= 0 or roi.h <= 0 or math.isclose(roi.h / roi.w, aspect):
+        return roi
+    if roi.h / roi.w > aspect:
+        return Roi(roi.cx, roi.cy, roi.h / aspect, roi.h, roi.rotation)
+    return Roi(roi.cx, roi.cy, roi.w, roi.w * aspect, roi.rotation)
+
+
 class DetectorStage:
     """Pre- and post-processing around a detector model; the caller runs the model in between.
 
@@ -127,6 +143,44 @@ class DetectorStage:
         crop(image_rgb, roi, (h, w), border=cv2.BORDER_CONSTANT, out=self._pixels, pixel_centers=self.pixel_centers)
         return to_tensor(self._pixels, self.spec.input_range, self._tensor), padding
 
+    def preprocess_roi(self, image_rgb: np.ndarray, roi: Roi) -> tuple[np.ndarray, Roi]:
+        """Crop the rotated ``roi`` of ``image_rgb`` into the input tensor (zero border), the ROI first
+        grown on its short side to the input's aspect ratio (keep_aspect_ratio). Returns (tensor, the
+        ROI cropped)."""
+        h, w = self.spec.input_size
+        roi = pad_roi(roi, h / w)
+        crop(image_rgb, roi, (h, w), border=cv2.BORDER_CONSTANT, out=self._pixels, pixel_centers=self.pixel_centers)
+        return to_tensor(self._pixels, self.spec.input_range, self._tensor), roi
+
+    def postprocess_roi(
+        self, raw_boxes: np.ndarray, raw_scores: np.ndarray, roi: Roi, min_score: float | None = None
+    ) -> list[Detection]:
+        """Decode the outputs of a run on :meth:`preprocess_roi`'s crop of ``roi`` to detections in image
+        pixels, best first: keypoints through the ROI, boxes the bounds of their projected corners
+        (DetectionProjectionCalculator)."""
+        decoded = self._decode(raw_boxes, raw_scores, min_score)
+        if decoded is None:
+            return []
+        boxes, kps, scores = decoded
+        m = crop_to_image_matrix(roi, (1, 1))  # normalized crop -> image pixels
+        kps = (kps @ m[:, :2].T + m[:, 2]).astype(np.float32)
+        corners = boxes[:, [[0, 1], [2, 1], [2, 3], [0, 3]]] @ m[:, :2].T + m[:, 2]  # (N, 4, 2)
+        boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1).astype(np.float32)
+        return [Detection(boxes[i], kps[i], float(scores[i])) for i in range(len(scores))]
+
+    def _decode(self, raw_boxes, raw_scores, min_score):
+        """Scores, threshold, decoding and weighted NMS: (boxes, keypoints, scores) normalized to the
+        input, best first, or None when nothing scores over the threshold."""
+        spec = self.spec
+        thr = spec.min_score if min_score is None else min_score
+        scores = scores_from_logits(np.asarray(raw_scores, np.float32).reshape(-1), spec.score_clip)
+        keep = np.flatnonzero(scores >= thr)
+        if keep.size == 0:
+            return None
+        raw = np.asarray(raw_boxes, np.float32).reshape(-1, spec.num_coords)[keep]
+        boxes, kps = decode_raw(raw, self.anchors[keep], spec)
+        return weighted_nms(boxes, kps, scores[keep], spec.nms_iou)
+
     def postprocess(
         self,
         raw_boxes: np.ndarray,
@@ -137,15 +191,10 @@ class DetectorStage:
     ) -> list[Detection]:
         """Decode model outputs to detections in pixels of an image of ``image_size`` = (w, h),
         best first."""
-        spec = self.spec
-        thr = spec.min_score if min_score is None else min_score
-        scores = scores_from_logits(np.asarray(raw_scores, np.float32).reshape(-1), spec.score_clip)
-        keep = np.flatnonzero(scores >= thr)
-        if keep.size == 0:
+        decoded = self._decode(raw_boxes, raw_scores, min_score)
+        if decoded is None:
             return []
-        raw = np.asarray(raw_boxes, np.float32).reshape(-1, spec.num_coords)[keep]
-        boxes, kps = decode_raw(raw, self.anchors[keep], spec)
-        boxes, kps, scores = weighted_nms(boxes, kps, scores[keep], spec.nms_iou)
+        boxes, kps, scores = decoded
         boxes, kps = remove_letterbox(boxes, kps, padding)
         w, h = image_size
         scale = np.array([w, h], np.float32)

@@ -30,7 +30,7 @@ from posezoo_plugins.mediapipe.detect import Detection, DetectorStage
 from posezoo_plugins.mediapipe.landmarks import LandmarkResult, LandmarkStage
 from posezoo_plugins.mediapipe.regions import DetectorRegions, LandmarkRegions
 from posezoo_plugins.mediapipe.roi import Roi, roi_from_detection, roi_from_landmarks
-from posezoo_plugins.mediapipe.spec import MediaPipeOptions, ModelSpec
+from posezoo_plugins.mediapipe.spec import LandmarkSpec, MediaPipeOptions, ModelSpec
 from posezoo_plugins.mediapipe.track import Tracker
 
 __all__ = ["FAMILY", "LANDMARK_COLUMNS", "LandmarkModel", "MediaPipeOptions", "Pose", "PoseEstimator", "SsdDetector"]
@@ -143,6 +143,16 @@ class SsdDetector(_Stage):
         with self.clock("decode"):
             return self.stage.postprocess(outs[bi], outs[si], padding, size, threshold)
 
+    def detect_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, threshold: float | None = None) -> list[Detection]:
+        """Detections (pixels, best first) inside the rotated ``roi`` of an RGB image (the detector run on
+        that crop, zero border, detections projected back to the image)."""
+        with self.clock("preprocess"):
+            tensor, cropped = self.stage.preprocess_roi(image_rgb, roi)
+        outs = self.session.run_reused(tensor)
+        bi, si = self._outputs
+        with self.clock("decode"):
+            return self.stage.postprocess_roi(outs[bi], outs[si], cropped, threshold)
+
     def roi_from_detection(self, detection: Detection) -> Roi:
         return roi_from_detection(detection, self.spec.detector.roi)
 
@@ -150,13 +160,17 @@ class SsdDetector(_Stage):
 class LandmarkModel(_Stage):
     """The landmark model of a :class:`ModelSpec` on its session: landmarks, world landmarks, mask and
     pose flag in a rotated ROI. Checked against the spec on construction (:class:`PluginError`). Runs
-    without the spec's detector: :class:`LandmarkRegions` of it is a region model for any detector."""
+    without the spec's detector: :class:`LandmarkRegions` of it is a region model for any detector.
+    ``landmark``: another landmark spec to run instead of ``spec.landmark`` (a model that only refines
+    a region, such as Holistic's hand recrop model; ``make_pose`` and ``roi_from_landmarks`` then do not
+    apply)."""
 
-    def __init__(self, spec: ModelSpec, session: Session):
+    def __init__(self, spec: ModelSpec, session: Session, *, landmark: LandmarkSpec | None = None):
         self.spec = spec
         self.session = session
-        self.stage = LandmarkStage(spec.landmark)
-        lm, s, name = spec.landmark, session, spec.name
+        lm = spec.landmark if landmark is None else landmark
+        self.stage = LandmarkStage(lm)
+        s, name = session, spec.name
         s.check_input((1, lm.input_size[0], lm.input_size[1], 3), spec=name)
         out = {"landmarks": s.check_output(lm.landmarks_output, "landmarks", (1, lm.rows * lm.values_per_landmark), spec=name, flat=True)}
         wanted = (
