@@ -203,11 +203,13 @@ def test_the_cli_tracks_a_clip_from_a_mirror(shared_models, testdata, tmp_path_f
         (pose,) = record["poses"]
         lms = np.asarray(pose["landmarks"], np.float64)
         assert pose["track_id"] == 0 and lms.shape == (543, 5) and np.isfinite(lms).all()  # every part found
-    # a photo where no hand is found: those rows are NaN, and drawing skips them
+    # a photo where no hand is found: those rows are NaN in the pose, null in JSON (parts null), and drawing skips them
     result = run_posezoo("run", "mediapipe-holistic", "-i", testdata / "images" / "coco_000000000785.jpg", "-s", "skier.png",
                          "--json", "skier.jsonl", "--no-display", env=env, cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert cv2.imread(str(work / "skier.png")).shape == (425, 640, 3)
     (pose,) = json.loads((work / "skier.jsonl").read_text())["poses"]
-    lms = np.asarray(pose["landmarks"], np.float64)
-    assert np.isnan(lms[33:75]).all() and np.isfinite(lms[:33]).all() and np.isfinite(lms[75:]).all()
+    rows = pose["landmarks"]
+    assert all(r is None for r in rows[33:75]) and np.isfinite(np.asarray(rows[:33] + rows[75:], np.float64)).all()
+    assert pose["parts"]["left_hand"] is None and pose["parts"]["right_hand"] is None
+    assert len(pose["parts"]["body"]) == 33 and len(pose["parts"]["face"]) == 468

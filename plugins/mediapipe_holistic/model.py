@@ -189,6 +189,14 @@ class HolisticSpec:
     def coco_keypoints(self):
         return self.body.coco_keypoints
 
+    @property
+    def wholebody_keypoints(self) -> tuple:
+        """COCO-WholeBody: the body's, the hands' and the face's tables together (each row names its
+        part, so they hold in this layout as in the single-part models)."""
+        return tuple(
+            pair for spec in (self.body, self.hand, self.face) for pair in (getattr(spec, "wholebody_keypoints", None) or ())
+        )
+
     max_poses: ClassVar[int | None] = None  # every detection may become a person
 
     def describe(self) -> dict:
