@@ -34,10 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 IMAGES = SHARED / "testdata"
-# posezoo model, variant, MediaPipe solution, photo the clip pans over
+# posezoo model, variant, MediaPipe solution, photo the clip pans over, poses at most (as MediaPipe's:
+# Holistic follows one person, Hands here max_num_hands=2)
 PAIRS = {
-    "holistic": ("mediapipe-holistic", None, "holistic", "images/mpii_052475643.jpg"),
-    "hands": ("mediapipe-hands", "full", "hands", "images/aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"),
+    "holistic": ("mediapipe-holistic", None, "holistic", "images/mpii_052475643.jpg", 1),
+    "hands": ("mediapipe-hands", "full", "hands", "images/aic_ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg", 2),
 }
 TARGET = 0.6
 
@@ -88,15 +89,15 @@ def mediapipe_only(clip: Path, solution: str, frames: int, warmup: int) -> dict:
     return out
 
 
-def posezoo_side(model, frames: list, warmup: int) -> dict:
+def posezoo_side(model, frames: list, warmup: int, max_poses: int) -> dict:
     """Time a posezoo model on the frames: ``predict`` per frame (static), a tracker (video)."""
     out = {}
     for mode in ("static", "video"):
         times, found = [], 0
-        tracker = model.tracker() if mode == "video" else None
+        tracker = model.tracker(max_poses=max_poses) if mode == "video" else None
         for i, frame in enumerate(frames):
             start = time.perf_counter()
-            poses = tracker.update(frame, i / 30.0) if tracker is not None else model.predict(frame)
+            poses = tracker.update(frame, i / 30.0) if tracker is not None else model.predict(frame, max_poses=max_poses)
             if i >= warmup:
                 times.append((time.perf_counter() - start) * 1e3)
                 for p in poses:
@@ -146,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         import posezoo
 
         for key in [k.strip() for k in args.pairs.split(",") if k.strip()]:
-            name, variant, solution, photo = PAIRS[key]
+            name, variant, solution, photo, max_poses = PAIRS[key]
             clip = write_clip(tmp / f"{key}.mp4", cv2.imread(str((IMAGES / photo).resolve())), 120)
             model = posezoo.load(name, variant, mirror=str(tmp / "mirror"), device="cpu")
-            ours = posezoo_side(model, frames_of(clip, args.warmup + args.frames), args.warmup)
+            ours = posezoo_side(model, frames_of(clip, args.warmup + args.frames), args.warmup, max_poses)
             theirs = None
             if args.mediapipe:
                 cmd = [args.mediapipe, __file__, "--mediapipe-only", str(clip), solution,
