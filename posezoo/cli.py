@@ -86,7 +86,7 @@ def run(
         None,
         "-s",
         "--savepath",
-        help="Write the annotated image (or video, by extension: .mp4, .avi); with several inputs, a folder "
+        help="Write the annotated image (or video, by extension: .mp4 (H.264), .avi); with several inputs, a folder "
         "mirroring the input tree.",
     ),
     json_out: Optional[str] = typer.Option(
@@ -130,6 +130,9 @@ def run(
     resume: bool = typer.Option(
         False, "--resume", help="Several inputs: skip those whose outputs under -s DIR / --json DIR/ exist."
     ),
+    fps_overlay: bool = typer.Option(
+        False, "--fps-overlay", help="Draw the measured frames per second into the video saved with -s (the window always shows it)."
+    ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
@@ -167,6 +170,7 @@ def run(
         world_plot=world_plot,
         jobs=jobs,
         resume=resume,
+        fps_overlay=fps_overlay,
     )
     resolution = zoo.resolve(opts.model, opts.variant)  # once: the drivers take it from here
     if wants_many(opts):

@@ -264,6 +264,10 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
     res = resolution or get_zoo().resolve(opts.model, opts.variant)
     popts = opts.predict.check(res, needs=opts.needs)
     check_environment()  # $POSEZOO_THREADS, the working folder: before any input is listed
+    if opts.fps_overlay:
+        from posezoo.errors import UsageError
+
+        raise UsageError("--fps-overlay draws one video's speed; several inputs run on a pool", "run one video, or leave it out")
     if _gathered(opts):
         raise InputError(
             f"{' and '.join(_gathered(opts))} gather one result over the whole run, in one process",
