@@ -22,7 +22,8 @@ column                    type                                  meaning
 ``world_landmarks``       list<list<float32>> (K x 3), null     metres, when the family gives them
 ========================  ====================================  =============================================
 
-pyarrow is imported only when a table is built or written (it comes with ``posezoo[ray]``).
+pyarrow is imported only when a table is built or written (it comes with ``posezoo[parquet]``, which
+``posezoo[ray]`` includes).
 """
 
 from __future__ import annotations
