@@ -84,7 +84,7 @@ def test_saved_video_has_no_fps_counter_unless_asked(videos):
         clean = np.abs(plain[k][corner].astype(int) - src[k][corner].astype(int)).mean()
         marked = np.abs(overlay[k][corner].astype(int) - src[k][corner].astype(int)).mean()
         assert clean < 4.0, (k, clean)  # the source's corner, give or take the compression
-        assert marked > 4 * clean + 8, (k, clean, marked)  # white text on a black outline
+        assert marked > clean + 8, (k, clean, marked)  # white text on a black outline
         white = ((overlay[k][corner] > 230).all(axis=2) & ~(src[k][corner] > 200).all(axis=2)).sum()
         assert white > 50, (k, white)
     # away from the corner the two runs drew the same poses

@@ -30,6 +30,7 @@ from posezoo.io.sinks import (
     check_output,
     check_writable,
     image_output_path,
+    is_stdout,
     pose_record,
     write_image,
 )
@@ -135,7 +136,7 @@ def _refuse_overwriting_inputs(opts: RunOptions, savepath: Path | None, paths: l
     if opts.video is not None and not str(opts.video).isdigit():
         inputs.append(Path(opts.video))
     outputs: list[tuple[str, Path | None]] = [
-        ("--json", opts.json_out), ("--coco", opts.coco_out), ("--world-plot", opts.world_plot)
+        ("--json", None if is_stdout(opts.json_out) else opts.json_out), ("--coco", opts.coco_out), ("--world-plot", opts.world_plot)
     ]
     if savepath is not None:
         savepath = Path(savepath)

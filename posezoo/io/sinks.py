@@ -19,6 +19,8 @@ import errno
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -30,6 +32,59 @@ from posezoo.io.sources import quiet_native_stderr, quiet_opencv
 
 VIDEO_CODECS = {".mp4": "h264", ".m4v": "h264", ".mov": "h264", ".avi": "MJPG", ".mkv": "MJPG"}
 IMAGE_OUTPUTS = ".png, .jpg"
+STDOUT = "-"  # as an output path: standard output (JSON only; see data_stdout)
+
+
+def is_stdout(path) -> bool:
+    """``path`` is ``-``: standard output."""
+    return path is not None and str(path) == STDOUT
+
+
+_DATA: list = []  # the real standard output while data_stdout() holds it
+
+
+@contextmanager
+def data_stdout() -> Iterator[None]:
+    """Keep standard output for data (``--json -``): meanwhile everything else this process and its
+    children write to it (Python's ``print``, native code, pool workers) goes to stderr, so stdout is
+    pure JSON. :func:`data_stream` is the real standard output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    python_stdout = sys.stdout
+    sys.stdout = sys.stderr
+    stream = os.fdopen(saved, "w", encoding="utf-8", closefd=False)
+    _DATA.append(stream)
+    try:
+        yield
+    finally:
+        _DATA.remove(stream)
+        try:
+            stream.flush()
+        except OSError:
+            pass
+        sys.stdout = python_stdout
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def data_stream():
+    """Where data for ``-`` goes: the real standard output (inside :func:`data_stdout`), else stdout."""
+    return _DATA[-1] if _DATA else sys.stdout
+
+
+def stdout_error(exc: OSError) -> InputError:
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        return InputError("cannot write to standard output: the reader has closed it", "read the whole output, or write to a file")
+    return InputError(f"cannot write to standard output: {exc.strerror or exc}")
+
+
+def refuse_stdout(flag: str, path, what: str) -> None:
+    """``-`` for an output that standard output cannot take: a usage error (exit 2)."""
+    if is_stdout(path):
+        from posezoo.errors import UsageError
+
+        raise UsageError(f"{flag} -: {what} cannot go to standard output", f"give {flag} a path instead")
 
 
 def _write_error(path: Path, exc: OSError) -> InputError:
@@ -107,7 +162,7 @@ def check_output(savepath: Path | None, json_out: Path | None, *, video: bool) -
             if not cv2.haveImageWriter(str(savepath)):
                 raise InputError(f"cannot write image {savepath}: unknown type {savepath.suffix.lower()!r}",
                                  f"use {IMAGE_OUTPUTS}")
-    if json_out is not None:
+    if json_out is not None and not is_stdout(json_out):
         check_writable(Path(json_out))
 
 
@@ -340,6 +395,10 @@ class JsonlSink:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.stdout = is_stdout(path)  # ``-``: lines go to standard output as they come
+        if self.stdout:
+            self.fh, self.tmp = data_stream(), None
+            return
         check_writable(self.path)
         clean_stale_temporaries(self.path.parent, self.path.name)
         try:
@@ -356,10 +415,13 @@ class JsonlSink:
             self.fh.flush()
         except OSError as exc:
             self.discard()
-            raise _write_error(self.path, exc) from None
+            raise (stdout_error(exc) if self.stdout else _write_error(self.path, exc)) from None
 
     def close(self) -> None:
         if self.fh is None:
+            return
+        if self.stdout:
+            self.fh = None
             return
         try:
             self.fh.close()
@@ -371,6 +433,9 @@ class JsonlSink:
 
     def discard(self) -> None:
         """Drop the temporary file: nothing appears under the final name."""
+        if self.stdout:
+            self.fh = None
+            return
         if self.fh is not None:
             try:
                 self.fh.close()
