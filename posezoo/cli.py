@@ -508,17 +508,28 @@ def plugins() -> None:
 def fetch(
     model: str = typer.Argument(..., help="Model name."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Variant to fetch (default: the model's default)."),
-    all_variants: bool = typer.Option(False, "--all-variants", help="Fetch every variant."),
+    all_variants: bool = typer.Option(False, "--all-variants", help="Fetch every variant (and print each one's files)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
-    """Download, verify and convert a model's files into the cache."""
+    """Download, verify and convert a model's files into the cache.
+
+    Prints ROLE: PATH for each file of the variant; with --all-variants, VARIANT ROLE: PATH for each
+    file of every variant."""
+    from posezoo.supply.cache import Cache
     from posezoo.zoo.resolve import model_files
 
     # the registry alone: the cache verbs need no plugin (a model whose plugin is missing can be fetched)
-    paths = model_files(_zoo().model(model), variant, all_variants=all_variants, mirror=mirror, offline=offline)
-    for role, path in paths.items():
-        typer.echo(f"{role}: {path}")
+    entry = _zoo().model(model)
+    cache = Cache()
+    paths = model_files(entry, variant, all_variants=all_variants, cache=cache, mirror=mirror, offline=offline)
+    if not all_variants:
+        for role, path in paths.items():
+            typer.echo(f"{role}: {path}")
+        return
+    for name, var in entry.variants.items():
+        for role, f in var.files.items():
+            typer.echo(f"{name} {role}: {cache.onnx_path(f)}")
 
 
 @cache_app.command("path")
