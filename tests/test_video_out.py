@@ -115,6 +115,51 @@ def test_odd_sized_frames_and_every_h264_container(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.m4v", "clip.mov", "odd.mp4"]
 
 
+NO_AV_SITE = """
+import importlib.abc, sys
+
+
+class _NoAv(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "av":
+            raise ImportError(f"No module named {name!r} (blocked by this test)")
+
+
+sys.meta_path.insert(0, _NoAv())
+"""
+
+
+def test_without_pyav_an_mp4_is_mpeg4_part2_and_one_warning_line(env, testdata, tmp_path):
+    """The fallback: PyAV missing (blocked in the run's process by a sitecustomize) still writes the video,
+    with OpenCV's MPEG-4 Part 2, and says so in one line naming the fix."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_AV_SITE)
+    run_env = dict(env, PYTHONPATH=str(site))
+    result = run_posezoo("run", "blazepose-full", "--variant", "lite", "-v", testdata / "video" / VIDEO, "-s", "out.mp4",
+                         "--no-display", env=run_env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("posezoo: warning: PyAV is not installed"), result.stderr
+    assert "pip install" in warnings[0] and "browsers" in warnings[0]
+    codec, _, frames = read_av(tmp_path / "out.mp4")  # (read here, where PyAV is not blocked)
+    assert codec == "mpeg4" and len(frames) == 5
+
+
+def test_batch_save_media_videos_are_h264_without_overlay(env, testdata, tmp_path):
+    pytest.importorskip("pyarrow", reason="posezoo[parquet] is not installed (the test extra installs it)")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / VIDEO).write_bytes((testdata / "video" / VIDEO).read_bytes())
+    result = run_posezoo("batch", "blazepose-full", "--variant", "lite", clips, "--out", "out", "--save-media",
+                         "--workers", "1", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    codec, pix_fmt, frames = read_av(tmp_path / "out" / "_media" / VIDEO)
+    src = source_frames(clips / VIDEO)
+    assert codec == "h264" and pix_fmt == "yuv420p" and len(frames) == len(src) == 5
+    assert frames[0].shape == src[0].shape
+
+
 # ---------------------------------------------------------------------------------------- browser
 
 PAGE = """<!doctype html><html><body>
