@@ -42,7 +42,16 @@ from posezoo.drivers.pool import (
     threads_per_worker,
 )
 from posezoo.drivers.run import RunOptions
-from posezoo.io.sinks import VideoSink, check_folder, check_writable, data_stream, is_stdout, pose_record, stdout_error, write_image
+from posezoo.io.sinks import (
+    VideoSink,
+    check_folder,
+    check_writable,
+    data_stream,
+    is_stdout,
+    pose_record,
+    stdout_error,
+    write_image,
+)
 
 if TYPE_CHECKING:
     from posezoo.zoo.resolve import Resolution
@@ -293,7 +302,8 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
         raise InputError("no inputs left: every file found is inside an output folder (-s / --json)")
     plan = _plan(opts, items)
     refuse_overwriting(
-        [("--json", None if is_stdout(plan.json_file) else plan.json_file), *((flag, out) for item in items for flag, out in plan.named_outputs(item))],
+        [("--json", None if is_stdout(plan.json_file) else plan.json_file),
+         *((flag, out) for item in items for flag, out in plan.named_outputs(item))],
         [Path(i.source) for i in items],
     )
     todo = items
@@ -330,7 +340,8 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
     if writer is not None:
         writer.publish()
     done = len(todo) - len(failures)
-    wrote = ", ".join("JSON Lines to standard output" if is_stdout(p) else str(p) for p in (plan.save_dir, plan.json_file, plan.json_dir) if p is not None)
+    wrote = ", ".join("JSON Lines to standard output" if is_stdout(p) else str(p)
+                      for p in (plan.save_dir, plan.json_file, plan.json_dir) if p is not None)
     print(f"posezoo: {done} of {len(todo)} input(s) done; wrote {wrote}", file=sys.stderr)
     if failures:
         raise InputError(f"{len(failures)} of {len(todo)} inputs failed (first: {failures[0]})")

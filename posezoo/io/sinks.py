@@ -223,6 +223,8 @@ class _H264Writer:
     def __init__(self, av, tmp: Path, fps: float, size: tuple[int, int]):
         from fractions import Fraction
 
+        from posezoo.inference.runtime import session_threads
+
         self.size = size
         self.even = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         self.av = av
@@ -233,7 +235,8 @@ class _H264Writer:
             self.stream = self.container.add_stream("libx264", rate=rate)
             self.stream.width, self.stream.height = self.even
             self.stream.pix_fmt = "yuv420p"
-            self.stream.options = {"preset": "veryfast", "crf": "23"}
+            # (threads: as many as the models get, so a pool's workers do not each take every core)
+            self.stream.options = {"preset": "veryfast", "crf": "23", "threads": str(session_threads())}
         except BaseException:
             self.container.close()
             raise
