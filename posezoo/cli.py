@@ -6,6 +6,7 @@ line, ``posezoo: error: ...``, and exits with its code. Usage errors exit with 2
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -86,14 +87,14 @@ def run(
         None,
         "-s",
         "--savepath",
-        help="Write the annotated image (or video, by extension: .mp4, .avi); with several inputs, a folder "
+        help="Write the annotated image (or video, by extension: .mp4 (H.264), .avi); with several inputs, a folder "
         "mirroring the input tree.",
     ),
     json_out: Optional[str] = typer.Option(
         None,
         "--json",
         help="Write JSON Lines: one object per image or frame (several inputs: in input order; DIR/ with a "
-        "trailing slash: one file per input).",
+        "trailing slash: one file per input; -: standard output, and posezoo's messages to stderr).",
     ),
     variant: Optional[str] = typer.Option(None, "--variant", help="Model variant (see `posezoo info MODEL`)."),
     threshold: Optional[float] = typer.Option(
@@ -134,6 +135,9 @@ def run(
     resume: bool = typer.Option(
         False, "--resume", help="Several inputs: skip those whose outputs under -s DIR / --json DIR/ exist."
     ),
+    fps_overlay: bool = typer.Option(
+        False, "--fps-overlay", help="Draw the measured frames per second into the video saved with -s (the window always shows it)."
+    ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
@@ -143,7 +147,11 @@ def run(
     from posezoo.drivers.frames import PredictOptions
     from posezoo.drivers.many import run_many, wants_many
     from posezoo.drivers.run import RunOptions, run_model
+    from posezoo.io.sinks import data_stdout, is_stdout, refuse_stdout
 
+    refuse_stdout("-s", savepath, "an annotated image or video")
+    refuse_stdout("--coco", coco, "COCO results (a file written once the run is over)")
+    refuse_stdout("--world-plot", world_plot, "a plot image")
     zoo = _zoo()
     videos = list(video or [])
     opts = RunOptions(
@@ -172,12 +180,14 @@ def run(
         world_plot=world_plot,
         jobs=jobs,
         resume=resume,
+        fps_overlay=fps_overlay,
     )
     resolution = zoo.resolve(opts.model, opts.variant)  # once: the drivers take it from here
-    if wants_many(opts):
-        run_many(opts, resolution)
-    else:
-        run_model(opts, resolution)
+    with data_stdout() if is_stdout(json_out) else contextlib.nullcontext():  # --json -: stdout is JSON only
+        if wants_many(opts):
+            run_many(opts, resolution)
+        else:
+            run_model(opts, resolution)
 
 
 @app.command("batch")
@@ -211,7 +221,9 @@ def batch_cmd(
     Without --ray the local process pool runs it; with --ray, a Ray Data pipeline (pip install
     "posezoo[ray]"). The rows are the same either way; docs/scale.md shows how to read them."""
     from posezoo.drivers.batch import batch
+    from posezoo.io.sinks import refuse_stdout
 
+    refuse_stdout("--out", out, "Parquet files (a folder)")
     _zoo()
     result = batch(
         model, list(inputs), out, ray=ray, workers=workers, save_media=save_media, variant=variant,
@@ -268,7 +280,7 @@ def eval_cmd(
         None, "--max-poses", min=1, help="At most this many people per image (default 20, COCO's; lowered to a model's limit)."
     ),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Person-score threshold (default: each model's)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores (all ten COCO numbers; per part on COCO-WholeBody) as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores (all ten COCO numbers; per part on COCO-WholeBody) as JSON (-: to standard output, the table to stderr)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
@@ -277,10 +289,23 @@ def eval_cmd(
 
     A COCO-WholeBody file (133 keypoints) is scored per part too: body, foot, face, left and right hand
     (each with its own sigmas), and whole-body AP over all 133."""
-    from posezoo.drivers.evaluate import evaluate, table, write_report
-    from posezoo.io.sinks import check_writable
+    from posezoo.drivers.evaluate import evaluate, report, table, write_report
+    from posezoo.io.sinks import check_writable, data_stdout, data_stream, is_stdout, stdout_error
 
     _zoo()
+    if is_stdout(json_out):  # --json -: the scores on stdout, the table on stderr
+        with data_stdout():
+            evalset, scores = evaluate(
+                models, ann, images, variant=variant, max_poses=max_poses, threshold=threshold,
+                device=device, mirror=mirror, offline=offline,
+            )  # fmt: skip
+            typer.echo(table(evalset, scores), err=True)
+            try:
+                data_stream().write(json.dumps(report(evalset, scores), indent=2) + "\n")
+                data_stream().flush()
+            except OSError as exc:
+                raise stdout_error(exc) from None
+        return
     if json_out is not None:
         check_writable(json_out)
     evalset, scores = evaluate(
@@ -503,17 +528,28 @@ def plugins() -> None:
 def fetch(
     model: str = typer.Argument(..., help="Model name."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Variant to fetch (default: the model's default)."),
-    all_variants: bool = typer.Option(False, "--all-variants", help="Fetch every variant."),
+    all_variants: bool = typer.Option(False, "--all-variants", help="Fetch every variant (and print each one's files)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
 ) -> None:
-    """Download, verify and convert a model's files into the cache."""
+    """Download, verify and convert a model's files into the cache.
+
+    Prints ROLE: PATH for each file of the variant; with --all-variants, VARIANT ROLE: PATH for each
+    file of every variant."""
+    from posezoo.supply.cache import Cache
     from posezoo.zoo.resolve import model_files
 
     # the registry alone: the cache verbs need no plugin (a model whose plugin is missing can be fetched)
-    paths = model_files(_zoo().model(model), variant, all_variants=all_variants, mirror=mirror, offline=offline)
-    for role, path in paths.items():
-        typer.echo(f"{role}: {path}")
+    entry = _zoo().model(model)
+    cache = Cache()
+    paths = model_files(entry, variant, all_variants=all_variants, cache=cache, mirror=mirror, offline=offline)
+    if not all_variants:
+        for role, path in paths.items():
+            typer.echo(f"{role}: {path}")
+        return
+    for name, var in entry.variants.items():
+        for role, f in var.files.items():
+            typer.echo(f"{name} {role}: {cache.onnx_path(f)}")
 
 
 @cache_app.command("path")
@@ -580,7 +616,9 @@ def cache_clear(model: Optional[str] = typer.Argument(None, help="Only this mode
 def cache_export(dest: Path = typer.Argument(..., help="Folder to write the mirror to.")) -> None:
     """Write every verified cached file to DEST as a mirror (use it with --mirror DEST)."""
     from posezoo.supply.cache import Cache
+    from posezoo.io.sinks import refuse_stdout
 
+    refuse_stdout("DEST", dest, "a mirror (a folder)")
     written = Cache().export(dest, _zoo().registry)
     for item in written.skipped:
         typer.echo(f"posezoo: warning: not exported: {item.name}: {item.problem} (see `posezoo cache verify`)", err=True)
@@ -596,7 +634,9 @@ def convert(
 ) -> None:
     """Convert a TFLite or TF.js model to ONNX (exact, NCHW inside, same inputs and outputs)."""
     from posezoo.supply.convert import convert_file, convert_tfjs_file
+    from posezoo.io.sinks import refuse_stdout
 
+    refuse_stdout("-o", out, "an ONNX model")
     if src.suffix.lower() == ".json":
         convert_tfjs_file(src, out)
     else:

@@ -281,7 +281,8 @@ def test_cache_verbs_with_archives_through_the_cli(server, bundle, tmp_path):
     home = tmp_path / "home"
     fetched = run_posezoo("fetch", "archived-face", "--all-variants", "--mirror", server.url, env=env, timeout=120)
     assert fetched.returncode == 0, fetched.stderr
-    assert fetched.stdout.strip() == f"model: {home / 'onnx' / 'archived_face.tflite.onnx'}"
+    assert fetched.stdout.splitlines()[0] == f"tflite model: {home / 'onnx' / 'archived_face.tflite.onnx'}"
+    assert len(fetched.stdout.splitlines()) == 2 and fetched.stdout.splitlines()[1].startswith("onnx model: ")
     assert [r.name for r in server.requests] == ["faces.zip"]
 
     listing = run_posezoo("cache", "list", env=env, timeout=60).stdout.splitlines()

@@ -80,6 +80,34 @@ def test_all_variants(home, server):
     assert all(Cache().is_cached(f) for f in FULL.files())
 
 
+def test_cli_all_variants_prints_every_variant_s_files(server, tmp_path):
+    """`posezoo fetch --all-variants` through the real CLI: one line per file of every variant (before:
+    only the default variant's), each an ONNX model onnxruntime loads; without it, the one variant's."""
+    import onnxruntime as ort
+
+    from clitools import posezoo_env, run_posezoo
+
+    env = posezoo_env(tmp_path)
+    result = run_posezoo("fetch", "blazepose-full", "--all-variants", "--mirror", server.url, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    seen = {}
+    for line in lines:
+        head, _, path = line.partition(": ")
+        variant, role = head.split(" ")
+        seen[(variant, role)] = Path(path)
+    assert sorted(seen) == sorted((v, r) for v, var in FULL.variants.items() for r in var.files)
+    assert len(lines) == len(seen) == 2 * len(FULL.variants) >= 6
+    assert len({seen[(v, "detector")] for v in FULL.variants}) == 1  # one detector, shared
+    assert len({seen[(v, "landmark")] for v in FULL.variants}) == len(FULL.variants)
+    for path in set(seen.values()):
+        assert path.is_relative_to(tmp_path / "home") and path.suffix == ".onnx"
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    one = run_posezoo("fetch", "blazepose-full", "--variant", "lite", "--offline", env=env, timeout=120)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.splitlines() == [f"detector: {seen[('lite', 'detector')]}", f"landmark: {seen[('lite', 'landmark')]}"]
+
+
 def test_mirror_from_environment(home, server, monkeypatch):
     monkeypatch.setenv("POSEZOO_MIRROR", server.url)
     assert fetch_file(DETECTOR, progress=False).is_file()

@@ -269,6 +269,84 @@ def test_batch_without_ray_installed_is_one_line_naming_the_extra(env, data, tmp
     assert not (tmp_path / "o").exists()
 
 
+# A sitecustomize for every process of a run (the pool's workers too): importing ray is refused and
+# noted in the file $NO_RAY_LOG, so a run that needs it fails and one that only tried is seen.
+NO_RAY_SITE = """
+import importlib.abc, os, sys
+
+
+class _NoRay(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "ray":
+            with open(os.environ["NO_RAY_LOG"], "a") as fh:
+                fh.write(f"{os.getpid()} {name}\\n")
+            raise ImportError(f"{name} is blocked by this test")
+
+
+sys.meta_path.insert(0, _NoRay())
+"""
+
+
+def test_local_batch_needs_only_pyarrow_and_never_imports_ray(env, data, tmp_path):
+    """posezoo[parquet] is enough without --ray: Ray is never imported, in the parent or the workers."""
+    import pyarrow.parquet as pq
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_RAY_SITE)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("coco_000000000785.jpg", "mpii_052475643.jpg"):
+        shutil.copyfile(data / "photos" / name, photos / name)
+    log = tmp_path / "ray-imports.txt"
+    env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])), NO_RAY_LOG=str(log))
+    probe = subprocess.run([sys.executable, "-c", "import ray"], env=env, capture_output=True, text=True)
+    assert probe.returncode != 0 and "blocked by this test" in probe.stderr and log.is_file()  # the block works
+    log.unlink()
+    result = run_posezoo("batch", "blazepose-full", photos, "--out", "out", "--workers", "2", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not log.exists(), log.read_text()
+    table = pq.read_table(str(tmp_path / "out"))
+    assert table.num_rows == 2 and sorted(Path(s).name for s in table.column("source").to_pylist()) == [
+        "coco_000000000785.jpg", "mpii_052475643.jpg"]  # fmt: skip
+    assert all(line.startswith("posezoo: ") for line in result.stderr.splitlines() if line.strip()), result.stderr
+
+
+def test_without_pyarrow_batch_is_one_line_naming_the_parquet_extra(env, data, tmp_path):
+    block = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pyarrow': raise ImportError('blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from posezoo.cli import main\n"
+        "sys.argv = ['posezoo'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block, "batch", "blazepose-full", str(data / "photos"), "--out", "o"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = one_line_error(result)
+    assert 'pip install "posezoo[parquet]"' in line and "pyarrow" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_ray_batch_from_the_command_line_prints_nothing_of_ray_s(env, data, tmp_path):
+    """A real local Ray started by the CLI (about 20 s): its loggers, its C++ core's error lines and
+    Ray Data's progress bars (no TTY here) stay off stderr, which holds posezoo's own lines only."""
+    pytest.importorskip("ray.data", reason="posezoo[ray] is not installed (the test extra installs it)")
+    import pyarrow.parquet as pq
+
+    result = run_posezoo("batch", "blazepose-full", data / "photos", "--out", "out", "--ray", "local", "--workers", "1",
+                         env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("posezoo: ") for line in lines), result.stderr
+    assert "Ray (local)" in lines[0] and "wrote 4 pose rows" in lines[-1], result.stderr
+    assert pq.read_table(str(tmp_path / "out")).num_rows == 4
+
+
 @pytest.fixture(scope="module")
 def ray_session(home):
     """A local Ray of 2 CPUs for this module, its workers seeing the test's cache."""

@@ -1,4 +1,4 @@
-"""Render the pictures of docs/eval.md with the real models (run by hand; they are committed small).
+"""Render the pictures of docs/eval.md and docs/quickstart.md with the real models (run by hand; they are committed small).
 
     POSEZOO_MIRROR=... python docs/images/make_images.py
 
@@ -80,7 +80,25 @@ def main() -> None:
 
     # 5. the world landmarks in 3D
     write_world_plot(OUT / "skier_world.png", pose, model.skeleton, title="blazepose-full (full): world landmarks (m)")
+    # 6. a frame of a video saved by `posezoo run -v CLIP -s out.mp4` (H.264, no FPS overlay), read back with PyAV
+    video_frame()
     print("\n".join(f"{p.name}: {p.stat().st_size // 1024} KB" for p in sorted(OUT.glob("*.*g"))))
+
+
+def video_frame() -> None:
+    import av
+
+    from posezoo.drivers.bench import write_clip
+
+    work = Path(tempfile.mkdtemp())
+    clip = write_clip(work / "clip.avi", cv2.imread(str(sample_image_path())), 40)  # a pan-and-zoom over the sample
+    subprocess.run([sys.executable, "-m", "posezoo", "run", "blazepose-full", "-v", str(clip), "-s", str(work / "out.mp4"),
+                    "--no-display"], check=True)  # fmt: skip
+    with av.open(str(work / "out.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        frame = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)][30]
+    small = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(OUT / "video_frame.png"), small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ Weights: the model is fetched, verified and converted once here before any worke
 this machine then open it offline from the cache. On a cluster every node fetches it into its own
 cache through the same verified fetch (file locks keep its actors from racing), from the registry
 URLs or from ``--mirror`` (a folder every node sees, or an http mirror: ``posezoo cache export``).
-Ray and pyarrow are imported only here, lazily: they come with ``pip install "posezoo[ray]"``.
+Ray and pyarrow are imported only here, lazily: pyarrow (all a local run needs) comes with
+``pip install "posezoo[parquet]"``, Ray with ``pip install "posezoo[ray]"`` (which includes it).
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ from posezoo.drivers.pool import (
 )
 from posezoo.inference.runtime import THREADS_ENV, physical_cores
 from posezoo.io.sinks import VideoSink
+from posezoo.io.sources import quiet_native_stderr
 
 RAY_EXTRA = 'pip install "posezoo[ray]"'
+PARQUET_EXTRA = 'pip install "posezoo[parquet]"'
+RAY_LOG_LEVEL_ENV = "RAY_BACKEND_LOG_LEVEL"
 SIDECAR = "_posezoo.json"
 ERRORS = "_errors"
 MEDIA = "_media"
@@ -80,12 +84,12 @@ INCOMPLETE = "_incomplete"  # the parts of a run not finished yet (readers skip 
 MIN_FREE = 1 << 20  # bytes free under a local --out, checked before any work
 
 
-def need(module: str, what: str) -> None:
+def need(module: str, what: str, extra: str = RAY_EXTRA) -> None:
     """Import ``module`` or raise one PosezooError naming the extra that brings it."""
     try:
         importlib.import_module(module)
     except ImportError:
-        raise PosezooError(f"{what} needs the Python package {module!r}, which is not installed", RAY_EXTRA) from None
+        raise PosezooError(f"{what} needs the Python package {module!r}, which is not installed", extra) from None
 
 
 @dataclass(frozen=True)
@@ -261,13 +265,23 @@ def _start_ray(address: str) -> bool:
     if ray.is_initialized():
         return False
     quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    # Ray's C++ core logs its errors (an actor's arguments in the object store...) to this process's
+    # stderr: only fatal ones now (the level is read once, at init; a level the user set is kept). The
+    # one line saying the level was set, and the start's own chatter, go to /dev/null with init's stderr;
+    # a failed start is an exception, said below in one line. (The workers' logs stay in Ray's files.)
+    saved = os.environ.get(RAY_LOG_LEVEL_ENV)
+    os.environ.setdefault(RAY_LOG_LEVEL_ENV, "fatal")
     try:
-        if address == "local":
-            ray.init(num_cpus=physical_cores(), runtime_env={"env_vars": _posezoo_env()}, **quiet)
-        else:
-            ray.init(address=address, **quiet)
+        with quiet_native_stderr():
+            if address == "local":
+                ray.init(num_cpus=physical_cores(), runtime_env={"env_vars": _posezoo_env()}, **quiet)
+            else:
+                ray.init(address=address, **quiet)
     except Exception as exc:
         raise PosezooError(f"cannot start or reach Ray at {address!r}: {_first_line(exc)}", "check --ray (local, auto, ray://HOST:10001)") from None
+    finally:
+        if saved is None:
+            os.environ.pop(RAY_LOG_LEVEL_ENV, None)
     return True
 
 
@@ -508,7 +522,7 @@ def batch(
     from posezoo.zoo.resolve import get_zoo
 
     start = time.perf_counter()
-    need("pyarrow", "posezoo batch")
+    need("pyarrow", "posezoo batch", PARQUET_EXTRA)
     if ray is not None:
         need("ray", "posezoo batch --ray")
         need("ray.data", "posezoo batch --ray")

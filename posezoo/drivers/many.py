@@ -42,7 +42,16 @@ from posezoo.drivers.pool import (
     threads_per_worker,
 )
 from posezoo.drivers.run import RunOptions
-from posezoo.io.sinks import VideoSink, check_folder, check_writable, pose_record, write_image
+from posezoo.io.sinks import (
+    VideoSink,
+    check_folder,
+    check_writable,
+    data_stream,
+    is_stdout,
+    pose_record,
+    stdout_error,
+    write_image,
+)
 
 if TYPE_CHECKING:
     from posezoo.zoo.resolve import Resolution
@@ -110,12 +119,13 @@ def _plan(opts: RunOptions, items: list[Item]) -> OutputPlan:
         check_folder(save_dir)
     json_file = json_dir = None
     if opts.json_out is not None:
-        if opts.json_dir or Path(opts.json_out).is_dir():
+        if not is_stdout(opts.json_out) and (opts.json_dir or Path(opts.json_out).is_dir()):
             json_dir = Path(opts.json_out)
             check_folder(json_dir)
         else:
             json_file = Path(opts.json_out)
-            check_writable(json_file)
+            if not is_stdout(json_file):
+                check_writable(json_file)
     plan = OutputPlan(save_dir, json_file, json_dir)
     if save_dir is None and json_file is None and json_dir is None:
         given = [str(a) for a in [*opts.inputs, *opts.videos]]
@@ -217,9 +227,13 @@ class _OrderedJsonl:
     file and renamed into place at the end."""
 
     def __init__(self, path: Path):
-        fd, self.tmp = temporary_path(path)
         self.path = path
-        self.fh = os.fdopen(fd, "w", encoding="utf-8")
+        self.stdout = is_stdout(path)  # ``-``: the lines go to standard output as their turn comes
+        if self.stdout:
+            self.fh, self.tmp = data_stream(), None
+        else:
+            fd, self.tmp = temporary_path(path)
+            self.fh = os.fdopen(fd, "w", encoding="utf-8")
         self.waiting: dict[int, list] = {}
         self.next = 0
 
@@ -231,10 +245,14 @@ class _OrderedJsonl:
                     for record in records or ():
                         self.fh.write(json.dumps(record, separators=(",", ":")) + "\n")
                 self.next += 1
+            if self.stdout:
+                self.fh.flush()
         except OSError as exc:
-            raise self._error(exc) from None
+            raise (stdout_error(exc) if self.stdout else self._error(exc)) from None
 
     def publish(self) -> None:
+        if self.stdout:
+            return
         try:
             self.fh.close()
             publish(self.tmp, self.path)
@@ -249,6 +267,8 @@ class _OrderedJsonl:
         return InputError(f"cannot write {self.path}: {why}; it was not written", "free some space, or write it to another disk")
 
     def discard(self) -> None:
+        if self.stdout:
+            return
         try:
             self.fh.close()
         except OSError:  # (a full disk refuses the last buffered lines too)
@@ -266,6 +286,10 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
     res = resolution or get_zoo().resolve(opts.model, opts.variant)
     popts = opts.predict.check(res, needs=opts.needs)
     check_environment()  # $POSEZOO_THREADS, the working folder: before any input is listed
+    if opts.fps_overlay:
+        from posezoo.errors import UsageError
+
+        raise UsageError("--fps-overlay draws one video's speed; several inputs run on a pool", "run one video, or leave it out")
     if _gathered(opts):
         raise InputError(
             f"{' and '.join(_gathered(opts))} gather one result over the whole run, in one process",
@@ -280,7 +304,8 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
         raise InputError("no inputs left: every file found is inside an output folder (-s / --json)")
     plan = _plan(opts, items)
     refuse_overwriting(
-        [("--json", plan.json_file), *((flag, out) for item in items for flag, out in plan.named_outputs(item))],
+        [("--json", None if is_stdout(plan.json_file) else plan.json_file),
+         *((flag, out) for item in items for flag, out in plan.named_outputs(item))],
         [Path(i.source) for i in items],
     )
     todo = items
@@ -317,7 +342,8 @@ def run_many(opts: RunOptions, resolution: Resolution | None = None) -> None:
     if writer is not None:
         writer.publish()
     done = len(todo) - len(failures)
-    wrote = ", ".join(str(p) for p in (plan.save_dir, plan.json_file, plan.json_dir) if p is not None)
+    wrote = ", ".join("JSON Lines to standard output" if is_stdout(p) else str(p)
+                      for p in (plan.save_dir, plan.json_file, plan.json_dir) if p is not None)
     print(f"posezoo: {done} of {len(todo)} input(s) done; wrote {wrote}", file=sys.stderr)
     if failures:
         raise InputError(f"{len(failures)} of {len(todo)} inputs failed (first: {failures[0]})")

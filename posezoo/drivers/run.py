@@ -30,6 +30,7 @@ from posezoo.io.sinks import (
     check_output,
     check_writable,
     image_output_path,
+    is_stdout,
     pose_record,
     write_image,
 )
@@ -66,6 +67,7 @@ class RunOptions:
     world_plot: Path | None = None
     jobs: int | None = None  # several inputs: workers (None: one per core)
     resume: bool = False  # several inputs: skip those whose outputs exist
+    fps_overlay: bool = False  # burn the measured FPS into a saved video (the window always shows it)
 
     @property
     def video(self) -> str | None:
@@ -98,6 +100,10 @@ def run_model(opts: RunOptions, resolution: Resolution | None = None) -> None:
         inputs = [sample_image_path()]
         savepath = savepath or DEFAULT_SAMPLE_OUTPUT
         _say(f"no input given: running on the bundled sample {inputs[0].name} (COCO, CC BY 2.0)")
+    if opts.fps_overlay and (opts.video is None or savepath is None):
+        from posezoo.errors import UsageError
+
+        raise UsageError("--fps-overlay draws the speed into a video saved with -s", "add -v VIDEO -s OUT.mp4, or leave it out")
     paths = image_paths(inputs) if inputs else []
     _refuse_overwriting_inputs(opts, savepath, paths)
     check_output(savepath, opts.json_out, video=opts.video is not None)  # before any model runs
@@ -131,7 +137,7 @@ def _refuse_overwriting_inputs(opts: RunOptions, savepath: Path | None, paths: l
     if opts.video is not None and not str(opts.video).isdigit():
         inputs.append(Path(opts.video))
     outputs: list[tuple[str, Path | None]] = [
-        ("--json", opts.json_out), ("--coco", opts.coco_out), ("--world-plot", opts.world_plot)
+        ("--json", None if is_stdout(opts.json_out) else opts.json_out), ("--coco", opts.coco_out), ("--world-plot", opts.world_plot)
     ]
     if savepath is not None:
         savepath = Path(savepath)
@@ -258,9 +264,11 @@ def _run_video(model, source: VideoSource, predict: PredictOptions, opts: RunOpt
                 json_sink.write(pose_record(frame.source, frame.index, frame.image, model.name, model.variant, poses))
             results.add(frame.source, poses)
             if sink is not None or display.enabled:
-                drawn = _draw(model, frame.image, poses, opts, fps=fps)
+                drawn = _draw(model, frame.image, poses, opts, fps=fps if opts.fps_overlay or sink is None else None)
                 if sink is not None:
                     sink.write(drawn)
+                    if display.enabled and not opts.fps_overlay:  # (the window shows the FPS)
+                        drawn = _draw(model, frame.image, poses, opts, fps=fps)
                 if display.enabled and not display.show(drawn):
                     break
             bar.update(1)

@@ -34,7 +34,8 @@ column                    type                                  meaning
 ``parts`` gives row ranges, not a copy of the rows (the JSON output's ``parts`` holds the rows): a
 whole-body row's keypoints are not stored twice. A model without parts has one, ``body`` (all rows).
 
-pyarrow is imported only when a table is built or written (it comes with ``posezoo[ray]``).
+pyarrow is imported only when a table is built or written (it comes with ``posezoo[parquet]``, which
+``posezoo[ray]`` includes).
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -29,8 +31,61 @@ from posezoo.supply.atomic import clean_stale_temporaries, publish, temporary_pa
 from posezoo.errors import InputError
 from posezoo.io.sources import quiet_native_stderr, quiet_opencv
 
-VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+VIDEO_CODECS = {".mp4": "h264", ".m4v": "h264", ".mov": "h264", ".avi": "MJPG", ".mkv": "MJPG"}
 IMAGE_OUTPUTS = ".png, .jpg"
+STDOUT = "-"  # as an output path: standard output (JSON only; see data_stdout)
+
+
+def is_stdout(path) -> bool:
+    """``path`` is ``-``: standard output."""
+    return path is not None and str(path) == STDOUT
+
+
+_DATA: list = []  # the real standard output while data_stdout() holds it
+
+
+@contextmanager
+def data_stdout() -> Iterator[None]:
+    """Keep standard output for data (``--json -``): meanwhile everything else this process and its
+    children write to it (Python's ``print``, native code, pool workers) goes to stderr, so stdout is
+    pure JSON. :func:`data_stream` is the real standard output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    python_stdout = sys.stdout
+    sys.stdout = sys.stderr
+    stream = os.fdopen(saved, "w", encoding="utf-8", closefd=False)
+    _DATA.append(stream)
+    try:
+        yield
+    finally:
+        _DATA.remove(stream)
+        try:
+            stream.flush()
+        except OSError:
+            pass
+        sys.stdout = python_stdout
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def data_stream():
+    """Where data for ``-`` goes: the real standard output (inside :func:`data_stdout`), else stdout."""
+    return _DATA[-1] if _DATA else sys.stdout
+
+
+def stdout_error(exc: OSError) -> InputError:
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        return InputError("cannot write to standard output: the reader has closed it", "read the whole output, or write to a file")
+    return InputError(f"cannot write to standard output: {exc.strerror or exc}")
+
+
+def refuse_stdout(flag: str, path, what: str) -> None:
+    """``-`` for an output that standard output cannot take: a usage error (exit 2)."""
+    if is_stdout(path):
+        from posezoo.errors import UsageError
+
+        raise UsageError(f"{flag} -: {what} cannot go to standard output", f"give {flag} a path instead")
 
 
 def _write_error(path: Path, exc: OSError) -> InputError:
@@ -108,7 +163,7 @@ def check_output(savepath: Path | None, json_out: Path | None, *, video: bool) -
             if not cv2.haveImageWriter(str(savepath)):
                 raise InputError(f"cannot write image {savepath}: unknown type {savepath.suffix.lower()!r}",
                                  f"use {IMAGE_OUTPUTS}")
-    if json_out is not None:
+    if json_out is not None and not is_stdout(json_out):
         check_writable(Path(json_out))
 
 
@@ -144,9 +199,104 @@ def image_output_path(savepath: Path, source: Path, count: int) -> Path:
     return savepath.with_name(f"{savepath.stem}_{source.stem}{savepath.suffix}")
 
 
+class _OpenCVWriter:
+    """OpenCV's own encoders (MJPG for .avi/.mkv; MPEG-4 Part 2 for .mp4 when PyAV is missing)."""
+
+    def __init__(self, tmp: Path, fourcc: str, fps: float, size: tuple[int, int]):
+        with quiet_native_stderr():
+            self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        self.opened = self.writer.isOpened()
+
+    def write(self, image: np.ndarray) -> None:
+        with quiet_opencv():  # (a failed write is found on close; OpenCV would warn on every frame)
+            self.writer.write(image)
+
+    def release(self) -> None:
+        with quiet_native_stderr():
+            self.writer.release()
+
+
+class _H264Writer:
+    """H.264 (libx264, yuv420p, "fast start": the index first, so a browser plays while loading) in an
+    MP4 or QuickTime file, through PyAV's own FFmpeg. H.264 4:2:0 needs even sizes: an odd width or
+    height gets one more column or row, a copy of the last one."""
+
+    def __init__(self, av, tmp: Path, fps: float, size: tuple[int, int]):
+        from fractions import Fraction
+
+        from posezoo.inference.runtime import session_threads
+
+        self.size = size
+        self.even = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+        self.av = av
+        rate = Fraction(fps).limit_denominator(1001) if fps and np.isfinite(fps) and fps > 0 else Fraction(30)
+        self.container = av.open(str(tmp), "w", format="mov" if tmp.suffix.lower() == ".mov" else "mp4",
+                                 options={"movflags": "+faststart"})  # fmt: skip
+        try:
+            self.stream = self.container.add_stream("libx264", rate=rate)
+            self.stream.width, self.stream.height = self.even
+            self.stream.pix_fmt = "yuv420p"
+            # (threads: as many as the models get, so a pool's workers do not each take every core)
+            self.stream.options = {"preset": "veryfast", "crf": "23", "threads": str(session_threads())}
+        except BaseException:
+            self.container.close()
+            raise
+        self.opened = True
+
+    def write(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if (w, h) != self.even:
+            if (w, h) != self.size:
+                image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+            image = cv2.copyMakeBorder(image, 0, self.even[1] - self.size[1], 0, self.even[0] - self.size[0],
+                                       cv2.BORDER_REPLICATE)  # fmt: skip
+        frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def finish(self) -> None:
+        """The frames the encoder still holds, then the index (written at close)."""
+        try:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+        finally:
+            self.container.close()
+
+    def release(self) -> None:
+        """Close without caring whether the file is whole (it is being thrown away)."""
+        try:
+            self.container.close()
+        except Exception:
+            pass
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _SAID:
+        _SAID.add(message)
+        print(f"posezoo: {message}", file=sys.stderr)
+
+
+def h264_encoder():
+    """PyAV (``av``) when it is installed with the libx264 encoder, else None and why not."""
+    try:
+        import av
+    except ImportError:
+        return None, "PyAV is not installed"
+    except Exception as exc:  # a broken install (a shared library missing)
+        return None, f"PyAV cannot be loaded ({type(exc).__name__}: {exc})"
+    if "libx264" not in getattr(av, "codecs_available", ()):
+        return None, "this PyAV build has no libx264 encoder"
+    return av, None
+
+
 class VideoSink:
-    """An annotated video, codec chosen by extension; written to a hidden temporary file, read back
-    and renamed into place on close."""
+    """An annotated video, codec chosen by extension: H.264 (PyAV's libx264) in .mp4, .m4v and .mov,
+    which browsers play; Motion JPEG in .avi and .mkv (OpenCV). Without PyAV an .mp4 falls back to
+    OpenCV's MPEG-4 Part 2, saying so once. Written to a hidden temporary file, read back and renamed
+    into place on close."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]):
         self.path = Path(path)
@@ -158,30 +308,68 @@ class VideoSink:
             os.close(fd)
         except OSError as exc:
             raise _write_error(self.path, exc) from None
-        with quiet_native_stderr():
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[ext]), fps, size)
-        if not self.writer.isOpened():
+        self.codec = VIDEO_CODECS[ext]
+        self.writer = None
+        if self.codec == "h264":
+            av, why = h264_encoder()
+            if av is None:
+                _say_once(f"warning: {why}: writing MPEG-4 Part 2 video, which web browsers do not play "
+                          '(pip install "av>=14" for H.264)')  # fmt: skip
+                self.codec = "mp4v"
+            else:
+                try:
+                    self.writer = _H264Writer(av, self.tmp, fps, size)
+                except OSError as exc:
+                    self.tmp.unlink(missing_ok=True)
+                    raise _write_error(self.path, exc) from None
+                except av.FFmpegError as exc:
+                    self.tmp.unlink(missing_ok=True)
+                    raise InputError(f"cannot write video {self.path}: {exc}", "check the folder is writable") from None
+        if self.writer is None:
+            self.writer = _OpenCVWriter(self.tmp, self.codec, fps, size)
+        if not self.writer.opened:
             self.tmp.unlink(missing_ok=True)
             raise InputError(f"cannot write video {self.path}", "check the folder is writable")
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
-        with quiet_opencv():  # (a failed write is found on close; OpenCV would warn on every frame)
+        try:
             self.writer.write(image)
+        except OSError as exc:  # (PyAV's errors carry errno: a full disk is ENOSPC)
+            self.discard()
+            raise _write_error(self.path, exc) from None
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] != "av":
+                raise
+            self.discard()
+            raise InputError(f"cannot write video {self.path}: {exc}") from None
         self.frames += 1
+
+    def discard(self) -> None:
+        """Drop an unfinished video: its temporary file goes, nothing appears under the final name."""
+        self.writer.release()
+        self.tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Finish the file and rename it into place; a file that does not read back whole (the disk
         filled up: OpenCV does not say so while writing) is removed and an InputError."""
-        with quiet_native_stderr():
+        if isinstance(self.writer, _H264Writer):
+            try:
+                self.writer.finish()
+            except Exception as exc:
+                self.tmp.unlink(missing_ok=True)
+                if isinstance(exc, OSError):
+                    raise _write_error(self.path, exc) from None
+                if type(exc).__module__.split(".")[0] != "av":
+                    raise
+                raise InputError(f"cannot write video {self.path}: {exc}",
+                                 "free some space, or write to a folder on another disk") from None  # fmt: skip
+        else:
             self.writer.release()
         if not self.frames:
             self.tmp.unlink(missing_ok=True)
             return
-        with quiet_native_stderr():
-            cap = cv2.VideoCapture(str(self.tmp))
-            found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
-            cap.release()
+        found = _frames_in(self.tmp)
         if found != self.frames:
             self.tmp.unlink(missing_ok=True)
             raise InputError(
@@ -196,12 +384,25 @@ class VideoSink:
             raise _write_error(self.path, exc) from None
 
 
+def _frames_in(path: Path) -> int:
+    """The frame count a video file's index gives (0 when it cannot be opened)."""
+    with quiet_native_stderr():
+        cap = cv2.VideoCapture(str(path))
+        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+        cap.release()
+    return found
+
+
 class JsonlSink:
     """JSON Lines: one object per image or frame, written to a hidden temporary file that is renamed
     into place on close (a run stopped early keeps the complete lines written so far)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.stdout = is_stdout(path)  # ``-``: lines go to standard output as they come
+        if self.stdout:
+            self.fh, self.tmp = data_stream(), None
+            return
         check_writable(self.path)
         clean_stale_temporaries(self.path.parent, self.path.name)
         try:
@@ -218,10 +419,13 @@ class JsonlSink:
             self.fh.flush()
         except OSError as exc:
             self.discard()
-            raise _write_error(self.path, exc) from None
+            raise (stdout_error(exc) if self.stdout else _write_error(self.path, exc)) from None
 
     def close(self) -> None:
         if self.fh is None:
+            return
+        if self.stdout:
+            self.fh = None
             return
         try:
             self.fh.close()
@@ -233,6 +437,9 @@ class JsonlSink:
 
     def discard(self) -> None:
         """Drop the temporary file: nothing appears under the final name."""
+        if self.stdout:
+            self.fh = None
+            return
         if self.fh is not None:
             try:
                 self.fh.close()
