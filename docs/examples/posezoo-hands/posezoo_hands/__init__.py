@@ -28,6 +28,7 @@ from posezoo_plugins.mediapipe.spec import AnchorOptions, DetectorSpec, Landmark
 __version__ = "0.1.0"
 
 MODEL = "mediapipe-hands"
+__posezoo_plugin__ = "mediapipe-hands"  # its entry-point name, also when run from this folder (POSEZOO_PLUGINS_PATH)
 
 HAND_NAMES: tuple[str, ...] = (
     "wrist",
