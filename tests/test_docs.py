@@ -12,6 +12,7 @@ the same verified files without the network. The hands example plugin is pip-ins
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -118,3 +119,133 @@ def test_doc_commands_run(workspace, page, line, commands):
     assert result.returncode == 0, f"docs/{page}:{line} failed ({result.returncode}):\n{commands}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr, result.stderr
     assert "posezoo: warning:" not in result.stderr or "my_plugins" in commands, result.stderr
+
+
+# ------------------------------------------------------------------ the JSON Lines schema against real output
+
+JSON_HEADING = "## JSON Lines output"
+
+
+def md_table(text: str, after: str) -> list[list[str]]:
+    """The rows (cells stripped, header and rule left out) of the first Markdown table after ``after``."""
+    start = text.index(after) + len(after)
+    rows, seen = [], False
+    for line in text[start:].splitlines():
+        if line.startswith("|"):
+            seen = True
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                rows.append(cells)
+        elif seen:
+            break
+    return rows[1:]
+
+
+def _key(cell: str) -> str:
+    assert cell.startswith("`") and cell.endswith("`"), cell
+    return cell.strip("`")
+
+
+def json_schema() -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, tuple[str, ...]]]]:
+    """From docs/cli.md: record key -> value kind, pose key -> value kind, model -> (family, columns)."""
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    section = text[text.index(JSON_HEADING) :].split("\n## ", 1)[0]
+    record = {_key(r[0]): r[1] for r in md_table(section, "Each line")}
+    pose = {_key(r[0]): r[1] for r in md_table(section, "Each pose")}
+    columns = {
+        _key(r[0]): (r[1].split()[0], tuple(c.strip().strip("`") for c in r[2].split(",")))
+        for r in md_table(section, "The columns of each model")
+    }
+    return record, pose, columns
+
+
+def _check_value(where: str, kind: str, value, k: int | None = None, width: int | None = None) -> None:
+    """``value`` is of the documented ``kind`` ("string", "integer or null", "list of K rows", ...)."""
+    if kind.endswith(" or null") or kind.endswith(", or null"):
+        if value is None:
+            return
+        kind = kind.rsplit(" or null", 1)[0].rstrip(",")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    checks = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": number,
+        "list of poses": lambda v: isinstance(v, list) and all(isinstance(p, dict) for p in v),
+        "list of 4 numbers": lambda v: isinstance(v, list) and len(v) == 4 and all(map(number, v)),
+        "list of strings": lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
+        "list of K rows": lambda v: isinstance(v, list) and len(v) == k
+        and all(isinstance(r, list) and len(r) == width and all(map(number, r)) for r in v),
+        "list of K rows of 3": lambda v: isinstance(v, list) and len(v) == k
+        and all(isinstance(r, list) and len(r) == 3 and all(map(number, r)) for r in v),
+    }  # fmt: skip
+    assert kind in checks, f"docs/cli.md: {where}: value kind {kind!r} is not one the test knows"
+    assert checks[kind](value), f"docs/cli.md says {where} is {kind}; a real run wrote {json.dumps(value)[:200]}"
+
+
+def test_json_schema_lists_every_built_in_model_with_its_family():
+    from posezoo.zoo.resolve import get_zoo
+
+    _, _, columns = json_schema()
+    zoo = get_zoo()
+    built_in = [m for m in zoo.registry.models.values() if Path(m.origin).resolve() == (REPO / "registry.yaml").resolve()]
+    assert built_in
+    for entry in built_in:
+        assert entry.name in columns, f"docs/cli.md's columns table lacks model {entry.name!r} (docs/gen_cli.py JSON_SECTION)"
+        family = zoo.resolve(entry.name).family.name
+        assert columns[entry.name][0] == family, f"docs/cli.md: {entry.name} is of family {family!r}, not {columns[entry.name][0]!r}"
+
+
+JSON_RUNS = {  # one model of each family (the hands plugin too), an image each, and a tracked video
+    "blazepose-full": ["-i", "photo.jpg"],
+    "movenet-lightning": ["-i", "photo.jpg"],
+    "blazepose-multi": ["-i", "photos/mpii.jpg", "--max-poses", "2"],
+    "mediapipe-hands": ["-i", "hand.jpg"],
+    "blazepose-full:video": ["-v", "clip.mp4", "--max-poses", "2"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SHARED is None, reason="needs ../shared (weights and test photos)")
+@pytest.mark.parametrize("run", list(JSON_RUNS))
+def test_json_schema_matches_real_output(workspace, run):
+    """Every key `posezoo run --json` writes is in docs/cli.md's tables and every key there is written,
+    with the documented kind of value; each model's `columns` are the documented ones."""
+    ws, env = workspace
+    model = run.split(":")[0]
+    out = ws / f"schema-{run.replace(':', '-')}.jsonl"
+    result = subprocess.run(
+        ["posezoo", "run", model, *JSON_RUNS[run], "--json", str(out), "--no-display"],
+        cwd=ws, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    record_doc, pose_doc, columns_doc = json_schema()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and sum(len(r["poses"]) for r in records) > 0
+    for record in records:
+        written, documented = set(record), set(record_doc)
+        assert not written - documented, (
+            f"`posezoo run {model} --json` writes record key(s) {sorted(written - documented)} that docs/cli.md's JSON Lines "
+            "schema lacks: add them to JSON_SECTION in docs/gen_cli.py and run `python docs/gen_cli.py`"
+        )
+        assert not documented - written, (
+            f"docs/cli.md documents record key(s) {sorted(documented - written)} that `posezoo run {model} --json` does not write"
+        )
+        for key, kind in record_doc.items():
+            _check_value(f"record key {key!r}", kind, record[key])
+        for pose in record["poses"]:
+            written, documented = set(pose), set(pose_doc)
+            assert not written - documented, (
+                f"`posezoo run {model} --json` writes pose key(s) {sorted(written - documented)} that docs/cli.md's JSON Lines "
+                "schema lacks: add them to JSON_SECTION in docs/gen_cli.py and run `python docs/gen_cli.py`"
+            )
+            assert not documented - written, (
+                f"docs/cli.md documents pose key(s) {sorted(documented - written)} that `posezoo run {model} --json` does not write"
+            )
+            k, width = len(pose["landmarks"]), len(pose["columns"])
+            for key, kind in pose_doc.items():
+                _check_value(f"pose key {key!r}", kind, pose[key], k, width)
+            assert tuple(pose["columns"]) == columns_doc[model][1], (
+                f"docs/cli.md says {model}'s columns are {columns_doc[model][1]}, a real run wrote {pose['columns']}"
+            )
+    if "-v" in JSON_RUNS[run]:
+        assert any(p["track_id"] is not None for r in records for p in r["poses"])
