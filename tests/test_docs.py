@@ -371,3 +371,76 @@ def test_doc_python_runs(workspace, page):
     assert "Traceback" not in result.stderr, result.stderr
     if "print(pose)" in PYTHON_SCRIPTS[page]:
         assert "Pose(33 keypoints x,y,z,visibility,presence, score=" in result.stdout, result.stdout[:1000]
+
+
+TEXT_RE = re.compile(r"^```(text|bash|console)[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
+
+
+def shown_commands() -> list[tuple[str, int, list[str]]]:
+    """(page, line, argv after ``posezoo``) of every ``posezoo`` command shown but not run: the lines of
+    ```text blocks and of blocks marked no-test, in README.md and docs/. ``a | b | c`` alternatives
+    expand to one command each; ``[...]`` optional parts are left out; ``# ...`` comments are dropped."""
+    import shlex
+
+    out = []
+    for path in [REPO / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        rel = str(path.relative_to(REPO))
+        text = path.read_text(encoding="utf-8")
+        for m in TEXT_RE.finditer(text):
+            before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+            if m.group(1) != "text" and not before.startswith(NO_TEST):
+                continue  # run by test_doc_commands_run
+            first = text.count("\n", 0, m.start()) + 2
+            for i, line in enumerate(m.group(2).splitlines()):
+                line = line.removeprefix("$ ").split("  #", 1)[0].strip()
+                words = line.split()
+                while words and re.match(r"^[A-Z_]+=", words[0]):
+                    words.pop(0)  # VAR=value before the command
+                if not words or words[0] != "posezoo":
+                    continue
+                try:
+                    argv = shlex.split(" ".join(words[1:]))
+                except ValueError:
+                    argv = words[1:]
+                argv = [a for a in argv if not (a.startswith("[") or a.endswith("]"))]  # optional parts
+                if "|" in argv:  # alternatives of one position: `cache list | verify | export DIR`
+                    at = argv.index("|") - 1
+                    groups, cur = [], [argv[at]]
+                    for a in argv[at + 1 :]:
+                        if a == "|":
+                            groups.append(cur)
+                            cur = []
+                        else:
+                            cur.append(a)
+                    groups.append(cur)
+                    out += [(rel, first + i, argv[:at] + g) for g in groups]
+                else:
+                    out.append((rel, first + i, argv))
+    return out
+
+
+SHOWN = shown_commands()
+
+
+def test_every_shown_command_parses():
+    """Commands the docs show but do not run (a webcam, a server, a cluster, the README's list) are
+    parsed by the real CLI's parser: the commands, options and option values exist."""
+    import typer.main
+
+    from posezoo.cli import app
+
+    assert len(SHOWN) >= 20 and any(page == "README.md" for page, *_ in SHOWN)
+    root = typer.main.get_command(app)
+    for page, line, argv in SHOWN:
+        where = f"{page}:{line}: posezoo {' '.join(argv)}"
+        cmd, args, path = root, list(argv), ["posezoo"]
+        while getattr(cmd, "commands", None) is not None and args:
+            assert args[0] in cmd.commands, f"{where}: no command {' '.join([*path, args[0]])!r}"
+            path.append(args[0])
+            cmd, args = cmd.commands[args[0]], args[1:]
+        try:
+            cmd.make_context(" ".join(path), args)  # parses (and checks) every option and argument, runs nothing
+        except Exception as exc:  # typer's click: UsageError, BadParameter, NoSuchOption ...
+            if not any(k.__name__ == "UsageError" for k in type(exc).__mro__):
+                raise
+            raise AssertionError(f"{where}: {exc}") from None
