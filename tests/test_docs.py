@@ -78,6 +78,54 @@ def doc_blocks() -> list[tuple[str, int, str, bool]]:
 
 BLOCKS = doc_blocks()
 
+OUTPUT_MARK = "<!-- output of the block above"
+OUTPUT_RE = re.compile(
+    r"^```(?:bash|console)[ \t]*\n(?:(?!^```).)*?^```[ \t]*\n\s*" + re.escape(OUTPUT_MARK) + r"([^>]*)-->\s*\n```text[ \t]*\n(.*?)^```",
+    re.S | re.M,
+)
+
+
+def expected_outputs() -> dict[tuple[str, int], tuple[str, float]]:
+    """(page, line of a command block) -> (the output shown after it, tolerance for numbers): a ```text
+    block right after a command block, marked ``<!-- output of the block above ... -->`` (``numbers
+    within X`` sets the tolerance, else 0)."""
+    out = {}
+    for path in sorted(DOCS.rglob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        for m in OUTPUT_RE.finditer(text):
+            tol = re.search(r"numbers within ([0-9.]+)", m.group(1))
+            out[(str(path.relative_to(DOCS)), text.count("\n", 0, m.start()) + 1)] = (m.group(2), float(tol.group(1)) if tol else 0.0)
+    return out
+
+
+EXPECTED = expected_outputs()
+
+
+def _same_line(shown: str, printed: str, tol: float) -> bool:
+    a, b = shown.split(), printed.split()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        try:
+            if abs(float(x) - float(y)) > tol + 1e-9:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def check_output(where: str, shown: str, printed: str, tol: float) -> None:
+    """Every non-empty line the docs show is printed, in that order (numbers within ``tol``)."""
+    lines = [l for l in printed.splitlines() if l.strip()]
+    at = 0
+    for want in (l for l in shown.splitlines() if l.strip()):
+        while at < len(lines) and not _same_line(want, lines[at], tol):
+            at += 1
+        assert at < len(lines), f"{where}: the docs show\n  {want}\nwhich a fresh run did not print (numbers within {tol}):\n{printed}"
+        at += 1
+
 PYTHON_RE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
 RUN_MARK = "<!-- run: tests/test_docs.py"
 PYTHON_PAGES = ("README.md", "docs/quickstart.md")  # every Python block of these runs; elsewhere, marked ones
@@ -144,6 +192,15 @@ def test_doc_commands_run(workspace, page, line, commands):
     assert result.returncode == 0, f"docs/{page}:{line} failed ({result.returncode}):\n{commands}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr, result.stderr
     assert "posezoo: warning:" not in result.stderr or "my_plugins" in commands, result.stderr
+    if (page, line) in EXPECTED:
+        shown, tol = EXPECTED[(page, line)]
+        check_output(f"docs/{page}:{line}", shown, result.stdout, tol)
+
+
+def test_shown_outputs_belong_to_tested_blocks():
+    assert len([p for p, _ in EXPECTED if p == "eval.md"]) == 3
+    tested = {(f, line) for f, line, _, t in BLOCKS if t}
+    assert set(EXPECTED) <= tested, set(EXPECTED) - tested
 
 
 # ------------------------------------------------------------------ the JSON Lines schema against real output
