@@ -33,6 +33,7 @@ JSON_SECTION = """\
 
 One JSON object per line: one per image, or one per video frame (written even when nothing is found).
 The server's predict answers and stream messages hold the same objects (docs/serving.md).
+A BlazePose image, for example:
 
 ```json
 {"source": "photo.jpg", "frame": 0, "width": 640, "height": 425,
@@ -42,29 +43,55 @@ The server's predict answers and stream messages hold the same objects (docs/ser
             "columns": ["x", "y", "z", "visibility", "presence"],
             "landmarks": [[x, y, z, visibility, presence], ...],
             "parts": {"body": [[x, y, z, visibility, presence], ...]},
-            "world_landmarks": [[x, y, z], ...] or null}]}
+            "world_landmarks": [[x, y, z], ...]}]}
 ```
 
-- `source`: the image path, or the video path (camera index) given to `-v`; `frame`: 0 for images, the
-  frame index for videos.
-- `score`: the detector's score; `presence`: the landmark model's flag (a probability), or `null`.
-- `box`: `[x0, y0, x1, y1]` around the pose, image pixels. `track_id`: the person's identity over a video
-  while tracked, else `null`.
-- `label`, `label_score`: a classification of the pose and its confidence when the model gives one (a
-  hand model's handedness, `"left"` or `"right"`), else `null`.
-- `columns`: what each landmark row holds, `x` and `y` first.
-- `landmarks`: one row per keypoint, in the order of `posezoo info MODEL` (`keypoint_names`). `x`, `y` are
-  image pixels; `z` is depth on the same pixel scale as `x` (negative = nearer the camera); `visibility`
-  and `presence` are probabilities (1.0 for models that do not predict them, such as hands).
-- `parts`: the pose's named keypoint groups, part name (`body`, `left_hand`, `right_hand`, `face`) -> that
-  part's rows of `landmarks` (same columns), or `null` when the model looks for the part but did not find
-  it in this image. A model without parts has one, `body` (all rows); a hand or face model's pose is one
-  part (`left_hand` or `right_hand`, `face`); a whole-body model's pose has all four. `posezoo info MODEL`
-  lists a model's parts and their rows.
-- JSON has no NaN: the rows of a part that was not found are `null` in `landmarks` too (the row count
-  stays the number of keypoints), and any other number that is not finite is `null` in its place.
-- `world_landmarks`: metres, centred on the model's origin (the hips for BlazePose), or `null`.
-"""
+Each line (tests/test_docs.py holds these tables to the output of real runs, key by key):
+
+| key | value | meaning |
+|---|---|---|
+| `source` | string | the image path, or the video path (camera index) given to `-v` |
+| `frame` | integer | 0 for images, the frame index for videos |
+| `width` | integer | the image's width in pixels |
+| `height` | integer | the image's height in pixels |
+| `model` | string | the model's name |
+| `variant` | string | the variant that ran |
+| `poses` | list of poses | best first; empty when nothing is found |
+
+Each pose:
+
+| key | value | meaning |
+|---|---|---|
+| `score` | number | the person's score: the detector's (BlazePose) or the model's own (MoveNet) |
+| `presence` | number or null | the landmark model's flag (a probability), null for families without one |
+| `box` | list of 4 numbers | `[x0, y0, x1, y1]` in image pixels |
+| `track_id` | integer or null | the person's identity over a video (stable while tracked); null for images |
+| `label` | string or null | a classification of the pose when the model gives one (a hand model's handedness, `"left"` or `"right"`: the person's own hand), else null |
+| `label_score` | number or null | its confidence, or null |
+| `columns` | list of strings | what each landmark row holds, `x` and `y` first (below) |
+| `landmarks` | list of K rows | one row per keypoint, one value per `columns` entry, in the order of `posezoo info MODEL` (`keypoint_names`). `x`, `y` are image pixels; `z` is depth on the same pixel scale as `x` (negative = nearer the camera); `visibility`, `presence` and `score` are probabilities (1.0 where a model does not predict them, such as hands) |
+| `parts` | object | the pose's named keypoint groups: part name (`body`, `left_hand`, `right_hand`, `face`) -> that part's rows of `landmarks` (same columns), or null when the model looks for the part but did not find it in this image. A model without parts has one, `body` (all rows); a hand or face model's pose is one part (`left_hand` or `right_hand`, `face`); a whole-body model's pose has all four (`posezoo info MODEL` lists a model's parts and their rows) |
+| `world_landmarks` | list of K rows of 3, or null | `x`, `y`, `z` in metres, centred on the model's origin (the hips for BlazePose), or null for models without world landmarks |
+
+JSON has no NaN: the rows of a part that was not found are null in `landmarks` too (the row count stays
+the number of keypoints), and any other number that is not finite is null in its place.
+
+The columns of each model (`columns`):
+
+| model | family | columns |
+|---|---|---|
+""" + "".join(f"| `{m}` | {fam} | {', '.join(f'`{c}`' for c in cols)} |\n" for m, fam, cols in (
+    ("blazepose-full", "mediapipe", ("x", "y", "z", "visibility", "presence")),
+    ("blazepose-upper", "mediapipe", ("x", "y", "z", "visibility", "presence")),
+    ("blazepose-full-2020", "mediapipe", ("x", "y", "z", "visibility", "presence")),
+    ("blazepose-multi", "blazepose-multi", ("x", "y", "z", "visibility", "presence")),
+    ("movenet-lightning", "movenet", ("x", "y", "score")),
+    ("movenet-thunder", "movenet", ("x", "y", "score")),
+    ("movenet-multipose", "movenet", ("x", "y", "score")),
+    ("mediapipe-hands", "mediapipe", ("x", "y", "z", "visibility", "presence")),
+    ("mediapipe-face-mesh", "mediapipe", ("x", "y", "z", "visibility", "presence")),
+    ("mediapipe-holistic", "mediapipe-holistic", ("x", "y", "z", "visibility", "presence")),
+))
 
 ENV_SECTION = """\
 ## Environment variables
@@ -75,7 +102,7 @@ ENV_SECTION = """\
 | `POSEZOO_MIRROR` | Default for `--mirror`: a folder or http(s) URL holding files under their registry names. |
 | `POSEZOO_OFFLINE` | Default for `--offline` (`1`, `true`, `yes`): never use the network. |
 | `POSEZOO_REGISTRY` | User registry file(s), joined by `os.pathsep`; default `<config dir>/posezoo/registry.yaml`. |
-| `POSEZOO_PLUGINS_PATH` | Folders of local plugin modules, joined by `os.pathsep`. |
+| `POSEZOO_PLUGINS_PATH` | Folders of plugins in development, joined by `os.pathsep`: only modules with a `@hookimpl` function or `__posezoo_plugin__` are imported (docs/plugins.md). |
 | `POSEZOO_FETCH_RETRIES`, `POSEZOO_FETCH_BACKOFF` | Download tries (default 3) and first back-off in seconds (default 0.5). |
 | `POSEZOO_FETCH_MIN_SPEED`, `POSEZOO_FETCH_SPEED_WINDOW` | A try ends when fewer than this many bytes/s arrive (default 1024; 0: no minimum) over this many seconds (default 30; also the longest wait for any byte). The part is kept for a resume. |
 | `POSEZOO_FETCH_DEADLINE` | Seconds one file's download may take, all tries together (default 3600; 0: no deadline). The part is kept for a resume. |

@@ -192,7 +192,7 @@ def test_ctrl_c_says_interrupted_exits_130_and_keeps_the_part(tmp_path, mirror_d
 def test_a_plugin_that_calls_sys_exit_is_skipped_with_a_warning(tmp_path):
     folder = tmp_path / "plugins"
     folder.mkdir()
-    (folder / "quitter.py").write_text("import sys\nsys.exit(3)\n")
+    (folder / "quitter.py").write_text("import sys\nsys.exit(3)\n__posezoo_plugin__ = 'quitter'\n")
     (folder / "quitter_later.py").write_text(textwrap.dedent(
         """
         import sys

@@ -87,33 +87,35 @@ def feet(cx, cy, ph):
     return int(cx), int(cy) + int(ph) // 2 - int(ph) // 20
 
 
+YAML_MARK = "<!-- tested: tests/test_compose_plugin.py fetches"
+
+
+def registry_source() -> str:
+    """The page's registry file of the plugin: an ``onnx``-format registry entry."""
+    text = PAGE.read_text(encoding="utf-8")
+    m = re.search(re.escape(YAML_MARK) + r".*?-->\s*```yaml\n(.*?)^```", text, re.S | re.M)
+    assert m, f"{PAGE} lost its tested registry example"
+    return m.group(1)
+
+
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory) -> dict:
-    """The plugin folder (module + its registry file), a mirror folder with the two ONNX files."""
+    """The plugin folder (module + the page's registry file), a mirror folder with the two ONNX files."""
     root = tmp_path_factory.mktemp("compose")
     folder, mirror = root / "plugins", root / "mirror"
     folder.mkdir()
     mirror.mkdir()
-    files = {}
-    for role, name, data in (("detector", "toy-detector.onnx", detector_onnx()), ("keypoints", "toy-keypoints.onnx", keypoints_onnx())):
-        (mirror / name).write_bytes(data)
-        files[role] = {
-            "name": name,
-            "url": f"https://example.org/toy/{name}",
-            "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
-            "size": len(data),
-            "format": "onnx",
-        }
-    entry = {
-        "plugin": "toy_people",
-        "description": "toy people: blobs with a red head and blue feet",
-        "licence": "Apache-2.0",
-        "source": "https://example.org/toy",
-        "default_variant": "default",
-        "variants": {"default": {"files": files}},
-    }
+    files = yaml.safe_load(registry_source())["models"]["toy-people"]["variants"]["default"]["files"]
+    for role, data in (("detector", detector_onnx()), ("keypoints", keypoints_onnx())):
+        entry = files[role]
+        assert entry["format"] == "onnx"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert (entry["digest"], entry["size"]) == (digest, len(data)), (
+            f"docs/compose.md: the {role} entry of toy_people.yaml should say digest: {digest}, size: {len(data)}"
+        )
+        (mirror / entry["name"]).write_bytes(data)
     (folder / "toy_people.py").write_text(plugin_source())
-    (folder / "toy_people.yaml").write_text(yaml.safe_dump({"version": 1, "models": {"toy-people": entry}}))
+    (folder / "toy_people.yaml").write_text(registry_source())
     return {"root": root, "folder": folder, "mirror": mirror}
 
 
@@ -199,3 +201,23 @@ def test_the_local_plugin_runs_in_the_cli_offline_from_a_mirror(plugin, tmp_path
     assert result.returncode == 0, result.stderr
     frames = [json.loads(l) for l in (tmp_path / "clip.jsonl").read_text().splitlines()]
     assert len(frames) == 6 and all(sorted(p["track_id"] for p in f["poses"]) == [0, 1, 2] for f in frames)
+
+
+def test_the_onnx_registry_example_fetches_from_a_loopback_server_and_runs(plugin, tmp_path):
+    """docs/compose.md's ``format: onnx`` entries, fetched over HTTP (a mirror on 127.0.0.1), verified,
+    used without conversion, and run by the real CLI."""
+    from httpserver import MirrorServer
+
+    env = posezoo_env(tmp_path, POSEZOO_PLUGINS_PATH=str(plugin["folder"]))
+    with MirrorServer(plugin["mirror"]) as server:
+        fetched = run_posezoo("fetch", "toy-people", "--mirror", server.url, env=env, cwd=tmp_path)
+        assert fetched.returncode == 0, fetched.stderr
+        assert sorted(r.name for r in server.requests) == ["toy-detector.onnx", "toy-keypoints.onnx"]
+    cv2.imwrite(str(tmp_path / "people.png"), draw_people(PEOPLE))
+    result = run_posezoo("run", "toy-people", "-i", "people.png", "--max-poses", "3", "--json", "out.jsonl", "--no-display",
+                         "--offline", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    poses = json.loads((tmp_path / "out.jsonl").read_text())["poses"]
+    found = np.array(sorted([p["landmarks"][0][:2], p["landmarks"][1][:2]] for p in poses))
+    np.testing.assert_allclose(found, truth(PEOPLE), atol=1.5)
+    assert not list((tmp_path / "home").rglob("*.onnx.onnx"))  # an ONNX file is its own model

@@ -74,6 +74,25 @@ class Pose:
     label: str | None = None
     label_score: float | None = None
 
+    def __repr__(self) -> str:
+        """One readable line, no arrays: ``Pose(33 keypoints x,y,z,visibility,presence, score=0.98,
+        box=[12.0, 40.5, 300.2, 610.0], track_id=1, parts=body)``."""
+        items = [f"{len(self.landmarks)} keypoints {','.join(self.columns)}", f"score={_num(self.score)}"]
+        if self.presence is not None:
+            items.append(f"presence={_num(self.presence)}")
+        if self.box is not None:
+            items.append("box=[" + ", ".join(f"{float(v):.1f}" for v in np.asarray(self.box).ravel()) + "]")
+        if self.track_id is not None:
+            items.append(f"track_id={self.track_id}")
+        items.append("parts=" + ",".join(n if r is not None else f"{n}(not found)" for n, r in self.part_ranges().items()))
+        if self.label is not None:
+            items.append(f"label={self.label}" + (f"({_num(self.label_score)})" if self.label_score is not None else ""))
+        if self.world_landmarks is not None:
+            items.append("world")
+        if self.mask is not None:
+            items.append("mask=" + "x".join(map(str, np.shape(self.mask))))
+        return f"Pose({', '.join(items)})"
+
     def part_ranges(self) -> dict[str, tuple[int, int] | None]:
         """Part name -> (start, stop) rows, or None for a part not found; ``{"body": (0, K)}`` when the
         pose has no parts."""
@@ -103,6 +122,14 @@ class Pose:
                 return col
         whole = self.presence if self.presence is not None else self.score
         return np.full(len(self.landmarks), whole, np.float32)
+
+
+def _num(value: Any) -> str:
+    """A score for a repr: two decimals (``nan`` as it is)."""
+    try:
+        return f"{float(value):.2f}"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def box_around(points: np.ndarray) -> np.ndarray:
@@ -292,6 +319,54 @@ def check_image(image: Any) -> np.ndarray:
     return image if image.flags.c_contiguous else np.ascontiguousarray(image)
 
 
+def to_bgr(image: np.ndarray, rgb: bool) -> np.ndarray:
+    """A checked image in the colour order every family expects: BGR (or BGRA, gray) as
+    ``cv2.imread`` and ``cv2.VideoCapture`` give. ``rgb=True``: the image is RGB (or RGBA; PIL,
+    imageio, matplotlib, most deep-learning loaders) and is converted; gray images are left as they are."""
+    if not isinstance(rgb, (bool, np.bool_)):
+        raise UsageError(f"rgb must be True or False, not {rgb!r}")
+    if not rgb or image.ndim == 2 or image.shape[2] == 1:
+        return image
+    order = [2, 1, 0] if image.shape[2] == 3 else [2, 1, 0, 3]
+    return np.ascontiguousarray(image[:, :, order])
+
+
+class ColourTracker:
+    """A family's tracker behind the model template: ``update(frame, timestamp=None, *, rgb=False)``
+    converts an RGB frame to BGR once, for every family, then calls the family's ``update``. Every
+    other attribute is the family tracker's."""
+
+    def __init__(self, tracker: Any):
+        object.__setattr__(self, "_tracker", tracker)
+
+    def update(self, frame_bgr: np.ndarray, timestamp: float | None = None, *, rgb: bool = False) -> list["Pose"]:
+        """Poses on the next frame: BGR (``rgb=False``, what OpenCV gives) or RGB (``rgb=True``)."""
+        if rgb is not False:
+            frame_bgr = to_bgr(check_image(frame_bgr), rgb)
+        return self._tracker.update(frame_bgr, timestamp)
+
+    def reset(self) -> None:
+        self._tracker.reset()
+
+    @property
+    def frames(self) -> int:
+        return self._tracker.frames
+
+    @property
+    def wrapped(self) -> Any:
+        """The family's own tracker."""
+        return self._tracker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_tracker"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._tracker, name, value)
+
+    def __repr__(self) -> str:
+        return f"<tracker {self._tracker!r}>"
+
+
 class FrameClock:
     """The timestamps of a video tracker's updates, checked once for every family: a caller's
     ``timestamp`` (seconds) must be a real, finite number not before the previous frame's (a new video
@@ -439,13 +514,17 @@ class PoseModel(ABC):
         max_poses: int | None = None,
         threshold: float | None = None,
         options: Any = None,
+        rgb: bool = False,
         **kw,
     ) -> list[Pose]:
-        """Poses on one BGR image, best first. ``max_poses``: at most this many (None: the model's
+        """Poses on one image, best first. The image is a uint8 array in **BGR** order (what
+        ``cv2.imread`` gives; also BGRA or gray); pass ``rgb=True`` for an RGB (or RGBA) array, as PIL
+        (``np.asarray(Image.open(...))``), imageio or matplotlib give: an RGB array passed as BGR is
+        not refused, it just gives worse poses. ``max_poses``: at most this many (None: the model's
         limit, or every one found); ``threshold``: the family's person-score threshold in [0, 1] (None:
         the model's default); the family's options as keywords (e.g. ``segmentation=True``) or as its
         options object (``options=``)."""
-        image = check_image(image_bgr)
+        image = to_bgr(check_image(image_bgr), rgb)
         caps = self.capabilities
         limit = caps.check_max_poses(self.name, max_poses)
         thr = caps.check_threshold(threshold)
@@ -459,7 +538,8 @@ class PoseModel(ABC):
     def tracker(
         self, *, max_poses: int = 1, threshold: float | None = None, smooth: bool = True, options: Any = None, **kw
     ) -> "PoseTracker":
-        """A video tracker on this model: ``.update(frame_bgr, timestamp=s) -> list[Pose]``, ``.reset()``."""
+        """A video tracker on this model: ``.update(frame, timestamp=s) -> list[Pose]`` (a BGR frame, as
+        ``cv2.VideoCapture`` gives; ``.update(frame, rgb=True)`` for an RGB one), ``.reset()``."""
         caps = self.capabilities
         limit = caps.check_max_poses(self.name, max_poses)
         if limit is None or limit < 1:
@@ -469,7 +549,7 @@ class PoseModel(ABC):
         fps = getattr(opts, "fps", None)  # a family's frame rate for updates without timestamps
         if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0):
             raise UsageError(f"fps must be a finite number > 0, got {fps!r}", "e.g. --option fps=30")
-        return self._tracker(max_poses=limit, threshold=thr, smooth=bool(smooth), options=opts)
+        return ColourTracker(self._tracker(max_poses=limit, threshold=thr, smooth=bool(smooth), options=opts))
 
     @abstractmethod
     def _predict(self, image_bgr: np.ndarray, *, max_poses: int | None, threshold: float | None, options: Any) -> list[Pose]:
@@ -586,6 +666,7 @@ __all__ = [
     "box_around",
     "check_image",
     "check_spec",
+    "to_bgr",
     "feature_option",
     "option",
     "describe_spec",

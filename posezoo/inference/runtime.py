@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Union
 from pathlib import Path
 
 import numpy as np
@@ -127,14 +130,38 @@ def shape_fits(actual, expected) -> bool:
     return len(actual) == len(expected) and all(a is None or e is None or a == e for a, e in zip(actual, expected))
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input of a model: its ``name``, ``shape`` (symbolic dimensions as None), onnxruntime ``type``
+    (``"tensor(float)"``) and the numpy ``dtype`` a caller passes."""
+
+    name: str
+    shape: tuple
+    type: str
+    dtype: np.dtype
+
+    def describe(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "type": self.type}
+
+
+Feed = Union[np.ndarray, Mapping[str, np.ndarray]]  # what a run takes: one array, or {input name: array}
+
+
 class Session:
-    """An InferenceSession with one input, that maps output names / indices.
+    """An InferenceSession that knows its file role, checks what it is fed and maps output names /
+    indices.
+
+    A model has one input or several (a detector exported with an image-size input, a model taking a
+    threshold): :meth:`run` takes one array for a single-input model and a ``{input name: array}``
+    mapping for any model; every input must be given, under its name, with its shape (where the model
+    fixes it) and dtype, else a one-line :class:`PluginError` names the input and what was expected.
 
     Attributes: ``path``, ``role`` (the registry file role it was opened for, e.g. "landmark"),
-    ``provider`` (the provider actually used), ``input_name``, ``input_shape``, ``input_dtype``,
+    ``provider`` (the provider actually used), ``inputs`` (:class:`TensorInfo` each, in model order),
+    ``input_name``, ``input_shape``, ``input_type``, ``input_dtype`` (the first input's),
     ``output_names``, ``output_shapes`` (lists; symbolic dims as None), ``runs`` (how many times it
     ran). With a ``clock`` (see :meth:`posezoo.inference.model.PoseModel.timed`) every run adds its seconds to
-    the stage named by ``role``, and the first input is kept in ``last_input`` for bare timings.
+    the stage named by ``role``, and the first feed is kept in ``last_input`` for bare timings.
     """
 
     def __init__(self, path: str | Path, device: str = "auto", *, role: str | None = None):
@@ -146,13 +173,18 @@ class Session:
         except Exception as exc:  # onnxruntime raises several types; one line for the user
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PluginError(f"cannot load model {self.path.name}: {msg}") from None
-        inputs = self._sess.get_inputs()
-        if len(inputs) != 1:
-            raise PluginError(f"model {self.path.name}: expected one input, found {len(inputs)}")
-        self.input_name = inputs[0].name
-        self.input_shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
-        self.input_type = inputs[0].type
-        self.input_dtype = np.dtype(_NUMPY_TYPES.get(inputs[0].type, np.float32))
+        self.inputs = [
+            TensorInfo(i.name, tuple(d if isinstance(d, int) else None for d in i.shape), i.type,
+                       np.dtype(_NUMPY_TYPES.get(i.type, np.float32)))
+            for i in self._sess.get_inputs()
+        ]  # fmt: skip
+        if not self.inputs:
+            raise PluginError(f"model {self.path.name} has no input")
+        first = self.inputs[0]
+        self.input_name = first.name
+        self.input_shape = list(first.shape)
+        self.input_type = first.type
+        self.input_dtype = first.dtype
         outs = self._sess.get_outputs()
         self.output_names = [o.name for o in outs]
         self.output_shapes = [[d if isinstance(d, int) else None for d in o.shape] for o in outs]
@@ -160,9 +192,49 @@ class Session:
         self.provider = self._sess.get_providers()[0]
         self.runs = 0
         self.clock = NO_CLOCK
-        self.last_input: np.ndarray | None = None
+        self.last_input: np.ndarray | dict[str, np.ndarray] | None = None
         self._binding = None  # IOBinding of run_reused, made on first use
         self._reused: list[np.ndarray] | None = None
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    def feed(self, tensor: Feed) -> dict[str, np.ndarray]:
+        """``{input name: array}`` for one run, checked: a single array is the input of a one-input
+        model; a mapping must give every input by name, each of its shape and dtype."""
+        names = ", ".join(repr(i.name) for i in self.inputs)
+        if not isinstance(tensor, Mapping):
+            if len(self.inputs) != 1:
+                raise PluginError(
+                    f"model {self.path.name} has {len(self.inputs)} inputs ({names}), one array given",
+                    "pass {input name: array} for every input",
+                )
+            tensor = {self.input_name: tensor}
+        unknown = [k for k in tensor if k not in self.input_names]
+        if unknown:
+            raise PluginError(f"model {self.path.name} has no input {unknown[0]!r} (inputs: {names})")
+        missing = [i.name for i in self.inputs if i.name not in tensor]
+        if missing:
+            raise PluginError(f"model {self.path.name}: input {missing[0]!r} not given (inputs: {names})")
+        out = {}
+        for info in self.inputs:
+            value = tensor[info.name]
+            if not isinstance(value, np.ndarray):
+                raise PluginError(f"model {self.path.name}: input {info.name!r} must be a numpy array, not {type(value).__name__}")
+            if value.dtype != info.dtype:
+                raise PluginError(
+                    f"model {self.path.name}: input {info.name!r} is {info.type} {format_shape(info.shape)}, "
+                    f"given {value.dtype} {format_shape(value.shape)}",
+                    f"pass a {info.dtype} array",
+                )
+            if not shape_fits(value.shape, info.shape):
+                raise PluginError(
+                    f"model {self.path.name}: input {info.name!r} has shape {format_shape(info.shape)}, "
+                    f"given {format_shape(value.shape)}"
+                )
+            out[info.name] = value
+        return out
 
     def describe(self) -> dict:
         """Input and outputs, for ``posezoo info`` and the API."""
@@ -170,20 +242,30 @@ class Session:
             "file": self.path.name,
             "provider": self.provider,
             "input": {"name": self.input_name, "shape": self.input_shape, "type": self.input_type},
+            "inputs": [i.describe() for i in self.inputs],
             "outputs": [
                 {"name": n, "shape": s, "type": t}
                 for n, s, t in zip(self.output_names, self.output_shapes, self.output_types)
             ],
         }
 
-    def check_input(self, expected: tuple, *, spec: str, dtype: str | None = None) -> None:
-        """Raise :class:`PluginError` unless the input has ``expected`` shape (None: any size) and, when
-        given, the onnxruntime type ``dtype`` (e.g. ``"tensor(int32)"``)."""
-        if not shape_fits(self.input_shape, expected) or (dtype is not None and self.input_type != dtype):
-            what = f"is {self.input_type} " if dtype else "has shape "
+    def check_input(self, expected: tuple, *, spec: str, dtype: str | None = None, name: str | None = None) -> None:
+        """Raise :class:`PluginError` unless input ``name`` (default: the first) has ``expected`` shape
+        (None: any size) and, when given, the onnxruntime type ``dtype`` (e.g. ``"tensor(int32)"``)."""
+        info = self.inputs[0]
+        if name is not None:
+            found = [i for i in self.inputs if i.name == name]
+            if not found:
+                raise PluginError(
+                    f"model {self.path.name} has no input {name!r} (inputs: {', '.join(map(repr, self.input_names))}), "
+                    f"spec {spec!r} expects one"
+                )
+            info = found[0]
+        if not shape_fits(info.shape, expected) or (dtype is not None and info.type != dtype):
+            what = f"is {info.type} " if dtype else "has shape "
             want = f"{dtype} {format_shape(expected)}" if dtype else format_shape(expected)
             raise PluginError(
-                f"model {self.path.name}: input {self.input_name!r} {what}{format_shape(self.input_shape)}, "
+                f"model {self.path.name}: input {info.name!r} {what}{format_shape(info.shape)}, "
                 f"spec {spec!r} expects {want}"
             )
 
@@ -218,33 +300,41 @@ class Session:
             return self.output_names.index(key)
         raise KeyError(key)
 
-    def _timed(self, run, tensor: np.ndarray) -> list[np.ndarray]:
+    def _timed(self, run, tensor: Feed) -> list[np.ndarray]:
         self.runs += 1
         if not self.clock.enabled:
             return run(tensor)
         if self.last_input is None:
-            self.last_input = np.array(tensor, copy=True)
+            self.last_input = (
+                {k: np.array(v, copy=True) for k, v in tensor.items()} if isinstance(tensor, Mapping)
+                else np.array(tensor, copy=True)
+            )  # fmt: skip
         start = time.perf_counter()
         try:
             return run(tensor)
         finally:
             self.clock.add(self.role, time.perf_counter() - start)
 
-    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """Run on one input tensor; returns every output, in output order."""
+    def run(self, tensor: Feed) -> list[np.ndarray]:
+        """Run on one input array (a one-input model) or ``{input name: array}`` (any model); returns
+        every output, in output order. What is fed is checked (:meth:`feed`)."""
         return self._timed(self._run, tensor)
 
-    def _run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        return self._sess.run(None, {self.input_name: tensor})
+    def _run(self, tensor: Feed) -> list[np.ndarray]:
+        if not isinstance(tensor, Mapping) and len(self.inputs) == 1 and isinstance(tensor, np.ndarray):
+            info = self.inputs[0]  # the per-frame path: the cheap checks inline
+            if tensor.dtype == info.dtype and shape_fits(tensor.shape, info.shape):
+                return self._sess.run(None, {info.name: tensor})
+        return self._sess.run(None, self.feed(tensor))
 
-    def run_reused(self, tensor: np.ndarray) -> list[np.ndarray]:
+    def run_reused(self, tensor: Feed) -> list[np.ndarray]:
         """Like :meth:`run`, but the outputs are written into arrays allocated once (IOBinding) and
         **overwritten by the next call**: callers copy what they keep. A video loop then allocates no
         output tensors per frame. Falls back to :meth:`run` when an output has a symbolic shape or a
         type numpy cannot hold."""
         return self._timed(self._run_reused, tensor)
 
-    def _run_reused(self, tensor: np.ndarray) -> list[np.ndarray]:
+    def _run_reused(self, tensor: Feed) -> list[np.ndarray]:
         if self._binding is None:
             outs = self._sess.get_outputs()
             if any(None in shape for shape in self.output_shapes) or any(o.type not in _NUMPY_TYPES for o in outs):
@@ -256,17 +346,21 @@ class Session:
                     self._binding.bind_output(out.name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
         if self._binding is False:
             return self._run(tensor)
-        self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(tensor, self.input_dtype))
+        if isinstance(tensor, Mapping) or len(self.inputs) != 1:
+            for name, value in self.feed(tensor).items():
+                self._binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        else:
+            self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(tensor, self.input_dtype))
         self._sess.run_with_iobinding(self._binding)
         return self._reused
 
-    def time_bare(self, tensor: np.ndarray | None = None) -> float:
+    def time_bare(self, tensor: Feed | None = None) -> float:
         """Milliseconds of one plain ``InferenceSession.run`` on ``tensor`` (default: the kept
         ``last_input``), fresh outputs, no counting: the bench's reference time."""
         tensor = self.last_input if tensor is None else tensor
         if tensor is None:
             raise ValueError(f"session {self.role!r} has not run yet: no input to time")
-        feed = {self.input_name: tensor}
+        feed = dict(tensor) if isinstance(tensor, Mapping) else {self.input_name: tensor}
         start = time.perf_counter()
         self._sess.run(None, feed)
         return (time.perf_counter() - start) * 1e3

@@ -1,7 +1,8 @@
 """The hooks a posezoo plugin can implement (pluggy).
 
 A plugin is a module (or package) registered in the ``posezoo.plugins`` entry-point group, or dropped
-in a folder on ``POSEZOO_PLUGINS_PATH``. It implements any of the hooks::
+in a folder on ``POSEZOO_PLUGINS_PATH`` (there only modules with a ``@hookimpl`` function or a
+``__posezoo_plugin__ = "name"`` are imported; that string is the plugin's name). It implements any of the hooks::
 
     from posezoo import hookimpl
 

@@ -9,6 +9,7 @@ plugins still load.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import sys
@@ -57,28 +58,75 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _path_modules() -> list[tuple[str, Path]]:
-    """(plugin name, file) for every module or package in the POSEZOO_PLUGINS_PATH folders."""
+PLUGIN_NAME_ATTR = "__posezoo_plugin__"
+MAX_PLUGIN_SOURCE = 4 << 20  # a module file read (not run) to see whether it is a plugin
+
+
+def declared_plugin(path: Path) -> tuple[bool, str | None]:
+    """Whether the module file ``path`` is a posezoo plugin, read without running it, and the plugin
+    name it declares.
+
+    A module (or a package's ``__init__.py``) is a plugin when its top level defines a function
+    decorated with ``hookimpl`` (``@hookimpl``, ``@posezoo.hookimpl``) or assigns
+    ``__posezoo_plugin__ = "name"``: that string is the plugin's name, the entry-point name it will
+    have when installed (the registry's ``plugin:`` key); without it the name is the module's.
+    Anything else in the folder (a helper script, a module the plugin imports) is never imported.
+    Raises SyntaxError / ValueError for a file that cannot be read that way."""
+    data = path.read_bytes()[: MAX_PLUGIN_SOURCE + 1]
+    if len(data) > MAX_PLUGIN_SOURCE:
+        raise ValueError(f"{path.name} is over {MAX_PLUGIN_SOURCE >> 20} MiB")
+    tree = ast.parse(data, filename=str(path))
+    hooks, name = False, None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for deco in node.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                if (isinstance(target, ast.Name) and target.id == "hookimpl") or (
+                    isinstance(target, ast.Attribute) and target.attr == "hookimpl"
+                ):
+                    hooks = True
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == PLUGIN_NAME_ATTR for t in targets):
+            value = node.value
+            if not (isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value.strip()):
+                raise ValueError(f"{PLUGIN_NAME_ATTR} must be a plain string, the plugin's name")
+            name = value.value.strip()
+    return hooks or name is not None, name
+
+
+def _path_modules() -> list[tuple[str, Path, str | None]]:
+    """(plugin name, file, why it cannot load or None) for every plugin module or package in the
+    POSEZOO_PLUGINS_PATH folders (see :func:`declared_plugin`); other modules are left alone."""
     found = []
     for folder in os.environ.get(PATH_ENV, "").split(os.pathsep):
         if not folder:
             continue
         root = Path(folder).expanduser()
         if not root.is_dir():
-            found.append((root.name or str(root), root))
+            found.append((root.name or str(root), root, f"folder {root} on {PATH_ENV} does not exist"))
             continue
         for item in sorted(root.iterdir()):
-            if item.suffix == ".py" and not item.name.startswith("_"):
-                found.append((item.stem, item))
+            if item.suffix == ".py" and not item.name.startswith("_") and item.is_file():
+                stem, source = item.stem, item
             elif item.is_dir() and (item / "__init__.py").is_file():
-                found.append((item.name, item / "__init__.py"))
+                stem, source = item.name, item / "__init__.py"
+            else:
+                continue
+            try:
+                is_plugin, name = declared_plugin(source)
+            except (OSError, SyntaxError, ValueError) as exc:
+                found.append((stem, source, f"cannot read it: {_one_line(exc)}"))
+                continue
+            if is_plugin:
+                found.append((name or stem, source, None))
     return found
 
 
-def _import_path_module(name: str, path: Path) -> ModuleType:
-    if not path.exists():
-        raise FileNotFoundError(f"folder {path} on {PATH_ENV} does not exist")
-    mod_name = f"posezoo_local_plugins.{name}"
+def _import_path_module(path: Path, problem: str | None) -> ModuleType:
+    if problem is not None:
+        raise ImportError(problem)
+    stem = path.parent.name if path.name == "__init__.py" else path.stem
+    mod_name = f"posezoo_local_plugins.{stem}"
     spec = importlib.util.spec_from_file_location(
         mod_name, path, submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None
     )
@@ -101,8 +149,8 @@ def _candidates():
         origin = f"entry point of {dist.name}" if dist else f"entry point {ep.value}"
         version = dist.version if dist else "?"
         yield ep.name, origin, version, ep.load
-    for name, path in _path_modules():
-        yield name, str(path), None, (lambda n=name, p=path: _import_path_module(n, p))
+    for name, path, problem in _path_modules():
+        yield name, str(path), None, (lambda p=path, why=problem: _import_path_module(p, why))
 
 
 def load_plugins() -> LoadedPlugins:

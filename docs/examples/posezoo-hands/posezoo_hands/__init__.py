@@ -24,6 +24,7 @@ from posezoo_plugins.mediapipe_hands import hand_spec
 __version__ = "0.2.0"
 
 MODEL = "hands-lite-landmarks"
+__posezoo_plugin__ = "hands-lite-landmarks"  # its entry-point name, also when run from this folder (POSEZOO_PLUGINS_PATH)
 
 SPEC = hand_spec(MODEL, description="MediaPipe Hands: the full palm detector + the lite 21-keypoint hand landmark model")
 
