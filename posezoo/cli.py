@@ -54,6 +54,17 @@ MirrorOpt = typer.Option(
 OfflineOpt = typer.Option(
     False, "--offline", envvar="POSEZOO_OFFLINE", help="Never use the network; use only the cache or a local mirror."
 )
+QuietOpt = typer.Option(
+    False, "--quiet", "-q", help="No progress lines on stderr for downloads and conversions (errors still print)."
+)
+
+
+def _quiet(quiet: bool) -> None:
+    """``--quiet``: no progress lines, here or in the workers (which inherit the environment)."""
+    if quiet:
+        from posezoo.supply.progress import PROGRESS_ENV
+
+        os.environ[PROGRESS_ENV] = "0"
 
 
 def _zoo():
@@ -132,10 +143,12 @@ def run(
     ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Run MODEL on images, videos or a camera; with no input, on the bundled sample image.
 
     Several inputs (folders, repeated -i / -v) run on a process pool, one worker per core."""
+    _quiet(quiet)
     from posezoo.drivers.frames import PredictOptions
     from posezoo.drivers.many import run_many, wants_many
     from posezoo.drivers.run import RunOptions, run_model
@@ -200,11 +213,13 @@ def batch_cmd(
     ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Poses of whole data sets into Parquet: one row per person per frame, on this machine's cores or on Ray.
 
     Without --ray the local process pool runs it; with --ray, a Ray Data pipeline (pip install
     "posezoo[ray]"). The rows are the same either way; docs/scale.md shows how to read them."""
+    _quiet(quiet)
     from posezoo.drivers.batch import batch
 
     _zoo()
@@ -236,8 +251,10 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Time MODEL's video pipeline per stage, static and tracking, against its bare onnxruntime models."""
+    _quiet(quiet)
     from posezoo.drivers.bench import open_input, run_bench
 
     if image is not None and video is not None:
@@ -267,8 +284,10 @@ def eval_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Compare MODELs on a COCO keypoint annotation file and its images: AP, AP50, AP75, AR (pycocotools' COCOeval), PCK@0.2."""
+    _quiet(quiet)
     from posezoo.drivers.evaluate import evaluate, table, write_report
     from posezoo.io.sinks import check_writable
 
@@ -311,11 +330,13 @@ def serve_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Serve models over HTTP and WebSocket, with a webcam page at / (pip install "posezoo[serve]").
 
     Models are fetched, verified and converted at start, never at request time. Ctrl-C or SIGTERM
     drains the requests in flight and exits 0. See docs/serving.md."""
+    _quiet(quiet)
     from posezoo.serve import Limits, ServeConfig, parse_model_arg, serve
 
     _zoo()
@@ -486,8 +507,10 @@ def fetch(
     all_variants: bool = typer.Option(False, "--all-variants", help="Fetch every variant."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Download, verify and convert a model's files into the cache."""
+    _quiet(quiet)
     from posezoo.zoo.resolve import model_files
 
     # the registry alone: the cache verbs need no plugin (a model whose plugin is missing can be fetched)
