@@ -32,15 +32,16 @@ def test_first_run_prints_a_line_per_download_and_conversion_on_stderr(server, t
     assert out.is_file() and result.stdout == ""
     lines = result.stderr.splitlines()
     for name in LITE_FILES:
-        fetched = [l for l in lines if l.startswith(f"posezoo: fetching {name} (2.")]
-        converted = [l for l in lines if l.startswith(f"posezoo: converting {name} to ONNX ... done in ")]
-        assert len(fetched) == 1 and fetched[0].endswith(" s") and " done in " in fetched[0], result.stderr
+        fetched = [l for l in lines if l.startswith(f"posezoo: fetched {name} (2.")]
+        converted = [l for l in lines if l.startswith(f"posezoo: converted {name} to ONNX in ")]
+        assert len(fetched) == 1 and fetched[0].endswith(" s") and "MiB) in " in fetched[0], result.stderr
         assert len(converted) == 1 and converted[0].endswith(" s"), result.stderr
+    assert all(l.startswith("posezoo: ") for l in lines), result.stderr
     assert "\r" not in result.stderr  # no bar drawn into a log
 
     again = run_posezoo("run", *LITE, "-i", photo, "-s", out, "--no-display", "--offline",
                         env=posezoo_env(tmp_path), timeout=300)  # fmt: skip
-    assert again.returncode == 0 and "fetching" not in again.stderr and "converting" not in again.stderr, again.stderr
+    assert again.returncode == 0 and "fetched" not in again.stderr and "converted" not in again.stderr, again.stderr
 
 
 def test_quiet_prints_no_progress(server, tmp_path):
@@ -49,12 +50,14 @@ def test_quiet_prints_no_progress(server, tmp_path):
     assert result.stderr == "" and result.stdout.count(".onnx") == 2
 
 
-def test_a_failed_download_ends_its_progress_line(server, tmp_path):
-    server.inject(LITE_FILES[0], "404")
+def test_a_failed_download_prints_its_error_alone(server, tmp_path):
+    server.inject(LITE_FILES[1], "404")
     result = run_posezoo("fetch", *LITE, "--mirror", server.url, env=posezoo_env(tmp_path), timeout=120)
     line = one_line_error(result)
     assert result.returncode == 3 and "HTTP 404" in line
-    assert result.stderr.splitlines()[0] == f"posezoo: fetching {LITE_FILES[0]} (2.8 MiB) ... failed"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"posezoo: fetched {LITE_FILES[0]} (2.8 MiB) in "), result.stderr
+    assert lines[1] == line  # nothing for the file that failed but its error
 
 
 def _python(code: str, env: dict, stderr=subprocess.PIPE) -> subprocess.CompletedProcess:
@@ -66,11 +69,11 @@ def test_load_progress_none_follows_the_terminal_true_forces_it(server, tmp_path
     load = "import posezoo; posezoo.load('blazepose-full', 'lite', mirror={url!r}{extra}); print('loaded')"
     silent = _python(load.format(url=server.url, extra=""), posezoo_env(tmp_path / "a"))
     assert silent.returncode == 0 and silent.stdout == "loaded\n", silent.stderr
-    assert "fetching" not in silent.stderr and "converting" not in silent.stderr  # stderr is no terminal
+    assert "fetched" not in silent.stderr and "converted" not in silent.stderr  # stderr is no terminal
 
     forced = _python(load.format(url=server.url, extra=", progress=True"), posezoo_env(tmp_path / "b"))
     assert forced.returncode == 0 and forced.stdout == "loaded\n", forced.stderr
-    assert forced.stderr.count("posezoo: fetching ") == 2 and forced.stderr.count("to ONNX ... done in") == 2
+    assert forced.stderr.count("posezoo: fetched ") == 2 and forced.stderr.count("to ONNX in ") == 2
 
     env = posezoo_env(tmp_path / "c", POSEZOO_PROGRESS="0")  # what --quiet sets: over progress=True too
     quiet = _python(load.format(url=server.url, extra=", progress=True"), env)
@@ -110,7 +113,7 @@ def test_on_a_terminal_the_download_is_a_live_bar(server, tmp_path):
     assert out.count(".onnx") == 2 and "posezoo:" not in out
     for name in LITE_FILES:
         assert f"\rposezoo: fetching {name}: 100%" in tty, tty  # a bar redrawn in place (\r)
-        assert f"posezoo: converting {name} to ONNX ... done in " in tty, tty
+        assert f"posezoo: converting {name} to ONNX ...\r\x1b[Kposezoo: converted {name} to ONNX in " in tty, tty
 
     code, _, tty = _run_in_pty([sys.executable, "-m", "posezoo", "fetch", *LITE, "--all-variants", "-q",
                                 "--mirror", server.url], posezoo_env(tmp_path))  # fmt: skip

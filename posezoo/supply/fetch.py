@@ -467,7 +467,8 @@ class _Fetcher:
                 try:
                     # (a live bar on a terminal, see _write; elsewhere one line for the file)
                     note = self.progress and not _progress.live(self.progress)
-                    with _progress.step(note, f"fetching {entry.name} ({_progress.size_text(entry.size)})"):
+                    size = _progress.size_text(entry.size)
+                    with _progress.step(note, f"fetching {entry.name} ({size})", f"fetched {entry.name} ({size})"):
                         if isinstance(source, Path):
                             self._copy(entry, source)
                         else:

@@ -4,9 +4,10 @@
 
 - ``None`` (:func:`posezoo.load`'s default): on when stderr is a terminal, off otherwise;
 - ``True`` (what the command line passes): on. On a terminal a download is a live bar (tqdm) and a
-  conversion a line that ends in ``done in 3.2 s``; elsewhere (a log, a pipe) each file is one line,
-  ``posezoo: fetching NAME (2.8 MiB) ... done in 0.4 s`` / ``posezoo: converting NAME to ONNX ... done
-  in 3.2 s``, and nothing is printed for a file already in the cache;
+  conversion a line, ``posezoo: converting NAME to ONNX ...``, rewritten when it ends; elsewhere (a
+  log, a pipe) each file is one line once it is done, ``posezoo: fetched NAME (2.8 MiB) in 0.4 s`` /
+  ``posezoo: converted NAME to ONNX in 3.2 s``. Nothing is printed for a file already in the cache,
+  nor for a step that fails (its error line says why);
 - ``False``: off.
 
 ``$POSEZOO_PROGRESS`` decides over all three: ``0`` (what ``--quiet`` sets; workers inherit it) turns
@@ -59,20 +60,28 @@ def size_text(n: int | None) -> str:
 
 
 @contextmanager
-def step(progress: bool, text: str) -> Iterator[None]:
-    """One line on stderr for a step: ``posezoo: TEXT ...`` when it starts, completed with ``done in
-    3.2 s`` (or ``failed``) on the same line when it ends. ``progress``: already :func:`enabled`."""
+def step(progress: bool, doing: str, done: str) -> Iterator[None]:
+    """A line on stderr for a step (``progress``: already :func:`enabled`). Off a terminal: one line
+    when it ends well, ``posezoo: DONE in 3.2 s``, nothing when it fails (the error says why). On a
+    terminal: ``posezoo: DOING ...`` while it runs, rewritten in place into the line above when it ends
+    (and cleared when it fails)."""
     if not progress:
         yield
         return
+    tty = is_terminal()
     start = time.monotonic()
-    _write(f"posezoo: {text} ...")
+    if tty:
+        _write(f"posezoo: {doing} ...")
     try:
         yield
     except BaseException:
-        _write(" failed\n")
+        if tty:
+            _write(_CLEAR)
         raise
-    _write(f" done in {time.monotonic() - start:.1f} s\n")
+    _write(f"{_CLEAR if tty else ''}posezoo: {done} in {time.monotonic() - start:.1f} s\n")
+
+
+_CLEAR = "\r\x1b[K"  # back to the start of the line, erase it
 
 
 def _write(text: str) -> None:

@@ -133,7 +133,7 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
                 raise cache.write_error(exc, f"convert {entry.name}") from None
             # (attribute access on the package: loads the converter on first use)
             convert = getattr(sys.modules[__name__], fmt.converter)
-            with _progress.step(progress, f"converting {entry.name} to ONNX"):
+            with _progress.step(progress, f"converting {entry.name} to ONNX", f"converted {entry.name} to ONNX"):
                 if fmt.shards:
                     weights = {shard.name: cache.require_verified(shard) for shard in entry.shards}
                     convert(src, dst, weights=weights, model_name=entry.name)
