@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from posezoo.errors import InputError, PluginError
+from posezoo.errors import InputError, PluginError, UsageError
 from posezoo.inference.timing import NO_CLOCK
 
 # Best first. Each accelerator provider is only worth using when onnxruntime was built with it.
@@ -26,7 +26,8 @@ def available_device(device: str = "auto") -> list[str]:
     """The providers to ask onnxruntime for, best first (always ending with the CPU).
 
     ``device="auto"``: the best accelerator present (CUDA, CoreML, DirectML), else the CPU.
-    ``"cpu"`` / ``"cuda"`` force one; a missing CUDA provider raises :class:`InputError`.
+    ``"cpu"`` / ``"cuda"`` force one; an unknown device or a missing CUDA provider is a
+    :class:`UsageError` (a capability refusal, exit 2).
     """
     present = ort.get_available_providers()
     dev = device.lower()
@@ -34,10 +35,10 @@ def available_device(device: str = "auto") -> list[str]:
         best = [p for p in _ACCELERATED if p in present][:1]
         return best + ["CPUExecutionProvider"]
     if dev not in _FORCED:
-        raise InputError(f"unknown device {device!r}", "use 'auto', 'cpu' or 'cuda'")
+        raise UsageError(f"unknown device {device!r}", "use 'auto', 'cpu' or 'cuda'")
     want = _FORCED[dev]
     if want not in present:
-        raise InputError(
+        raise UsageError(
             f"device {device!r} is not available: this onnxruntime has {', '.join(present)}",
             "install onnxruntime-gpu with a matching CUDA, or use --device cpu",
         )
