@@ -74,6 +74,7 @@ EXIT_FOOTER = """\
 | 2 | also: a usage error (unknown option, bad value) |
 | 70 | internal error (a bug: set `POSEZOO_DEBUG=1` and report it) |
 | 130 | interrupted (Ctrl-C) |
+| 143 | terminated (SIGTERM: kill, timeout, docker stop) |
 """
 
 TYPE_NAMES = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path: "PATH", bool: "BOOLEAN"}
