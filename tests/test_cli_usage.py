@@ -162,3 +162,15 @@ def test_light_commands_import_no_heavy_module(tmp_path, args):
     assert result.returncode == 0, result.stderr
     loaded = result.stderr.strip().splitlines()[-1]
     assert loaded == "LOADED", (args, loaded)
+
+
+def test_the_opencv_constants_kept_for_a_light_import_are_opencvs():
+    """posezoo.inference.warp and .preprocess name OpenCV's constants without importing cv2."""
+    import cv2
+
+    from posezoo.inference import preprocess, warp
+
+    assert (warp.BORDER_CONSTANT, warp.BORDER_REPLICATE) == (cv2.BORDER_CONSTANT, cv2.BORDER_REPLICATE)
+    assert (warp.INTER_NEAREST, warp.INTER_LINEAR) == (cv2.INTER_NEAREST, cv2.INTER_LINEAR)
+    assert (preprocess.COLOR_BGR2RGB, preprocess.COLOR_BGRA2RGB, preprocess.COLOR_GRAY2RGB) == (
+        cv2.COLOR_BGR2RGB, cv2.COLOR_BGRA2RGB, cv2.COLOR_GRAY2RGB)

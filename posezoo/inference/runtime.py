@@ -11,7 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from posezoo.errors import InputError, PluginError, UsageError
 from posezoo.inference.timing import NO_CLOCK
@@ -29,6 +28,8 @@ def available_device(device: str = "auto") -> list[str]:
     ``"cpu"`` / ``"cuda"`` force one; an unknown device or a missing CUDA provider is a
     :class:`UsageError` (a capability refusal, exit 2).
     """
+    import onnxruntime as ort  # (on first use: `posezoo list` and --help load the plugins without it)
+
     present = ort.get_available_providers()
     dev = device.lower()
     if dev == "auto":
@@ -87,7 +88,7 @@ def session_threads() -> int:
     return int(raw)
 
 
-def session_options() -> ort.SessionOptions:
+def session_options() -> "onnxruntime.SessionOptions":  # noqa: F821
     """Tuned options: all graph optimizations, sequential execution, one intra-op thread per core
     (or ``$POSEZOO_THREADS``).
 
@@ -95,6 +96,8 @@ def session_options() -> ort.SessionOptions:
     idle session's spinning workers would otherwise keep the cores busy while the other one runs
     (measured: up to 3x slower per frame on 2 cores).
     """
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -142,6 +145,8 @@ class Session:
         self.path = Path(path)
         self.role = role or self.path.stem
         providers = available_device(device)
+        import onnxruntime as ort
+
         try:
             self._sess = ort.InferenceSession(str(self.path), sess_options=session_options(), providers=providers)
         except Exception as exc:  # onnxruntime raises several types; one line for the user
