@@ -650,7 +650,7 @@ _METAVARS = {
     # arguments
     "model": "MODEL", "models": "MODEL", "inputs": "INPUT", "dest": "DIR", "src": "FILE",
 }
-_COMMAND_METAVARS = {("batch", "out"): "DIR|URI", ("convert", "out"): "FILE"}
+_COMMAND_METAVARS = {("batch", "out"): "DIR|URI", ("convert", "out"): "FILE", ("bench", "video"): "FILE"}
 
 
 def _metavar(command_name: str, param, hints: dict) -> str:
