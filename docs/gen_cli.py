@@ -110,6 +110,7 @@ ENV_SECTION = """\
 | `REQUESTS_CA_BUNDLE` | A certificate bundle to trust for https downloads (a private certificate authority). |
 | `POSEZOO_CONVERT_TARGET` | Convert for this CPU target instead of the detected one: `avx512`, `avx2`, `avx`, `sse`, `nchwc16`, `nchwc8` or `nchw` (onnxruntime's NCHWc channel block; see docs/cache.md). |
 | `POSEZOO_THREADS` | onnxruntime threads per model (default: one per physical core; a worker of `--jobs N` uses cores / N). |
+| `POSEZOO_PROGRESS` | `0`: no progress lines for downloads and conversions (what `--quiet` sets); `1`: show them even when stderr is not a terminal (the Python API's default shows them only on a terminal; see docs/cache.md). |
 | `POSEZOO_DEBUG` | Show the traceback of an internal error. |
 """
 
@@ -117,6 +118,7 @@ EXIT_FOOTER = """\
 | 2 | also: a usage error (unknown option, bad value) |
 | 70 | internal error (a bug: set `POSEZOO_DEBUG=1` and report it) |
 | 130 | interrupted (Ctrl-C) |
+| 143 | terminated (SIGTERM: kill, timeout, docker stop) |
 """
 
 TYPE_NAMES = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path: "PATH", bool: "BOOLEAN"}

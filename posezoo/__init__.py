@@ -38,11 +38,15 @@ def load(
     device: str = "auto",
     mirror: str | None = None,
     offline: bool | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> "PoseModel":
     """Fetch (verified, converted) weights on first use and return a ready model of its family
     (a :class:`posezoo.inference.model.PoseModel`: ``predict``, ``tracker``, ``describe``). The name
-    and variant are resolved once (:meth:`posezoo.zoo.resolve.Zoo.resolve`), before anything is fetched."""
+    and variant are resolved once (:meth:`posezoo.zoo.resolve.Zoo.resolve`), before anything is fetched.
+
+    ``progress``: a line on stderr for each download (a live bar on a terminal) and each conversion
+    to ONNX, on first use only; None (the default): when stderr is a terminal; True: always; False:
+    never ($POSEZOO_PROGRESS=0 silences it too)."""
     from posezoo.zoo.resolve import get_zoo
 
     return get_zoo().resolve(name, variant).load(device=device, mirror=mirror, offline=offline, progress=progress)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import List, Optional
 
@@ -55,6 +56,25 @@ MirrorOpt = typer.Option(
 OfflineOpt = typer.Option(
     False, "--offline", envvar="POSEZOO_OFFLINE", help="Never use the network; use only the cache or a local mirror."
 )
+QuietOpt = typer.Option(
+    False, "--quiet", "-q", help="No progress lines on stderr for downloads and conversions (errors still print)."
+)
+
+
+def _quiet(quiet: bool) -> None:
+    """``--quiet``: no progress lines, here or in the workers (which inherit the environment)."""
+    if quiet:
+        from posezoo.supply.progress import PROGRESS_ENV
+
+        os.environ[PROGRESS_ENV] = "0"
+
+
+def _check_device(device: str) -> None:
+    """``--device`` refused before anything is fetched: an unknown name, or CUDA where onnxruntime has
+    none (a UsageError, exit 2)."""
+    from posezoo.inference.runtime import available_device
+
+    available_device(device)
 
 
 def _zoo():
@@ -140,10 +160,13 @@ def run(
     ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Run MODEL on images, videos or a camera; with no input, on the bundled sample image.
 
     Several inputs (folders, repeated -i / -v) run on a process pool, one worker per core."""
+    _quiet(quiet)
+    _check_device(device)
     from posezoo.drivers.frames import PredictOptions
     from posezoo.drivers.many import run_many, wants_many
     from posezoo.drivers.run import RunOptions, run_model
@@ -215,11 +238,16 @@ def batch_cmd(
     ),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Poses of whole data sets into Parquet: one row per person per frame, on this machine's cores or on Ray.
 
     Without --ray the local process pool runs it; with --ray, a Ray Data pipeline (pip install
-    "posezoo[ray]"). The rows are the same either way; docs/scale.md shows how to read them."""
+    "posezoo[ray]"). The rows are the same either way; read them with pandas.read_parquet(OUT) or
+    pyarrow.dataset.dataset(OUT)."""
+    _quiet(quiet)
+    if ray is None or ray == "local":  # (a cluster's workers may have the GPU this machine lacks)
+        _check_device(device)
     from posezoo.drivers.batch import batch
     from posezoo.io.sinks import refuse_stdout
 
@@ -253,8 +281,11 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Time MODEL's video pipeline per stage, static and tracking, against its bare onnxruntime models."""
+    _quiet(quiet)
+    _check_device(device)
     from posezoo.drivers.bench import open_input, run_bench
 
     if image is not None and video is not None:
@@ -284,11 +315,14 @@ def eval_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Compare MODELs on a COCO keypoint annotation file and its images: AP, AP50, AP75, AR (pycocotools' COCOeval), PCK@0.2.
 
     A COCO-WholeBody file (133 keypoints) is scored per part too: body, foot, face, left and right hand
     (each with its own sigmas), and whole-body AP over all 133."""
+    _quiet(quiet)
+    _check_device(device)
     from posezoo.drivers.evaluate import evaluate, report, table, write_report
     from posezoo.io.sinks import check_writable, data_stdout, data_stream, is_stdout, stdout_error
 
@@ -344,11 +378,16 @@ def serve_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: best onnxruntime provider present)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Serve models over HTTP and WebSocket, with a webcam page at / (pip install "posezoo[serve]").
 
     Models are fetched, verified and converted at start, never at request time. Ctrl-C or SIGTERM
-    drains the requests in flight and exits 0. See docs/serving.md."""
+    drains the requests in flight and exits 0. The server documents its API at /docs (OpenAPI at
+    /openapi.json)."""
+    _quiet(quiet)
+    if ray is None or ray == "local":  # (a cluster's workers may have the GPU this machine lacks)
+        _check_device(device)
     from posezoo.serve import Limits, ServeConfig, parse_model_arg, serve
 
     _zoo()
@@ -531,11 +570,13 @@ def fetch(
     all_variants: bool = typer.Option(False, "--all-variants", help="Fetch every variant (and print each one's files)."),
     mirror: Optional[str] = MirrorOpt,
     offline: bool = OfflineOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Download, verify and convert a model's files into the cache.
 
     Prints ROLE: PATH for each file of the variant; with --all-variants, VARIANT ROLE: PATH for each
     file of every variant."""
+    _quiet(quiet)
     from posezoo.supply.cache import Cache
     from posezoo.zoo.resolve import model_files
 
@@ -657,6 +698,63 @@ def _root(
     """Run pose-estimation models from a verified model zoo."""
 
 
+# What --help shows for each value: a word a user reads (PATH, N, 0..1), never a type name such as
+# <list[Path]> or <int range> (what newer typer releases print by default). By parameter name; else
+# by type (int: N, float: NUMBER, Path: PATH), else the name in capitals.
+_METAVARS = {
+    "input": "PATH", "video": "PATH|INDEX", "savepath": "PATH", "json_out": "PATH", "variant": "VARIANT",
+    "threshold": "0..1", "device": "auto|cpu|cuda", "coco": "FILE", "coco_ann": "FILE", "world_plot": "FILE",
+    "mirror": "URL|DIR", "ray": "ADDRESS", "image": "FILE", "ann": "FILE", "images": "DIR", "host": "HOST",
+    "port": "PORT", "api_key": "KEY", "max_body": "BYTES", "max_pixels": "PIXELS", "max_fps": "FPS",
+    "request_timeout": "SECONDS", "idle_timeout": "SECONDS", "drain_timeout": "SECONDS",
+    # arguments
+    "model": "MODEL", "models": "MODEL", "inputs": "INPUT", "dest": "DIR", "src": "FILE",
+}
+_COMMAND_METAVARS = {("batch", "out"): "DIR|URI", ("convert", "out"): "FILE", ("bench", "video"): "FILE"}
+
+
+def _metavar(command_name: str, param, hints: dict) -> str:
+    found = _COMMAND_METAVARS.get((command_name, param.name)) or _METAVARS.get(param.name)
+    if found:
+        return found
+    hint = hints.get(param.name)
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is typing.Union else []
+    hint = args[0] if len(args) == 1 else hint
+    hint = (typing.get_args(hint) or [hint])[0] if typing.get_origin(hint) in (list, tuple) else hint
+    return {int: "N", float: "NUMBER", Path: "PATH"}.get(hint, param.name.upper())
+
+
+def _readable_help(command, name: str = "posezoo") -> None:
+    """Give every parameter of the command tree a readable metavar (see _METAVARS); arguments show
+    as MODEL, [MODEL] or INPUT... in the usage line and without a type beside them."""
+    try:
+        hints = typing.get_type_hints(getattr(command, "callback", None)) if getattr(command, "callback", None) else {}
+    except Exception:  # (a hint that does not resolve: fall back to names)
+        hints = {}
+    for param in command.params:
+        if param.param_type_name == "option" and (param.metavar is not None or getattr(param, "is_flag", False)):
+            continue
+        metavar = param.metavar or _metavar(name, param, hints)
+        param.metavar = metavar
+        if param.param_type_name == "argument":
+            usage = (metavar if param.required else f"[{metavar}]") + ("..." if param.nargs != 1 else "")
+            # (typer >= 0.16 renders arguments itself, as {model} and model <str>; older releases use the metavar)
+            param._usage_display_name = lambda usage=usage: usage
+            param.display_type_rich = lambda ctx: None
+            param._rich_display_name = lambda metavar=metavar, many=param.nargs != 1: metavar + ("..." if many else "")
+    for sub_name, sub in (getattr(command, "commands", None) or {}).items():
+        _readable_help(sub, sub_name)
+
+
+def command():
+    """The click command tree of the app, as `posezoo` runs it (readable metavars)."""
+    import typer.main
+
+    tree = typer.main.get_command(app)
+    _readable_help(tree)
+    return tree
+
+
 def _click_exceptions():
     """(ClickException, Abort) of the click typer runs on (typer's own copy in newer releases)."""
     click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -681,6 +779,39 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
+def _command_path(argv: list[str] | None) -> str:
+    """``posezoo run`` for ``run -i``: the (sub)command the arguments name, for an error without one."""
+    tree, path = command(), ["posezoo"]
+    for token in sys.argv[1:] if argv is None else argv:
+        subs = getattr(tree, "commands", None) or {}
+        if token in subs:
+            tree = subs[token]
+            path.append(token)
+        elif not token.startswith("-"):
+            break
+    return " ".join(path)
+
+
+def _usage_error(exc, argv: list[str] | None = None) -> None:
+    """A click usage error (unknown option, bad or missing value) as one line, ``posezoo: error: WHAT
+    (see `posezoo COMMAND --help`)``, keeping click's "did you mean"; exit 2. Bare ``posezoo`` or
+    ``posezoo cache`` still print their help."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()
+        sys.exit(exc.exit_code)
+    message = " ".join(exc.format_message().split())
+    possibilities = getattr(exc, "possibilities", None)
+    if possibilities and getattr(exc, "option_name", None):  # click's NoSuchOption
+        message = f"no such option: {exc.option_name}; did you mean {' or '.join(sorted(possibilities))}?"
+    if message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    message = message.rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    where = getattr(ctx, "command_path", None) or _command_path(argv)
+    print(f"posezoo: error: {message} (see `{where} --help`)", file=sys.stderr)
+    sys.exit(exc.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors, no tracebacks for user errors, Ctrl-C is
     ``posezoo: interrupted`` (exit 130), SIGTERM ``posezoo: terminated`` (exit 143).
@@ -694,15 +825,14 @@ def main(argv: list[str] | None = None) -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # (an ignored SIGTERM stays ignored)
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        code = app(args=argv, prog_name="posezoo", standalone_mode=False)
+        code = command().main(args=argv, prog_name="posezoo", standalone_mode=False)
     except PosezooError as exc:
         print(f"posezoo: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, abort):
         _interrupted()
-    except click_exception as exc:  # a usage error: click's own message and exit code (2)
-        exc.show()
-        sys.exit(exc.exit_code)
+    except click_exception as exc:  # a usage error: one line, click's exit code (2)
+        _usage_error(exc, argv)
     except Exception as exc:  # a bug, not a user error: one line unless debugging
         from posezoo.errors import environment_error
 

@@ -56,11 +56,12 @@ class PluginError(PosezooError):
 
 
 class UsageError(PosezooError):
-    """An option the model cannot honour, or an argument out of range, refused before anything is read.
+    """An option the model or machine cannot honour, or an argument out of range, refused before anything is read.
 
     ``--max-poses`` over the model's limit, ``--segmentation`` on a model without that output, an
     unknown family option, a threshold outside [0, 1]: each is known from the model's spec and family,
-    so it is refused before anything is downloaded or read."""
+    so it is refused before anything is downloaded or read; so is ``--device cuda`` where onnxruntime
+    has no CUDA."""
 
     exit_code = 2
 
@@ -84,7 +85,7 @@ class ConvertError(PosezooError):
 
 
 class InputError(PosezooError):
-    """A missing or unreadable image, video or camera; an output path that cannot be written."""
+    """A missing or unreadable image, video or camera; an output path or cache folder (POSEZOO_HOME) that cannot be written."""
 
     exit_code = 5
 

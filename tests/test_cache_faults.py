@@ -16,7 +16,7 @@ from httpserver import home, mirror_dir  # noqa: F401  (pytest fixtures)
 from mirror import fetched_home
 from posezoo.supply.cache import Cache
 from posezoo.supply.convert import conversion_key, ensure_onnx
-from posezoo.errors import FetchError
+from posezoo.errors import FetchError, InputError
 from posezoo.supply.fetch import fetch_file, fetch_model
 from posezoo.supply.registry import FileEntry, build_registry
 from posezoo.zoo.resolve import model_files
@@ -125,7 +125,7 @@ def test_a_read_only_cache_still_serves_run_offline_list_and_verify(filled, tmp_
         fetch = run_posezoo("fetch", "blazepose-full", "--variant", "full", "--mirror", filled["mirror"], env=env,
                             timeout=120)  # fmt: skip
         line = one_line_error(fetch)
-        assert fetch.returncode == 3 and "read-only file system" in line and str(ro) in line
+        assert fetch.returncode == 5 and "read-only file system" in line and str(ro) in line
         assert "POSEZOO_HOME" in line  # the fix
 
         clear = run_posezoo("cache", "clear", env=env, timeout=120)
@@ -147,7 +147,7 @@ def test_verify_on_a_read_only_cache_reports_what_it_cannot_remove(filled, tmp_p
         result = run_posezoo("cache", "verify", env=posezoo_env(tmp_path, POSEZOO_HOME=str(ro)), timeout=120)
         assert result.returncode == 1 and f"posezoo: corrupt file: {DETECTOR.name}: digest mismatch" in result.stderr
         assert "Traceback" not in result.stderr
-        with pytest.raises(FetchError, match="cannot convert .* is on a read-only file system"):
+        with pytest.raises(InputError, match="cannot convert .* is on a read-only file system"):
             ensure_onnx(LITE, Cache(ro), progress=False)  # the changed .onnx is never run
 
 
@@ -174,6 +174,6 @@ def test_posezoo_home_that_is_a_file(tmp_path, mirror_dir):
                  ("cache", "clear"), ("run", "blazepose-full", "--offline", "--no-display")):
         result = run_posezoo(*args, env=env, cwd=tmp_path, timeout=120)
         line = one_line_error(result)
-        assert result.returncode == 3, (args, result.stderr)
+        assert result.returncode == 5, (args, result.stderr)  # an input/output error
         assert f"POSEZOO_HOME {home_file} is a file, not a folder" in line and "set POSEZOO_HOME to a folder" in line
     assert home_file.read_text() == "not a folder"

@@ -26,7 +26,7 @@ PACKAGE = REPO / "posezoo"
 LAYERS: list[set[str]] = [
     {"posezoo.errors", "posezoo.version"},
     # the supply chain
-    {"posezoo.supply", "posezoo.supply.hashes", "posezoo.supply.atomic"},
+    {"posezoo.supply", "posezoo.supply.hashes", "posezoo.supply.atomic", "posezoo.supply.progress"},
     {"posezoo.supply.archive"},  # reading a member out of a .zip / .tar.gz (no writing, no registry)
     {"posezoo.supply.formats"},  # the format table: names converters, imports none
     {"posezoo.supply.registry"},

@@ -138,10 +138,10 @@ def test_spec_mismatch_is_a_plugin_error(converted_models):
 def test_runtime_devices(converted_models):
     assert available_device("cpu") == ["CPUExecutionProvider"]
     assert available_device("auto")[-1] == "CPUExecutionProvider"
-    with pytest.raises(InputError, match="unknown device"):
+    with pytest.raises(UsageError, match="unknown device"):
         available_device("tpu")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(InputError, match="'cuda' is not available"):
+        with pytest.raises(UsageError, match="'cuda' is not available"):
             available_device("cuda")
     s = Session(converted_models["detector"], "cpu")
     assert s.provider == "CPUExecutionProvider" and s.input_shape == [1, 224, 224, 3]

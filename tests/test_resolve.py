@@ -237,7 +237,16 @@ def test_refusals_come_before_anything_is_downloaded_or_read(tmp_path, network):
          "has no segmentation output"),  # the many-input path, before it lists any input
         (("batch", "movenet-lightning", photos, "--out", "parquet", "--threshold", "-0.1"), "threshold must be in [0, 1]"),
         (("eval", "movenet-lightning", "--ann", "no.json", "--images", photos, "--threshold", "nan"), "threshold must be"),
+        (("run", "movenet-lightning", "--device", "tpu"), "unknown device 'tpu'"),
+        (("bench", "movenet-lightning", "--device", "tpu"), "unknown device 'tpu'"),
+        (("batch", "movenet-lightning", photos, "--out", "parquet", "--device", "tpu"), "unknown device 'tpu'"),
     ]
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():  # (a refusal only without CUDA)
+        cases.append((("run", "movenet-lightning", "--device", "cuda"), "device 'cuda' is not available"))
+        cases.append((("eval", "movenet-lightning", "--ann", "no.json", "--images", photos, "--device", "cuda"),
+                      "device 'cuda' is not available"))
     before = sorted(p.name for p in tmp_path.iterdir())
     for args, says in cases:
         more = ("--no-display",) if args[0] == "run" else ()

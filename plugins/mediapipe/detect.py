@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from posezoo_plugins.mediapipe.anchors import generate_anchors
 from posezoo.inference.numeric import sigmoid
 from posezoo.inference.preprocess import Roi, crop, crop_to_image_matrix, letterbox_roi, to_tensor  # noqa: F401  (letterbox_roi re-exported)
+from posezoo.inference.warp import BORDER_CONSTANT
 from posezoo.inference.tracking import box_iou
 from posezoo_plugins.mediapipe.spec import DetectorSpec
 
@@ -140,7 +140,7 @@ class DetectorStage:
         Returns (tensor, padding)."""
         h, w = self.spec.input_size
         roi, padding = letterbox_roi(image_rgb.shape[1], image_rgb.shape[0], h, w)
-        crop(image_rgb, roi, (h, w), border=cv2.BORDER_CONSTANT, out=self._pixels, pixel_centers=self.pixel_centers)
+        crop(image_rgb, roi, (h, w), border=BORDER_CONSTANT, out=self._pixels, pixel_centers=self.pixel_centers)
         return to_tensor(self._pixels, self.spec.input_range, self._tensor), padding
 
     def preprocess_roi(self, image_rgb: np.ndarray, roi: Roi) -> tuple[np.ndarray, Roi]:
@@ -149,7 +149,7 @@ class DetectorStage:
         ROI cropped)."""
         h, w = self.spec.input_size
         roi = pad_roi(roi, h / w)
-        crop(image_rgb, roi, (h, w), border=cv2.BORDER_CONSTANT, out=self._pixels, pixel_centers=self.pixel_centers)
+        crop(image_rgb, roi, (h, w), border=BORDER_CONSTANT, out=self._pixels, pixel_centers=self.pixel_centers)
         return to_tensor(self._pixels, self.spec.input_range, self._tensor), roi
 
     def postprocess_roi(

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from posezoo.inference.numeric import sigmoid  # noqa: F401  (re-exported)
@@ -146,6 +145,8 @@ def mask_to_image(logits: np.ndarray, roi: Roi, image_size: tuple[int, int]) -> 
     seg = seg.reshape(seg.shape[-3], seg.shape[-2]) if seg.ndim >= 3 else seg
     prob = sigmoid(seg).astype(np.float32)
     fwd = crop_to_image_matrix(roi, prob.shape)
+    import cv2  # (on first use: `posezoo list` and --help load this plugin without OpenCV)
+
     return cv2.warpAffine(prob, fwd, image_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 

@@ -16,13 +16,14 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-import cv2
 import numpy as np
 
 from posezoo.errors import InputError
-from posezoo.inference.warp import warp_affine
+from posezoo.inference.warp import BORDER_CONSTANT, BORDER_REPLICATE, INTER_NEAREST, warp_affine
 
-_TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
+# OpenCV's values of its colour conversions (cv2 is imported on first use, see posezoo.inference.warp)
+COLOR_BGR2RGB, COLOR_BGRA2RGB, COLOR_GRAY2RGB = 4, 3, 8
+_TO_RGB = {1: COLOR_GRAY2RGB, 3: COLOR_BGR2RGB, 4: COLOR_BGRA2RGB}
 
 
 def to_rgb(image_bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -38,6 +39,8 @@ def to_rgb(image_bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     shape = image_bgr.shape[:2] + (3,)
     if out is None or out.shape != shape:
         out = np.empty(shape, np.uint8)
+    import cv2
+
     return cv2.cvtColor(image_bgr, _TO_RGB[channels], dst=out)
 
 
@@ -93,7 +96,7 @@ def crop(
     roi: Roi,
     size: tuple[int, int],
     *,
-    border: int = cv2.BORDER_REPLICATE,
+    border: int = BORDER_REPLICATE,
     out: np.ndarray | None = None,
     pixel_centers: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +116,8 @@ def crop(
     if pixel_centers:
         fwd[:, 2] += fwd[:, :2] @ (0.5, 0.5) - 0.5
     res = warp_affine(image, fwd, tuple(size), border=border, out=out)
+    import cv2
+
     return res, cv2.invertAffineTransform(fwd)
 
 
@@ -214,13 +219,15 @@ class SampleGrid:
         """The left neighbours of every sample, top row then bottom row, (2h, w * C); and the right ones."""
         h, w = self.wy.shape[0], self.wx.shape[0]
         if self.map_x is not None:  # the rows above and below (memory copies), then their columns
+            import cv2
+
             both = np.empty((2 * h, 2 * w, *image.shape[2:]), image.dtype)
             keep_rows = _row_map(h, 2 * w)
             for k in (0, 1):
                 rows = np.take(image, self.y01[k], axis=0)
-                cv2.remap(rows, self.map_x, keep_rows, cv2.INTER_NEAREST, dst=both[k * h : (k + 1) * h])
+                cv2.remap(rows, self.map_x, keep_rows, INTER_NEAREST, dst=both[k * h : (k + 1) * h])
             if swap_rb:
-                cv2.cvtColor(both, cv2.COLOR_BGR2RGB, dst=both)
+                cv2.cvtColor(both, COLOR_BGR2RGB, dst=both)
             return both[:, :w].reshape(2 * h, -1), both[:, w:].reshape(2 * h, -1)
         picked = image[self.y01.reshape(-1)][:, self.x01.reshape(-1)]  # (2h, 2w, ...)
         if swap_rb:
@@ -317,13 +324,15 @@ def crop_and_resize_warp(
         return exact if out is not None else exact.astype(image.dtype)
     (ay, sy), (ax, sx) = _box_axes(box, (h, w), size)
     to_source = np.array([[sx, 0.0, ax], [0.0, sy, ay]])
-    warped = warp_affine(image, to_source, (out_h, out_w), border=cv2.BORDER_CONSTANT)
+    warped = warp_affine(image, to_source, (out_h, out_w), border=BORDER_CONSTANT)
     if warped.ndim == 2:
         warped = warped[:, :, None]
     if swap_rb:
         if warped.shape[2] != 3:
             raise ValueError(f"swap_rb needs a 3-channel image, got {warped.shape[2]} channel(s)")
-        cv2.cvtColor(warped, cv2.COLOR_BGR2RGB, dst=warped)
+        import cv2
+
+        cv2.cvtColor(warped, COLOR_BGR2RGB, dst=warped)
     if out is None:
         return warped
     if out.shape != warped.shape:

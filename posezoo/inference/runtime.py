@@ -14,9 +14,8 @@ from typing import Union
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from posezoo.errors import InputError, PluginError
+from posezoo.errors import InputError, PluginError, UsageError
 from posezoo.inference.timing import NO_CLOCK
 
 # Best first. Each accelerator provider is only worth using when onnxruntime was built with it.
@@ -29,18 +28,21 @@ def available_device(device: str = "auto") -> list[str]:
     """The providers to ask onnxruntime for, best first (always ending with the CPU).
 
     ``device="auto"``: the best accelerator present (CUDA, CoreML, DirectML), else the CPU.
-    ``"cpu"`` / ``"cuda"`` force one; a missing CUDA provider raises :class:`InputError`.
+    ``"cpu"`` / ``"cuda"`` force one; an unknown device or a missing CUDA provider is a
+    :class:`UsageError` (a capability refusal, exit 2).
     """
+    import onnxruntime as ort  # (on first use: `posezoo list` and --help load the plugins without it)
+
     present = ort.get_available_providers()
     dev = device.lower()
     if dev == "auto":
         best = [p for p in _ACCELERATED if p in present][:1]
         return best + ["CPUExecutionProvider"]
     if dev not in _FORCED:
-        raise InputError(f"unknown device {device!r}", "use 'auto', 'cpu' or 'cuda'")
+        raise UsageError(f"unknown device {device!r}", "use 'auto', 'cpu' or 'cuda'")
     want = _FORCED[dev]
     if want not in present:
-        raise InputError(
+        raise UsageError(
             f"device {device!r} is not available: this onnxruntime has {', '.join(present)}",
             "install onnxruntime-gpu with a matching CUDA, or use --device cpu",
         )
@@ -89,7 +91,7 @@ def session_threads() -> int:
     return int(raw)
 
 
-def session_options() -> ort.SessionOptions:
+def session_options() -> "onnxruntime.SessionOptions":  # noqa: F821
     """Tuned options: all graph optimizations, sequential execution, one intra-op thread per core
     (or ``$POSEZOO_THREADS``).
 
@@ -97,6 +99,8 @@ def session_options() -> ort.SessionOptions:
     idle session's spinning workers would otherwise keep the cores busy while the other one runs
     (measured: up to 3x slower per frame on 2 cores).
     """
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -168,6 +172,8 @@ class Session:
         self.path = Path(path)
         self.role = role or self.path.stem
         providers = available_device(device)
+        import onnxruntime as ort
+
         try:
             self._sess = ort.InferenceSession(str(self.path), sess_options=session_options(), providers=providers)
         except Exception as exc:  # onnxruntime raises several types; one line for the user

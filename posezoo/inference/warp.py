@@ -43,7 +43,6 @@ import threading
 from collections import OrderedDict
 from threading import Lock
 
-import cv2
 import numpy as np
 
 INTER_BITS = 5  # positions in 1/32 pixel
@@ -52,7 +51,10 @@ AB_BITS = 10  # the affine terms in 1/1024 pixel
 REMAP_COEF_BITS = 15  # 8-bit weights: 2^15 in all
 _ROUND_DELTA = 1 << (AB_BITS - INTER_BITS - 1)  # 16: 1/64 pixel, rounds 1/1024 to the nearest 1/32
 _INT16 = 32767  # cv2.remap's coordinates (and image sides) stay below this
-BORDERS = (cv2.BORDER_REPLICATE, cv2.BORDER_CONSTANT)
+# OpenCV's values of its constants (cv2 itself is imported on first use: `posezoo list` and --help need none of it)
+BORDER_CONSTANT, BORDER_REPLICATE = 0, 1  # cv2.BORDER_CONSTANT, cv2.BORDER_REPLICATE
+INTER_NEAREST, INTER_LINEAR = 0, 1  # cv2.INTER_NEAREST, cv2.INTER_LINEAR
+BORDERS = (BORDER_REPLICATE, BORDER_CONSTANT)
 
 
 def cv_round(values) -> np.ndarray:
@@ -231,7 +233,7 @@ def _remap_numpy(image: np.ndarray, xy: np.ndarray, fxy: np.ndarray, border: int
     r0, r1 = np.clip(sy, 0, h - 1) * w, np.clip(sy + 1, 0, h - 1) * w
     floats = src.dtype == np.float32
     weights = (FLOAT_TABLE if floats else FIXED_TABLE)[fxy.reshape(-1)]  # (n, 4)
-    if border == cv2.BORDER_CONSTANT:
+    if border == BORDER_CONSTANT:
         x0_in, x1_in = (sx >= 0) & (sx < w), (sx >= -1) & (sx < w - 1)
         y0_in, y1_in = (sy >= 0) & (sy < h), (sy >= -1) & (sy < h - 1)
         weights = weights * np.stack([y0_in & x0_in, y0_in & x1_in, y1_in & x0_in, y1_in & x1_in], axis=1)
@@ -251,7 +253,7 @@ def remap(
     xy: np.ndarray,
     fxy: np.ndarray,
     *,
-    border: int = cv2.BORDER_REPLICATE,
+    border: int = BORDER_REPLICATE,
     out: np.ndarray | None = None,
     engine: str = "auto",
 ) -> np.ndarray:
@@ -275,7 +277,9 @@ def remap(
         return out
     if engine == "numpy":
         return _remap_numpy(image, xy, fxy, border, out)
-    res = cv2.remap(image, xy, fxy, cv2.INTER_LINEAR, dst=out, borderMode=border, borderValue=0)
+    import cv2
+
+    res = cv2.remap(image, xy, fxy, INTER_LINEAR, dst=out, borderMode=border, borderValue=0)
     return res.reshape(shape)
 
 
@@ -289,7 +293,7 @@ def warp_affine(
     matrix,
     size: tuple[int, int],
     *,
-    border: int = cv2.BORDER_REPLICATE,
+    border: int = BORDER_REPLICATE,
     out: np.ndarray | None = None,
     cache: bool = True,
     engine: str = "auto",

@@ -76,7 +76,7 @@ from posezoo.supply.atomic import (
     process_alive,
     write_atomically,
 )
-from posezoo.errors import FetchError, InputError, shorten
+from posezoo.errors import FetchError, InputError, PosezooError, shorten
 from posezoo.supply import formats
 from posezoo.supply.hashes import READ_CHUNK, file_digest, new_hasher
 
@@ -561,7 +561,7 @@ class Cache:
 
     # ---- errors
 
-    def write_error(self, exc: OSError, doing: str) -> FetchError:
+    def write_error(self, exc: OSError, doing: str) -> PosezooError:
         """The one-line error for an OSError met while writing to the cache (``doing``: "store x")."""
         self.check_home()
         where = f"the cache {self.root}"
@@ -569,24 +569,34 @@ class Cache:
         if isinstance(exc, UnsafeFile):
             return FetchError(f"cannot {doing}: {exc.filename} is {exc.what}; posezoo never follows links or "
                               "writes through them in its cache", "remove it, or run `posezoo cache verify`")
-        if exc.errno == errno.EROFS:
-            return FetchError(f"cannot {doing}: {where} is on a read-only file system", fix)
+        if exc.errno == errno.EROFS:  # (the folder, not a download: an input/output error, exit 5)
+            return InputError(f"cannot {doing}: {where} is on a read-only file system", fix)
         if exc.errno in (errno.EACCES, errno.EPERM):
-            return FetchError(f"cannot {doing}: no permission to write in {where}", fix)
+            return InputError(f"cannot {doing}: no permission to write in {where}", fix)
         if exc.errno == errno.ENOSPC:
             return FetchError(f"cannot {doing}: the disk of {where} is full",
                               f"free some space, or set {HOME_ENV} to a folder on a larger disk")
         return FetchError(f"cannot {doing} in {where}: {exc.strerror or exc}", fix)
 
     def check_home(self) -> None:
-        """A FetchError when the cache folder (or a folder above it) exists but is not a folder."""
+        """An InputError (exit 5, an input/output error) when the cache folder cannot be one: it, or a
+        folder above it, is a file, or a folder above it cannot be entered."""
+        fix = f"set {HOME_ENV} to a folder you can write (or unset it for the default cache)"
         for p in (self.root, *self.root.parents):
-            if p.exists() or p.is_symlink():
-                if not p.is_dir():
+            try:
+                st = os.stat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                if p.is_symlink():  # (a link to nothing)
                     what = f"{HOME_ENV} {self.root}" if p == self.root else f"the cache {self.root}: {p}"
-                    raise FetchError(f"{what} is a file, not a folder",
-                                     f"set {HOME_ENV} to a folder (or unset it for the default cache)")
-                return
+                    raise InputError(f"{what} is a link to nothing, not a folder", fix) from None
+                continue  # (missing, or under a file: a folder above says which)
+            except OSError as exc:  # (EACCES: a folder above cannot be entered)
+                raise InputError(f"the cache {self.root}: cannot enter {p.parent} ({exc.strerror or exc})",
+                                 f"{fix}, or give yourself access to {p.parent}") from None
+            if not stat.S_ISDIR(st.st_mode):
+                what = f"{HOME_ENV} {self.root}" if p == self.root else f"the cache {self.root}: {p}"
+                raise InputError(f"{what} is a file, not a folder", fix)
+            return
 
     # ---- verified files
 

@@ -69,7 +69,7 @@ from tqdm import tqdm
 from posezoo.version import __version__
 from posezoo.supply.cache import Cache
 from posezoo.errors import FetchError, shorten
-from posezoo.supply import formats
+from posezoo.supply import formats, progress as _progress
 from posezoo.supply.archive import ArchiveError
 from posezoo.supply.hashes import READ_CHUNK, file_digest, hash_into, iter_file, new_hasher
 from posezoo.supply.registry import FileEntry, ModelEntry, Variant
@@ -94,6 +94,7 @@ CONNECT_TIMEOUT = 10  # seconds
 MAX_REDIRECTS = 10
 CHUNK = 1 << 16
 MIRROR_FIX = "use --mirror DIR / POSEZOO_MIRROR"
+MAX_URL = 600  # characters of a URL quoted whole in a message (see _full_url)
 RESUME_FIX = "run the same command again to resume it"
 
 
@@ -203,14 +204,28 @@ class _Refused(Exception):
         self.keep = keep
 
 
-def _unreachable(entry: FileEntry, url: str, reason: str) -> FetchError:
+def _full_url(url: str) -> str:
+    """A URL for a message, whole (one line, even if long: it must be copied to fetch the file
+    elsewhere); only a URL past ``MAX_URL`` characters, which no registry or mirror gives, is cut."""
+    return shorten(url, MAX_URL)
+
+
+def _unreachable(entry: FileEntry, url: str, reason: str, model: str | None = None, mirrored: bool = False) -> FetchError:
+    info = f"`posezoo info {model}`" if model else "`posezoo info MODEL`"
+    if mirrored:
+        fix = f"check the connection and the --mirror URL (or {MIRROR_ENV}), or --offline with the files already in the cache"
+    else:
+        fix = (f"check the connection; or download the file elsewhere into a folder and give it with --mirror DIR "
+               f"(or {MIRROR_ENV}=DIR; {info} lists every file's URL, `posezoo cache export DIR` writes a "
+               "mirror of a cache that has them); or --offline with the files already in the cache")
     return FetchError(
-        f"cannot download {entry.name} from {shorten(url)}: the network is unreachable ({_host(url)}: {reason})",
-        f"check the connection, or {MIRROR_FIX}, or --offline with the files already in the cache",
+        f"cannot download {entry.name} from {_full_url(url)}: the network is unreachable ({_host(url)}: {reason})", fix
     )
 
 
-def _transport_error(entry: FileEntry, url: str, exc: requests.RequestException, wait: float) -> Exception:
+def _transport_error(
+    entry: FileEntry, url: str, exc: requests.RequestException, wait: float, model: str | None = None, mirrored: bool = False
+) -> Exception:
     """What a failed request means: a _Refused (TLS, bad URL) or a _Transient (network, timeout)."""
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
@@ -223,7 +238,7 @@ def _transport_error(entry: FileEntry, url: str, exc: requests.RequestException,
             reason = re.search(r"SSLError\((.*)\)\)", text)
             what = f"the TLS handshake with {_host(url)} failed ({shorten(reason.group(1) if reason else text, 120)})"
             fix = f"check that the URL is right and that the server speaks https; or {MIRROR_FIX}"
-        return _Refused(FetchError(f"cannot download {entry.name} from {shorten(url)}: {what}", fix))
+        return _Refused(FetchError(f"cannot download {entry.name} from {_full_url(url)}: {what}", fix))
     if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
                         requests.exceptions.MissingSchema)):
         return _Refused(FetchError(f"cannot download {entry.name}: {shorten(url)} is not a valid http(s) URL",
@@ -236,9 +251,9 @@ def _transport_error(entry: FileEntry, url: str, exc: requests.RequestException,
             f"check that {_host(url)} serves http(s) at that port (the URL may name another service); or {MIRROR_FIX}",
         ))
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return _Transient(_unreachable(entry, url, f"no connection within {CONNECT_TIMEOUT} s"))
+        return _Transient(_unreachable(entry, url, f"no connection within {CONNECT_TIMEOUT} s", model, mirrored))
     if isinstance(exc, requests.Timeout):
-        return _Transient(_unreachable(entry, url, f"connected, but no answer within {wait:g} s"))
+        return _Transient(_unreachable(entry, url, f"connected, but no answer within {wait:g} s", model, mirrored))
     low = text.lower()
     if any(s in low for s in ("name or service", "nameresolution", "getaddrinfo", "nodename", "name resolution")):
         reason = "DNS lookup failed"
@@ -248,7 +263,7 @@ def _transport_error(entry: FileEntry, url: str, exc: requests.RequestException,
         reason = "the server closed the connection without an answer"
     else:
         reason = type(exc).__name__
-    return _Transient(_unreachable(entry, url, reason))
+    return _Transient(_unreachable(entry, url, reason, model, mirrored))
 
 
 def _malformed_reply(exc: BaseException) -> BaseException | None:
@@ -270,7 +285,7 @@ def _malformed_reply(exc: BaseException) -> BaseException | None:
 
 def _interrupted(entry: FileEntry, url: str, got: int, total: int | None, why: str) -> FetchError:
     of = f" of {total}" if total else ""
-    return FetchError(f"download of {entry.name} from {shorten(url)} stopped after {got}{of} bytes ({why})", RESUME_FIX)
+    return FetchError(f"download of {entry.name} from {_full_url(url)} stopped after {got}{of} bytes ({why})", RESUME_FIX)
 
 
 def _http_error(entry: FileEntry, url: str, resp: requests.Response) -> FetchError:
@@ -279,7 +294,7 @@ def _http_error(entry: FileEntry, url: str, resp: requests.Response) -> FetchErr
     else:
         fix = f"the file may have moved: check the registry entry, or {MIRROR_FIX}"
     reason = shorten(resp.reason or "", 60)
-    return FetchError(f"cannot download {entry.name}: {shorten(url)} answered HTTP {resp.status_code} {reason}", fix)
+    return FetchError(f"cannot download {entry.name}: {_full_url(url)} answered HTTP {resp.status_code} {reason}", fix)
 
 
 def _redirect_error(entry: FileEntry, url: str, what: str) -> _Refused:
@@ -321,7 +336,8 @@ def _offline(entry: FileEntry, model: str | None) -> FetchError:
     who = f" (model {model})" if model else ""
     return FetchError(
         f"{entry.name}{who} is not in the cache and posezoo is offline",
-        f"run `posezoo fetch {model or 'MODEL'}` while online, or {MIRROR_FIX} with a folder that has {entry.name}",
+        f"run `posezoo fetch {model or 'MODEL'}` while online, or {MIRROR_FIX} with a folder that has {entry.name} "
+        f"(`posezoo info {model or 'MODEL'}` shows its URL)",
     )
 
 
@@ -364,7 +380,7 @@ class _Pace:
     def too_slow(self, entry: FileEntry, url: str, got: int, total: int | None, moved: int, elapsed: float) -> _Transient:
         of = f" of {total}" if total else ""
         return _Transient(FetchError(
-            f"download of {entry.name} from {shorten(url)} is too slow: {moved} bytes in the last {elapsed:.0f} s "
+            f"download of {entry.name} from {_full_url(url)} is too slow: {moved} bytes in the last {elapsed:.0f} s "
             f"(the minimum is {self.min_speed:g} bytes/s over {self.window:g} s); stopped after {got}{of} bytes, "
             "the part is kept",
             f"{RESUME_FIX}; or {MIRROR_FIX}; or lower {MIN_SPEED_ENV} / raise {SPEED_WINDOW_ENV}",
@@ -373,7 +389,7 @@ class _Pace:
     def past_deadline(self, entry: FileEntry, url: str, got: int, total: int | None) -> _Refused:
         of = f" of {total}" if total else ""
         return _Refused(FetchError(
-            f"download of {entry.name} from {shorten(url)} did not finish within {self.deadline:g} s; "
+            f"download of {entry.name} from {_full_url(url)} did not finish within {self.deadline:g} s; "
             f"stopped after {got}{of} bytes, the part is kept",
             f"{RESUME_FIX}; or raise {DEADLINE_ENV} (0: no deadline); or {MIRROR_FIX}",
         ), keep=True)
@@ -410,7 +426,7 @@ class _Fetcher:
         self.cache = cache or Cache()
         self.mirror = (mirror if mirror is not None else os.environ.get(MIRROR_ENV, "")).strip() or None
         self.offline = _env_flag(OFFLINE_ENV) if offline is None else offline
-        self.progress = progress
+        self.progress = _progress.enabled(progress)
         self.tries = max(1, int(_env_number(RETRIES_ENV)))
         self.backoff = _env_number(BACKOFF_ENV)
         self.min_speed = _env_number(MIN_SPEED_ENV)
@@ -420,6 +436,7 @@ class _Fetcher:
         # plain http is allowed only where the user asked for it: an http mirror
         self.allow_http = bool(self.mirror) and _scheme(self.mirror) == "http"
         self._session: requests.Session | None = None
+        self.model: str | None = None  # the model whose file is being fetched (for messages)
 
     def __enter__(self) -> _Fetcher:
         return self
@@ -439,6 +456,7 @@ class _Fetcher:
 
     def fetch(self, entry: FileEntry, model: str | None = None) -> Path:
         """The cached file, fetched and verified first when it is not there."""
+        self.model = model or self.model
         if self.cache.is_cached(entry):
             return self.cache.path(entry)
         if entry.archive is not None:
@@ -447,10 +465,14 @@ class _Fetcher:
             if not self.cache.is_cached(entry):  # another process may have fetched it meanwhile
                 source = self._source(entry, model)
                 try:
-                    if isinstance(source, Path):
-                        self._copy(entry, source)
-                    else:
-                        self._download(entry, source)
+                    # (a live bar on a terminal, see _write; elsewhere one line for the file)
+                    note = self.progress and not _progress.live(self.progress)
+                    size = _progress.size_text(entry.size)
+                    with _progress.step(note, f"fetching {entry.name} ({size})", f"fetched {entry.name} ({size})"):
+                        if isinstance(source, Path):
+                            self._copy(entry, source)
+                        else:
+                            self._download(entry, source)
                 except _Refused as exc:
                     if not exc.keep:
                         self._drop(entry)
@@ -561,7 +583,7 @@ class _Fetcher:
                     seen[-1], headers=headers, stream=True, timeout=(CONNECT_TIMEOUT, wait), allow_redirects=False
                 )
             except requests.RequestException as exc:
-                raise _transport_error(entry, seen[-1], exc, wait) from None
+                raise _transport_error(entry, seen[-1], exc, wait, self.model, bool(self.mirror)) from None
             except ValueError:  # (a URL urllib3 cannot parse, past requests' own checks)
                 raise _Refused(FetchError(f"cannot download {entry.name}: {shorten(seen[-1])} is not a valid "
                                           "http(s) URL", "check the mirror URL or the registry entry")) from None
@@ -659,9 +681,9 @@ class _Fetcher:
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
-            desc=entry.name,
+            desc=f"posezoo: fetching {entry.name}",
             file=sys.stderr,
-            disable=not (self.progress and sys.stderr.isatty()),
+            disable=not _progress.live(self.progress),
         )
         with bar, self.cache.part_file(entry) as f:
             if hasher is not None and offset:
@@ -688,7 +710,7 @@ class _Fetcher:
         if actual != entry.digest:
             self.cache.drop_partial(entry)
             raise FetchError(
-                f"{entry.name} from {shorten(url)} is not the registry's file: expected {entry.digest}, got {actual}",
+                f"{entry.name} from {_full_url(url)} is not the registry's file: expected {entry.digest}, got {actual}",
                 "the bytes were deleted; the source is corrupt or changed: try again, use another mirror, "
                 "or check the registry's digest",
             )

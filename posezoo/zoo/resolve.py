@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from posezoo.supply.cache import Cache
-from posezoo.supply.convert import ensure_onnx
 from posezoo.errors import PluginError, UsageError, shorten
-from posezoo.supply.fetch import fetch_model
 from posezoo.inference.model import Capabilities, Family, PoseModel
 from posezoo.zoo.plugins import LoadedPlugins, load_plugins
 from posezoo.supply.registry import ModelEntry, Registry, Variant, build_registry
@@ -75,10 +73,12 @@ class Resolution:
         device: str = "auto",
         mirror: str | None = None,
         offline: bool | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
         cache: Cache | None = None,
     ) -> PoseModel:
-        """A ready model: its files fetched, verified and converted on first use, built by the family."""
+        """A ready model: its files fetched, verified and converted on first use, built by the family.
+        ``progress``: lines on stderr for each download and conversion (None: when stderr is a
+        terminal; see :mod:`posezoo.supply.progress`)."""
         files = self.files(cache=cache, mirror=mirror, offline=offline, progress=progress)
         return self.family.make(self.spec, files, variant=self.variant.name, device=device)
 
@@ -204,6 +204,9 @@ def model_files(
 
     With ``all_variants`` every variant is fetched and converted; the mapping is ``variant``'s.
     """
+    from posezoo.supply.convert import ensure_onnx  # (here: `posezoo list` and `--help` need neither)
+    from posezoo.supply.fetch import fetch_model
+
     chosen = variant if isinstance(variant, Variant) else entry.variant(variant)
     cache = cache or Cache()
     fetch_model(entry, chosen, all_variants=all_variants, cache=cache, mirror=mirror, offline=offline, progress=progress)

@@ -42,7 +42,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from posezoo.supply import formats
+from posezoo.supply import formats, progress as _progress
 from posezoo.supply.cache import Cache
 from posezoo.supply.convert.target import Target, detect_target
 from posezoo.supply.convert.versions import CONVERTER_VERSION, TFJS_CONVERTER_VERSION
@@ -96,7 +96,7 @@ def conversion_key(target: Target | None = None, version: str | None = None) -> 
     return f"{version}/nchwc{target.block}" if target.nchwc else f"{version}/nchw"
 
 
-def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool = True) -> Path:
+def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool | None = True) -> Path:
     """The ONNX model of a cached registry file, converted now when missing, written by another
     converter version or for another CPU target, or no longer the bytes recorded when it was written
     (the cache records :func:`conversion_key`, i.e. version and NCHWc block, and its digest). A file of
@@ -110,6 +110,7 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
     ``FetchError``.
     """
     cache = cache or Cache()
+    progress = _progress.enabled(progress)
     fmt = formats.FORMATS.get(entry.format)
     if fmt is None or not fmt.is_model:
         known = ", ".join(formats.names(formats.MODEL))
@@ -132,11 +133,12 @@ def ensure_onnx(entry: FileEntry, cache: Cache | None = None, *, progress: bool 
                 raise cache.write_error(exc, f"convert {entry.name}") from None
             # (attribute access on the package: loads the converter on first use)
             convert = getattr(sys.modules[__name__], fmt.converter)
-            if fmt.shards:
-                weights = {shard.name: cache.require_verified(shard) for shard in entry.shards}
-                convert(src, dst, weights=weights, model_name=entry.name)
-            else:
-                convert(src, dst, model_name=entry.name)
+            with _progress.step(progress, f"converting {entry.name} to ONNX", f"converted {entry.name} to ONNX"):
+                if fmt.shards:
+                    weights = {shard.name: cache.require_verified(shard) for shard in entry.shards}
+                    convert(src, dst, weights=weights, model_name=entry.name)
+                else:
+                    convert(src, dst, model_name=entry.name)
             try:
                 cache.record_conversion(entry, key)
             except OSError as exc:
