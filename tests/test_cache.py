@@ -63,7 +63,8 @@ def test_entries(filled):
     records = {r.name: r for r in filled.entries(REGISTRY)}
     assert sorted(records) == sorted([DETECTOR.name, LITE.name, LANDMARK_FULL.name])
     det = records[DETECTOR.name]
-    assert (det.size, det.digest, det.models) == (DETECTOR.size, DETECTOR.digest, ("blazepose-full",))
+    assert (det.size, det.digest) == (DETECTOR.size, DETECTOR.digest)
+    assert det.models == ("blazepose-full", "mediapipe-holistic")  # every model whose files hold it
     assert det.url.startswith("file://") and det.url.endswith(f"/{DETECTOR.name}")
     assert det.verified and det.converted and det.converter_version == "7"
     assert not records[LITE.name].converted
@@ -94,9 +95,13 @@ def test_verify_removes_a_file_without_manifest(filled):
 
 def test_clear_one_model_keeps_shared_files(filled):
     other = replace(FULL, name="other", variants={"v": Variant("v", {"detector": DETECTOR, "landmark": LITE})})
+    # shares the full landmark model, but its other file was never fetched: it keeps nothing
+    heavy = REGISTRY.files["pose_landmark_heavy.tflite"]
+    unfetched = replace(FULL, name="unfetched", variants={"v": Variant("v", {"detector": heavy, "landmark": LANDMARK_FULL})})
     registry = Registry()
     registry.add(FULL)
     registry.add(other)
+    registry.add(unfetched)
     assert filled.clear(FULL, registry=registry) == Cleared([LANDMARK_FULL.name], [])
     assert filled.is_cached(DETECTOR) and filled.is_cached(LITE) and not filled.is_cached(LANDMARK_FULL)
     assert filled.manifest(LANDMARK_FULL.name) is None

@@ -978,8 +978,8 @@ class Cache:
         return None if actual == expected else f"digest mismatch: expected {expected}, got {actual}"
 
     def clear(self, model: ModelEntry | None = None, registry: Registry | None = None) -> Cleared:
-        """Remove everything, or the files of one model; a file another model of ``registry`` uses
-        stays. A fetch or conversion under way is waited for (its lock, a bounded wait naming the
+        """Remove everything, or the files of one model; a file that another model of ``registry`` whose
+        files of some variant are all cached uses stays. A fetch or conversion under way is waited for (its lock, a bounded wait naming the
         holder: a FetchError when it does not end).
 
         Returns the names of the files removed and what could not be removed (with why). Lock files
@@ -1015,7 +1015,16 @@ class Cache:
             return Cleared(gone, failed)
         self.check_home()
         models = registry.models.values() if registry is not None else ()
-        others = {f.name for m in models if m.name != model.name for f in m.files()}
+        # a shared file stays while another model with a whole variant in the cache still needs it (a
+        # model that shares a file but was never fetched keeps nothing)
+        others = {
+            f.name
+            for m in models
+            if m.name != model.name
+            for var in m.variants.values()
+            if all(self.is_cached(x) for x in var.all_files())
+            for f in var.all_files()
+        }
         removed = []
         for f in model.files():
             if f.name in others:
