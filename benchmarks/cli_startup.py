@@ -25,19 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from machine import cpu_model  # benchmarks/machine.py
 
 COMMANDS = [["list"], ["--help"], ["run", "--help"], ["info", "blazepose-full"], ["plugins"], ["--version"]]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def once(args: list[str], env: dict) -> tuple[float, float]:

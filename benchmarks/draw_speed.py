@@ -26,28 +26,18 @@ import dataclasses
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from machine import cpu_model  # benchmarks/machine.py
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("POSEZOO_SHARED") or REPO.parent / "shared")
 SIZE = (640, 480)
 TARGET_MS = 1.0
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def draw_of_revision(rev: str, folder: Path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,16 +25,10 @@ import numpy as np
 from posezoo.drivers.bench import pan_zoom_frames
 from posezoo.io.sinks import VideoSink, h264_encoder
 from posezoo.io.sources import sample_image_path
-
+from machine import cpu_model  # benchmarks/machine.py
 
 def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return f"{cpu_model()} ({os.cpu_count()} logical CPUs)"
 
 
 def folder_size(path: Path) -> int:

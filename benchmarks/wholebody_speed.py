@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from machine import cpu_model  # benchmarks/machine.py
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -104,16 +104,6 @@ def posezoo_side(model, frames: list, warmup: int, max_poses: int) -> dict:
                     found += sum(r is not None for r in p.part_ranges().values())
         out[mode] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "parts_per_frame": found / (len(frames) - warmup)}
     return out
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
