@@ -222,6 +222,79 @@ def test_run_reused_falls_back_for_dynamic_outputs(tmp_path):
     assert session.run_reused(x[:1])[0].shape == (1, 4)
 
 
+def _conv_reshape_model(path, *, fixed_resize: bool = False):
+    """A batch-1 model as the TFLite converter writes them: NHWC input, Conv, then a Reshape to the constant
+    shape [1, -1] (or, ``fixed_resize``, a Resize to constant sizes [1, 4, 8, 8] first: no batch)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array([1, -1], np.int64), "shape"),
+        numpy_helper.from_array(np.array([1, 4, 8, 8], np.int64), "sizes"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w"], ["c"], pads=[1, 1, 1, 1]),
+    ]
+    last = "c"
+    if fixed_resize:
+        nodes.append(helper.make_node("Resize", ["c", "", "", "sizes"], ["r"], mode="linear"))
+        last = "r"
+    nodes.append(helper.make_node("Reshape", [last, "shape"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "batch1", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256 if fixed_resize else 64])], inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("fixed_resize", [False, True])
+def test_run_batch_gives_what_runs_one_at_a_time_give(tmp_path, fixed_resize):
+    """A batch-1 model runs a batch as one run when its graph takes one (the Reshape to [1, -1] follows
+    the batch), else one input at a time; the outputs are those of single runs either way, bit for bit,
+    and each input counts as a run."""
+    session = Session(_conv_reshape_model(tmp_path / "m.onnx", fixed_resize=fixed_resize), "cpu")
+    x = np.random.default_rng(4).uniform(0, 1, (3, 4, 4, 3)).astype(np.float32)
+    for _ in range(2):  # the first batch is checked against single runs; the second runs batched alone
+        (out,) = session.run_batch(x)
+        want = np.concatenate([session.run(x[i : i + 1])[0] for i in range(3)])
+        np.testing.assert_array_equal(out, want)
+    assert (session._batched is not False) == (not fixed_resize)
+    assert session.runs == 2 * (3 + 3)
+    (one,) = session.run_batch(x[:1])
+    np.testing.assert_array_equal(one, want[:1])
+
+
+def test_run_batch_on_a_converted_landmark_model(converted_models):
+    """BlazePose's landmark model (converted from TFLite, batch 1) on a batch of two crops: what two runs
+    give, whether its graph takes the batch or not."""
+    session = Session(converted_models["lite"], "cpu")
+    x = np.random.default_rng(5).uniform(0, 1, (2, 256, 256, 3)).astype(np.float32)
+    out = session.run_batch(x)
+    singles = [session.run(x[i : i + 1]) for i in range(2)]
+    for got, *want in zip(out, *singles):
+        np.testing.assert_array_equal(got, np.concatenate(want))
+
+
+def test_small_models_run_on_one_thread(converted_models, tmp_path, monkeypatch):
+    """A model under SMALL_MODEL_MACS multiply-accumulates gets one intra-op thread whatever
+    $POSEZOO_THREADS allows; a large one (BlazePose full's landmark model) the threads allowed."""
+    from posezoo.inference.runtime import SMALL_MODEL_MACS, THREADS_ENV, model_macs
+
+    monkeypatch.setenv(THREADS_ENV, "2")
+    tiny = _conv_reshape_model(tmp_path / "tiny.onnx")
+    assert model_macs(tiny) == 4 * 4 * 4 * 27  # each output value: 3 channels x 3 x 3
+    assert Session(tiny, "cpu").threads == 1
+    macs = model_macs(converted_models["full"])
+    assert macs is not None and macs > SMALL_MODEL_MACS
+    assert Session(converted_models["full"], "cpu").threads == 2
+
+
 def test_memory_stays_flat_over_a_written_clip_run(estimator, clip):
     """The video pipeline of `posezoo run -v` (source -> tracker) over a written clip, looped 20
     times: RSS after the first loop and after the last differ by little."""

@@ -278,18 +278,30 @@ class HolisticRegions(RegionModel):
         rows = region.keypoints[a:b]
         return None if not np.isfinite(rows[:, :2]).all() else rows
 
-    def hand_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
+    def hand_roi(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> Roi | None:
+        """Where the hand landmark model looks for a hand: the recrop region of the body's (wrist, pinky,
+        index) ``rows``, or the region of last frame's landmarks ``previous`` while it agrees with it;
+        None when the wrist is not visible enough."""
         recrop = self.hand_region(frame, rows)
-        if recrop is None:
-            return None
-        roi = recrop
-        if previous is not None:
-            prev_roi = roi_from_points(previous, self.spec.hand.landmark.tracking_roi)
-            roi = tracking_roi(previous, prev_roi, recrop, self.rules.hand_tracking)
-            self.counts["hand_kept"] += roi is prev_roi
-        self.counts["hand_landmark"] += 1
-        result = self.hand.landmarks_in_roi(frame.rgb, roi)
-        return result if result.flag > self.rules.hand_min_flag else None
+        if recrop is None or previous is None:
+            return recrop
+        prev_roi = roi_from_points(previous, self.spec.hand.landmark.tracking_roi)
+        roi = tracking_roi(previous, prev_roi, recrop, self.rules.hand_tracking)
+        self.counts["hand_kept"] += roi is prev_roi
+        return roi
+
+    def hands_in(self, frame: Frame, rois: Sequence[Roi | None]) -> list[LandmarkResult | None]:
+        """The hand landmark model in each region of ``rois`` (one batched run for both hands); None where
+        there is no region or the hand's flag is not over ``hand_min_flag``."""
+        wanted = [roi for roi in rois if roi is not None]
+        self.counts["hand_landmark"] += len(wanted)
+        found = iter(self.hand.landmarks_in_rois(frame.rgb, wanted))
+        results = [next(found) if roi is not None else None for roi in rois]
+        return [r if r is not None and r.flag > self.rules.hand_min_flag else None for r in results]
+
+    def hand_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
+        """One hand: the landmark model in :meth:`hand_roi`'s region."""
+        return self.hands_in(frame, [self.hand_roi(frame, rows, previous)])[0]
 
     def face_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
         recrop = self.face_region(frame, rows)
@@ -314,8 +326,8 @@ class HolisticRegions(RegionModel):
         landmarks[a:b] = body.landmarks
         parts: dict[str, tuple[int, int] | None] = {"body": (a, b)}
         found: dict[str, LandmarkResult | None] = {}
-        for side, rows in zip(HANDS, self.rules.hand_rows):
-            found[side] = self.hand_in(frame, body.landmarks[list(rows)], self._previous(region, side))
+        rois = [self.hand_roi(frame, body.landmarks[list(rows)], self._previous(region, side)) for side, rows in zip(HANDS, self.rules.hand_rows)]
+        found.update(zip(HANDS, self.hands_in(frame, rois)))
         f0, f1 = self.rules.face_rows
         found["face"] = self.face_in(frame, body.landmarks[f0:f1], self._previous(region, "face"))
         for part, result in found.items():

@@ -86,9 +86,61 @@ def session_threads() -> int:
     return int(raw)
 
 
-def session_options() -> ort.SessionOptions:
-    """Tuned options: all graph optimizations, sequential execution, one intra-op thread per core
-    (or ``$POSEZOO_THREADS``).
+# A model under this many multiply-accumulates per run (its Conv, Gemm and MatMul nodes) runs on one
+# intra-op thread: a run of ~1 ms or less loses more to waking a second thread than it gains from it
+# (measured on 2 cores: a 20-50 MMAC model, 0.7-1.2 ms, took 0.1-0.4 ms longer on 2 threads than on
+# 1; a 330-440 MMAC one, 8-13 ms, about the same; benchmarks/wholebody_speed.py).
+SMALL_MODEL_MACS = 100_000_000
+
+
+def model_macs(path: str | Path) -> int | None:
+    """Multiply-accumulates of one run of the ONNX model at ``path``: its Conv, ConvTranspose, Gemm and
+    MatMul nodes, from the shapes ONNX's shape inference gives; None when a shape it needs is not fixed
+    (a symbolic input size) or the file cannot be read."""
+    import onnx
+    from onnx import shape_inference
+
+    try:
+        model = shape_inference.infer_shapes(onnx.load(str(path)))
+    except Exception:  # unreadable or not inferable: no estimate
+        return None
+    graph = model.graph
+    shapes: dict[str, list[int]] = {i.name: list(i.dims) for i in graph.initializer}
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        dims = info.type.tensor_type.shape.dim
+        shapes.setdefault(info.name, [d.dim_value if d.HasField("dim_value") else 0 for d in dims])
+    total = 0
+    for node in graph.node:
+        if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+            continue
+        a, w = shapes.get(node.input[0]), shapes.get(node.input[1])
+        out = shapes.get(node.output[0])
+        if not a or not w or not out or 0 in a or 0 in w or 0 in out:
+            return None
+        if node.op_type == "Conv":  # each output value: in-channels / groups x kernel
+            total += int(np.prod(out)) * int(np.prod(w[1:]))
+        elif node.op_type == "ConvTranspose":  # each input value: out-channels / groups x kernel
+            total += int(np.prod(a)) * int(np.prod(w[1:]))
+        else:  # each output value: the inner dimension
+            trans_a = any(at.name == "transA" and at.i for at in node.attribute)
+            total += int(np.prod(out)) * (a[-2] if trans_a else a[-1])
+    return total
+
+
+def model_threads(path: str | Path) -> int:
+    """Intra-op threads for the model at ``path``: :func:`session_threads`, or 1 for a small model (under
+    :data:`SMALL_MODEL_MACS`; an unknown size counts as large)."""
+    threads = session_threads()
+    if threads > 1:
+        macs = model_macs(path)
+        if macs is not None and macs < SMALL_MODEL_MACS:
+            return 1
+    return threads
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Tuned options: all graph optimizations, sequential execution, ``threads`` intra-op threads
+    (default: one per core, or ``$POSEZOO_THREADS``).
 
     Thread spinning is off: the detector and landmark sessions alternate on every frame, and the
     idle session's spinning workers would otherwise keep the cores busy while the other one runs
@@ -99,7 +151,7 @@ def session_options() -> ort.SessionOptions:
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = session_threads()
+    opts.intra_op_num_threads = session_threads() if threads is None else threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return opts
@@ -132,8 +184,8 @@ class Session:
 
     Attributes: ``path``, ``role`` (the registry file role it was opened for, e.g. "landmark"),
     ``provider`` (the provider actually used), ``input_name``, ``input_shape``, ``input_dtype``,
-    ``output_names``, ``output_shapes`` (lists; symbolic dims as None), ``runs`` (how many times it
-    ran). With a ``clock`` (see :meth:`posezoo.inference.model.PoseModel.timed`) every run adds its seconds to
+    ``output_names``, ``output_shapes`` (lists; symbolic dims as None), ``threads`` (its intra-op
+    threads: :func:`model_threads`), ``runs`` (how many times it ran; a batch of n counts n). With a ``clock`` (see :meth:`posezoo.inference.model.PoseModel.timed`) every run adds its seconds to
     the stage named by ``role``, and the first input is kept in ``last_input`` for bare timings.
     """
 
@@ -141,8 +193,11 @@ class Session:
         self.path = Path(path)
         self.role = role or self.path.stem
         providers = available_device(device)
+        self._providers = providers
+        # one thread for a small model on the CPU (an accelerator's runs are not the CPU threads' to share)
+        self.threads = model_threads(self.path) if providers[0] == "CPUExecutionProvider" else session_threads()
         try:
-            self._sess = ort.InferenceSession(str(self.path), sess_options=session_options(), providers=providers)
+            self._sess = ort.InferenceSession(str(self.path), sess_options=session_options(self.threads), providers=providers)
         except Exception as exc:  # onnxruntime raises several types; one line for the user
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PluginError(f"cannot load model {self.path.name}: {msg}") from None
@@ -163,6 +218,10 @@ class Session:
         self.last_input: np.ndarray | None = None
         self._binding = None  # IOBinding of run_reused, made on first use
         self._reused: list[np.ndarray] | None = None
+        # run_batch: None = not tried yet; False = runs one input at a time; else the session that takes
+        # a batch (this one when its batch dimension is symbolic) and whether it was checked yet
+        self._batched: ort.InferenceSession | bool | None = None
+        self._batch_checked = False
 
     def describe(self) -> dict:
         """Input and outputs, for ``posezoo info`` and the API."""
@@ -218,12 +277,12 @@ class Session:
             return self.output_names.index(key)
         raise KeyError(key)
 
-    def _timed(self, run, tensor: np.ndarray) -> list[np.ndarray]:
-        self.runs += 1
+    def _timed(self, run, tensor: np.ndarray, count: int = 1) -> list[np.ndarray]:
+        self.runs += count
         if not self.clock.enabled:
             return run(tensor)
         if self.last_input is None:
-            self.last_input = np.array(tensor, copy=True)
+            self.last_input = np.array(tensor[:1] if count > 1 else tensor, copy=True)
         start = time.perf_counter()
         try:
             return run(tensor)
@@ -260,6 +319,60 @@ class Session:
         self._sess.run_with_iobinding(self._binding)
         return self._reused
 
+    def run_batch(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run on a batch of n inputs stacked on the first axis (``tensor`` (n, ...) where the model takes
+        (1, ...)); returns every output, in output order, each with the n results stacked on its first
+        axis, exactly as n runs of :meth:`run` would give them.
+
+        A model whose batch dimension is fixed to 1 (a converted TFLite model) is opened a second time
+        with that dimension symbolic, on the first batch of more than one. That batch also runs one input
+        at a time, and the batched session is kept only if it gave the same outputs, bit for bit (a
+        graph that reshapes to a fixed batch of 1 fails or differs, and then every batch runs one input
+        at a time). One run of n inputs costs less than n runs: the per-run overhead is paid once and
+        the kernels work on n images."""
+        n = len(tensor)
+        if n == 1:
+            return self.run(tensor)
+        return self._timed(self._run_batch, tensor, n)
+
+    def _batch_session(self):
+        if self._batched is None:
+            self._batched = False
+            if self.input_shape and self.input_shape[0] is None and all(s and s[0] is None for s in self.output_shapes):
+                self._batched = self._sess
+            elif self.input_shape and self.input_shape[0] == 1 and all(s and s[0] == 1 for s in self.output_shapes):
+                opts = session_options(self.threads)
+                opts.log_severity_level = 4  # a graph that cannot take a batch fails its first run: no log
+                try:
+                    self._batched = ort.InferenceSession(
+                        _symbolic_batch(self.path, self.input_name), sess_options=opts, providers=self._providers
+                    )
+                except Exception:  # a graph that cannot take a batch: one input at a time
+                    self._batched = False
+        return self._batched
+
+    def _run_batch(self, tensor: np.ndarray) -> list[np.ndarray]:
+        n = len(tensor)
+        sess = self._batch_session()
+        singles = None
+        if sess is not False:
+            try:
+                outs = sess.run(None, {self.input_name: tensor})
+            except Exception:  # e.g. a Reshape to a fixed batch of 1
+                outs = None
+            if outs is not None and self._batch_checked:
+                return outs
+            if outs is not None and all(o.shape[:1] == (n,) for o in outs):
+                singles = [self._run(tensor[i : i + 1]) for i in range(n)]
+                stacked = [np.concatenate(parts) for parts in zip(*singles)]
+                if all(np.array_equal(a, b) for a, b in zip(outs, stacked)):
+                    self._batch_checked = True
+                    return outs
+            self._batched = False
+        if singles is None:
+            singles = [self._run(tensor[i : i + 1]) for i in range(n)]
+        return [np.concatenate(parts) for parts in zip(*singles)]
+
     def time_bare(self, tensor: np.ndarray | None = None) -> float:
         """Milliseconds of one plain ``InferenceSession.run`` on ``tensor`` (default: the kept
         ``last_input``), fresh outputs, no counting: the bench's reference time."""
@@ -270,3 +383,38 @@ class Session:
         start = time.perf_counter()
         self._sess.run(None, feed)
         return (time.perf_counter() - start) * 1e3
+
+
+def _symbolic_batch(path: Path, input_name: str) -> bytes:
+    """The ONNX model at ``path`` with input ``input_name``'s and the outputs' first dimension symbolic
+    (``batch``), its inferred intermediate shapes dropped (they held the batch of 1), and each Reshape to
+    a constant shape of batch 1 reshaping to the batch it is given instead (its first dimension 0:
+    copied from its input), serialised. (Whether that was right for every Reshape, :meth:`Session.run_batch`
+    checks on its first batch.)"""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    constants = {i.name: i for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = node.attribute[0].t
+    for node in graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        if any(a.name == "allowzero" and a.i for a in node.attribute):
+            continue
+        tensor = constants[node.input[1]]
+        shape = numpy_helper.to_array(tensor)
+        if shape.ndim == 1 and len(shape) and shape[0] == 1:
+            shape = shape.copy()
+            shape[0] = 0
+            tensor.CopyFrom(numpy_helper.from_array(shape.astype(np.int64), tensor.name))
+    for info in (*[i for i in graph.input if i.name == input_name], *graph.output):
+        dim = info.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_param = "batch"
+    del graph.value_info[:]
+    return model.SerializeToString()
+
