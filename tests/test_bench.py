@@ -281,6 +281,27 @@ def test_run_batch_on_a_converted_landmark_model(converted_models):
         np.testing.assert_array_equal(got, np.concatenate(want))
 
 
+def test_run_reused_skipping_the_mask_runs_the_pruned_graph(converted_models):
+    """BlazePose full's landmark model asked for everything but its segmentation mask: the mask comes back
+    None, every other output is what the whole graph gives, bit for bit, from a second session holding
+    only the nodes those outputs need; the whole graph still runs when nothing is skipped."""
+    session = Session(converted_models["full"], "cpu")
+    seg = session.output_index(next(n for n, s in zip(session.output_names, session.output_shapes) if s == [1, 256, 256, 1]))
+    rng = np.random.default_rng(6)
+    for _ in range(2):  # the first run is checked against the whole graph; the second runs pruned alone
+        x = rng.uniform(0, 1, (1, 256, 256, 3)).astype(np.float32)
+        got = session.run_reused(x, skip=(seg,))
+        whole = session.run(x)
+        assert got[seg] is None
+        for i, want in enumerate(whole):
+            if i != seg:
+                np.testing.assert_array_equal(got[i], want)
+    pruned = session._pruned[frozenset({seg})]
+    assert pruned and pruned.checked and len(pruned.sess.get_outputs()) == len(whole) - 1
+    assert session.time_bare(x) > 0  # the bench times the pruned graph it ran
+    assert session.run_reused(x)[seg].shape == (1, 256, 256, 1)
+
+
 def test_small_models_run_on_one_thread(converted_models, tmp_path, monkeypatch):
     """A model under SMALL_MODEL_MACS multiply-accumulates gets one intra-op thread whatever
     $POSEZOO_THREADS allows; a large one (BlazePose full's landmark model) the threads allowed."""

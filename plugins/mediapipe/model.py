@@ -193,8 +193,10 @@ class LandmarkModel(_Stage):
         """Run the landmark model on ``roi`` of an RGB image; the caller judges ``result.flag``."""
         with self.clock("preprocess"):
             tensor = self.stage.preprocess(image_rgb, roi)
-        outs = self.session.run_reused(tensor)  # overwritten next run: decode copies what it keeps
         idx = self._outputs
+        # no mask asked for: the model runs without its segmentation branch (the same other outputs)
+        skip = (idx["segmentation"],) if "segmentation" in idx and not segmentation else ()
+        outs = self.session.run_reused(tensor, skip)  # overwritten next run: decode copies what it keeps
         pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
         size = (image_rgb.shape[1], image_rgb.shape[0])
         with self.clock("decode"):
