@@ -87,56 +87,26 @@ def session_threads() -> int:
     return int(raw)
 
 
-# A model under this many multiply-accumulates per run (its Conv, Gemm and MatMul nodes) runs on one
-# intra-op thread: a run of ~1 ms or less loses more to waking a second thread than it gains from it
-# (measured on 2 cores: a 20-50 MMAC model, 0.7-1.2 ms, took 0.1-0.4 ms longer on 2 threads than on
-# 1; a 330-440 MMAC one, 8-13 ms, about the same; benchmarks/wholebody_speed.py).
-SMALL_MODEL_MACS = 100_000_000
+# A model whose run takes under this many milliseconds on the threads allowed is also timed on one
+# thread when its session opens, and keeps one thread unless the others make it clearly faster: a run
+# of a millisecond or so loses more to waking threads than it gains from them (measured on 2 cores:
+# hand recrop, face detector, face landmarks 0.7-1.4 ms, 0.1-0.4 ms slower on 2 threads than on 1; the
+# face model with attention 4.6 ms on 2 threads, 2.2 on 1; models of 8 ms and more about the same).
+SMALL_RUN_MS = 5.0
 
 
-def model_macs(path: str | Path) -> int | None:
-    """Multiply-accumulates of one run of the ONNX model at ``path``: its Conv, ConvTranspose, Gemm and
-    MatMul nodes, from the shapes ONNX's shape inference gives; None when a shape it needs is not fixed
-    (a symbolic input size) or the file cannot be read."""
-    import onnx
-    from onnx import shape_inference
-
-    try:
-        model = shape_inference.infer_shapes(onnx.load(str(path)))
-    except Exception:  # unreadable or not inferable: no estimate
-        return None
-    graph = model.graph
-    shapes: dict[str, list[int]] = {i.name: list(i.dims) for i in graph.initializer}
-    for info in (*graph.input, *graph.value_info, *graph.output):
-        dims = info.type.tensor_type.shape.dim
-        shapes.setdefault(info.name, [d.dim_value if d.HasField("dim_value") else 0 for d in dims])
-    total = 0
-    for node in graph.node:
-        if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
-            continue
-        a, w = shapes.get(node.input[0]), shapes.get(node.input[1])
-        out = shapes.get(node.output[0])
-        if not a or not w or not out or 0 in a or 0 in w or 0 in out:
-            return None
-        if node.op_type == "Conv":  # each output value: in-channels / groups x kernel
-            total += int(np.prod(out)) * int(np.prod(w[1:]))
-        elif node.op_type == "ConvTranspose":  # each input value: out-channels / groups x kernel
-            total += int(np.prod(a)) * int(np.prod(w[1:]))
-        else:  # each output value: the inner dimension
-            trans_a = any(at.name == "transA" and at.i for at in node.attribute)
-            total += int(np.prod(out)) * (a[-2] if trans_a else a[-1])
-    return total
-
-
-def model_threads(path: str | Path) -> int:
-    """Intra-op threads for the model at ``path``: :func:`session_threads`, or 1 for a small model (under
-    :data:`SMALL_MODEL_MACS`; an unknown size counts as large)."""
-    threads = session_threads()
-    if threads > 1:
-        macs = model_macs(path)
-        if macs is not None and macs < SMALL_MODEL_MACS:
-            return 1
-    return threads
+def _best_run_ms(sess: ort.InferenceSession, feed: dict, runs: int = 5, *, enough: float = float("inf")) -> float:
+    """The fastest of ``runs`` runs on ``feed``, in milliseconds, after one unmeasured run; stops early
+    once a run is no faster than ``enough`` ms (a large model need not be timed further)."""
+    sess.run(None, feed)  # the first run sets up what the next ones reuse
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        sess.run(None, feed)
+        best = min(best, (time.perf_counter() - start) * 1e3)
+        if best >= enough:
+            break
+    return best
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -186,8 +156,10 @@ class Session:
     Attributes: ``path``, ``role`` (the registry file role it was opened for, e.g. "landmark"),
     ``provider`` (the provider actually used), ``input_name``, ``input_shape``, ``input_dtype``,
     ``output_names``, ``output_shapes`` (lists; symbolic dims as None), ``threads`` (its intra-op
-    threads: :func:`model_threads`), ``runs`` (how many times it ran; a batch of n counts n). With a ``clock`` (see :meth:`posezoo.inference.model.PoseModel.timed`) every run adds its seconds to
-    the stage named by ``role``, and the first input is kept in ``last_input`` for bare timings.
+    threads: ``$POSEZOO_THREADS`` or one per core; one for a small model, :data:`SMALL_RUN_MS`),
+    ``runs`` (how many times it ran; a batch of n counts n). With a ``clock`` (see
+    :meth:`posezoo.inference.model.PoseModel.timed`) every run adds its seconds to the stage named by
+    ``role``, and the first input is kept in ``last_input`` for bare timings.
     """
 
     def __init__(self, path: str | Path, device: str = "auto", *, role: str | None = None):
@@ -195,8 +167,7 @@ class Session:
         self.role = role or self.path.stem
         providers = available_device(device)
         self._providers = providers
-        # one thread for a small model on the CPU (an accelerator's runs are not the CPU threads' to share)
-        self.threads = model_threads(self.path) if providers[0] == "CPUExecutionProvider" else session_threads()
+        self.threads = session_threads()
         try:
             self._sess = ort.InferenceSession(str(self.path), sess_options=session_options(self.threads), providers=providers)
         except Exception as exc:  # onnxruntime raises several types; one line for the user
@@ -209,6 +180,8 @@ class Session:
         self.input_shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
         self.input_type = inputs[0].type
         self.input_dtype = np.dtype(_NUMPY_TYPES.get(inputs[0].type, np.float32))
+        if providers[0] == "CPUExecutionProvider" and self.threads > 1:  # an accelerator's runs are not the threads'
+            self._fewer_threads()
         outs = self._sess.get_outputs()
         self.output_names = [o.name for o in outs]
         self.output_shapes = [[d if isinstance(d, int) else None for d in o.shape] for o in outs]
@@ -225,6 +198,24 @@ class Session:
         self._batch_checked = False
         self._pruned: dict[frozenset[int], "_PrunedRun | bool"] = {}  # run_reused's skip -> its run, or False
         self._last_skip: frozenset[int] = frozenset()
+
+    def _fewer_threads(self) -> None:
+        """One intra-op thread for a small model (:data:`SMALL_RUN_MS`): timed on zeros, best of a few
+        runs each way, when its input has a fixed shape; kept on the threads allowed unless one thread is
+        at least as fast (within 10 %)."""
+        if None in self.input_shape or self.input_type not in _NUMPY_TYPES:
+            return
+        feed = {self.input_name: np.zeros(self.input_shape, self.input_dtype)}
+        try:
+            many = _best_run_ms(self._sess, feed, enough=SMALL_RUN_MS)
+            if many >= SMALL_RUN_MS:
+                return
+            one_sess = ort.InferenceSession(str(self.path), sess_options=session_options(1), providers=self._providers)
+            one = _best_run_ms(one_sess, feed)
+        except Exception:  # a model that will not run on zeros: left as it is
+            return
+        if one <= 1.1 * many:
+            self._sess, self.threads = one_sess, 1
 
     def describe(self) -> dict:
         """Input and outputs, for ``posezoo info`` and the API."""
@@ -417,17 +408,52 @@ class Session:
         return (time.perf_counter() - start) * 1e3
 
 
+@lru_cache(maxsize=1)
+def _onnx_proto():
+    """onnx's generated protobuf classes (``ModelProto``, ``TensorProto``, ``AttributeProto``), loaded
+    without the onnx package's own import (most of a second; these are tens of milliseconds: a model's
+    first run should not wait for the converters' library). The same classes as ``onnx.ModelProto``
+    (protobuf keeps one class per message). Falls back to ``import onnx``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnx")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "onnx_ml_pb2.py"
+        if path.is_file():
+            try:
+                found = importlib.util.spec_from_file_location("posezoo_onnx_ml_pb2", path)
+                module = importlib.util.module_from_spec(found)
+                found.loader.exec_module(module)
+                return module
+            except Exception:
+                break
+    import onnx
+
+    return onnx
+
+
+def _load_proto(path: Path):
+    model = _onnx_proto().ModelProto()
+    model.ParseFromString(Path(path).read_bytes())
+    return model
+
+
+def _int64s(tensor) -> np.ndarray:
+    """The values of an INT64 TensorProto."""
+    if tensor.raw_data:
+        return np.frombuffer(tensor.raw_data, "<i8").copy()
+    return np.array(tensor.int64_data, np.int64)
+
+
 def _symbolic_batch(path: Path, input_name: str) -> bytes:
     """The ONNX model at ``path`` with input ``input_name``'s and the outputs' first dimension symbolic
     (``batch``), its inferred intermediate shapes dropped (they held the batch of 1), and each Reshape to
     a constant shape of batch 1 reshaping to the batch it is given instead (its first dimension 0:
     copied from its input), serialised. (Whether that was right for every Reshape, :meth:`Session.run_batch`
     checks on its first batch.)"""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
+    model = _load_proto(path)
     graph = model.graph
+    int64 = _onnx_proto().TensorProto.INT64
     constants = {i.name: i for i in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
@@ -438,11 +464,13 @@ def _symbolic_batch(path: Path, input_name: str) -> bytes:
         if any(a.name == "allowzero" and a.i for a in node.attribute):
             continue
         tensor = constants[node.input[1]]
-        shape = numpy_helper.to_array(tensor)
-        if shape.ndim == 1 and len(shape) and shape[0] == 1:
-            shape = shape.copy()
+        if tensor.data_type != int64 or len(tensor.dims) != 1:
+            continue
+        shape = _int64s(tensor)
+        if len(shape) and shape[0] == 1:
             shape[0] = 0
-            tensor.CopyFrom(numpy_helper.from_array(shape.astype(np.int64), tensor.name))
+            del tensor.int64_data[:]
+            tensor.raw_data = shape.astype("<i8").tobytes()
     for info in (*[i for i in graph.input if i.name == input_name], *graph.output):
         dim = info.type.tensor_type.shape.dim[0]
         dim.Clear()
@@ -494,11 +522,10 @@ class _PrunedRun:
 def _pruned_model(path: Path, keep: list[str]) -> bytes:
     """The ONNX model at ``path`` with only the outputs ``keep`` and the nodes and initializers they need,
     serialised; ValueError for a graph with subgraphs (their inputs are not all on their nodes)."""
-    import onnx
-
-    model = onnx.load(str(path))
+    model = _load_proto(path)
     graph = model.graph
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+    attribute = _onnx_proto().AttributeProto
+    if any(a.type in (attribute.GRAPH, attribute.GRAPHS) for n in graph.node for a in n.attribute):
         raise ValueError("graph with subgraphs")
     needed, nodes = set(keep), []
     for node in reversed(graph.node):
@@ -509,7 +536,8 @@ def _pruned_model(path: Path, keep: list[str]) -> bytes:
     outputs = [o for o in graph.output if o.name in keep]
     initializers = [i for i in graph.initializer if i.name in needed]
     infos = [v for v in graph.value_info if v.name in needed]
-    for field, items in ((graph.node, nodes), (graph.output, outputs), (graph.initializer, initializers), (graph.value_info, infos)):
+    kept = ((graph.node, nodes), (graph.output, outputs), (graph.initializer, initializers), (graph.value_info, infos))
+    for field, items in kept:
         del field[:]
         field.extend(items)
     return model.SerializeToString()
