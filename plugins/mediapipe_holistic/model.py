@@ -52,6 +52,7 @@ visibility). World landmarks: the body's, NaN for the other rows.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -60,7 +61,7 @@ import numpy as np
 
 from posezoo.inference.model import Family, Pose
 from posezoo.inference.regions import Frame, Region, RegionModel, TopDownModel, TopDownTracker, tracker_settings
-from posezoo.inference.runtime import Session
+from posezoo.inference.runtime import Session, session_threads
 from posezoo.inference.timing import StageClock
 from posezoo_plugins.mediapipe.landmarks import LandmarkResult
 from posezoo_plugins.mediapipe.model import LANDMARK_COLUMNS, LandmarkModel, SsdDetector, crop_sampling
@@ -243,6 +244,7 @@ class HolisticRegions(RegionModel):
         self.counts = Counter()
         # the filters of the people a tracker holds, by track id (HolisticTracker sets them each frame)
         self.smoothers: dict[int, BodySmoother] = {}
+        self._face_worker: ThreadPoolExecutor | None = None
 
     # -- parts
 
@@ -316,6 +318,17 @@ class HolisticRegions(RegionModel):
         result = self.face.landmarks_in_roi(frame.rgb, roi)
         return result if result.flag > self.rules.face_min_flag else None
 
+    def _worker(self) -> ThreadPoolExecutor | None:
+        """The thread the face branch runs on beside the hands' (the two share nothing: their own
+        sessions, crop buffers and regions; onnxruntime and OpenCV let go of the GIL while they work), or
+        None to run it in turn: one core (or ``$POSEZOO_THREADS`` 1: a worker of a pool), or a stage
+        clock timing the stages (the bench's per-stage table adds up only in turn)."""
+        if self.face.clock.enabled or session_threads() < 2:
+            return None
+        if self._face_worker is None:
+            self._face_worker = ThreadPoolExecutor(1, thread_name_prefix="posezoo-face")
+        return self._face_worker
+
     # -- the seam
 
     def whole_body(self, frame: Frame, body: Pose, region: Region) -> Pose:
@@ -326,10 +339,13 @@ class HolisticRegions(RegionModel):
         landmarks[a:b] = body.landmarks
         parts: dict[str, tuple[int, int] | None] = {"body": (a, b)}
         found: dict[str, LandmarkResult | None] = {}
+        f0, f1 = self.rules.face_rows
+        face_args = (frame, body.landmarks[f0:f1], self._previous(region, "face"))
+        worker = self._worker()
+        face = worker.submit(self.face_in, *face_args) if worker is not None else None  # beside the hands
         rois = [self.hand_roi(frame, body.landmarks[list(rows)], self._previous(region, side)) for side, rows in zip(HANDS, self.rules.hand_rows)]
         found.update(zip(HANDS, self.hands_in(frame, rois)))
-        f0, f1 = self.rules.face_rows
-        found["face"] = self.face_in(frame, body.landmarks[f0:f1], self._previous(region, "face"))
+        found["face"] = face.result() if face is not None else self.face_in(*face_args)
         for part, result in found.items():
             if result is None:
                 parts[part] = None
