@@ -85,7 +85,7 @@ def mediapipe_only(clip: Path, solution: str, frames: int, warmup: int) -> dict:
                 )
                 found += sum(p is not None for p in parts)
         graph.close()
-        out[mode] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "parts_per_frame": found / frames}
+        out[mode] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "parts_per_frame": found / frames, "times": times}
     return out
 
 
@@ -102,7 +102,20 @@ def posezoo_side(model, frames: list, warmup: int, max_poses: int) -> dict:
                 times.append((time.perf_counter() - start) * 1e3)
                 for p in poses:
                     found += sum(r is not None for r in p.part_ranges().values())
-        out[mode] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "parts_per_frame": found / (len(frames) - warmup)}
+        out[mode] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "parts_per_frame": found / (len(frames) - warmup), "times": times}
+    return out
+
+
+def merged(runs: list[dict]) -> dict:
+    """One side's repeats as one: per mode, the median and mean of every timed frame of every repeat."""
+    out = {}
+    for mode in ("static", "video"):
+        times = [t for r in runs for t in r[mode]["times"]]
+        out[mode] = {
+            "median_ms": statistics.median(times), "mean_ms": statistics.fmean(times),
+            "parts_per_frame": statistics.fmean(r[mode]["parts_per_frame"] for r in runs),
+            "repeat_medians_ms": [r[mode]["median_ms"] for r in runs],
+        }
     return out
 
 
@@ -112,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default="holistic,hands", help="comma-separated: " + ", ".join(PAIRS))
     parser.add_argument("--frames", type=int, default=150, help="timed frames per mode")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time each side this many times, posezoo and MediaPipe taking turns (a shared machine's load "
+                             "then weighs on both alike); medians over every timed frame of every repeat")
     parser.add_argument("--mediapipe", metavar="PYTHON", help="also time MediaPipe, run with this interpreter")
     parser.add_argument("--mediapipe-only", nargs=2, metavar=("CLIP", "SOLUTION"), help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -129,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from posezoo.drivers.bench import write_clip
 
-    results = {"cpu": cpu_model(), "cores": os.cpu_count(), "pairs": {}}
+    results = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": os.getloadavg(), "pairs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         build_mirror(args.models, tmp / "mirror", link=True)
@@ -140,23 +156,32 @@ def main(argv: list[str] | None = None) -> int:
             name, variant, solution, photo, max_poses = PAIRS[key]
             clip = write_clip(tmp / f"{key}.mp4", cv2.imread(str((IMAGES / photo).resolve())), 120)
             model = posezoo.load(name, variant, mirror=str(tmp / "mirror"), device="cpu")
-            ours = posezoo_side(model, frames_of(clip, args.warmup + args.frames), args.warmup, max_poses)
+            frames = frames_of(clip, args.warmup + args.frames)
+            ours_runs, theirs_runs = [], []
+            for _ in range(max(1, args.repeat)):  # posezoo and MediaPipe take turns
+                ours_runs.append(posezoo_side(model, frames, args.warmup, max_poses))
+                if args.mediapipe:
+                    cmd = [args.mediapipe, __file__, "--mediapipe-only", str(clip), solution,
+                           "--frames", str(args.frames), "--warmup", str(args.warmup)]  # fmt: skip
+                    done = subprocess.run(cmd, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                        print(f"MediaPipe {solution} failed: {last}", file=sys.stderr)
+                    else:
+                        theirs_runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            ours = merged(ours_runs)
             theirs = None
-            if args.mediapipe:
-                cmd = [args.mediapipe, __file__, "--mediapipe-only", str(clip), solution,
-                       "--frames", str(args.frames), "--warmup", str(args.warmup)]  # fmt: skip
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:
-                    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                    print(f"MediaPipe {solution} failed: {last}", file=sys.stderr)
-                else:
-                    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+            if theirs_runs:
+                theirs = dict(merged(theirs_runs), version=theirs_runs[0]["version"])
             results["pairs"][key] = {"model": name, "variant": model.variant, "posezoo": ours, "mediapipe": theirs}
 
+    results["load_after"] = os.getloadavg()
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{results['cpu']}, {results['cores']} cores; {args.frames} frames per mode, 640x480\n")
+    load = " -> ".join(", ".join(f"{v:.2f}" for v in results[k]) for k in ("load_before", "load_after"))
+    print(f"{results['cpu']}, {results['cores']} cores; {args.frames} frames per mode x {max(1, args.repeat)} repeats, 640x480; "
+          f"load average {load}\n")
     print("| pair | mode | posezoo ms/frame | MediaPipe ms/frame | ratio | parts/frame (posezoo / MediaPipe) |")
     print("|---|---|---|---|---|---|")
     verdicts = []

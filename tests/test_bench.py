@@ -222,6 +222,117 @@ def test_run_reused_falls_back_for_dynamic_outputs(tmp_path):
     assert session.run_reused(x[:1])[0].shape == (1, 4)
 
 
+def _conv_reshape_model(path, *, fixed_resize: bool = False):
+    """A batch-1 model as the TFLite converter writes them: NHWC input, Conv, then a Reshape to the constant
+    shape [1, -1] (or, ``fixed_resize``, a Resize to constant sizes [1, 4, 8, 8] first: no batch)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array([1, -1], np.int64), "shape"),
+        numpy_helper.from_array(np.array([1, 4, 8, 8], np.int64), "sizes"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w"], ["c"], pads=[1, 1, 1, 1]),
+    ]
+    last = "c"
+    if fixed_resize:
+        nodes.append(helper.make_node("Resize", ["c", "", "", "sizes"], ["r"], mode="linear"))
+        last = "r"
+    nodes.append(helper.make_node("Reshape", [last, "shape"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "batch1", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256 if fixed_resize else 64])], inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("fixed_resize", [False, True])
+def test_run_batch_gives_what_runs_one_at_a_time_give(tmp_path, fixed_resize, monkeypatch):
+    """A batch-1 model on one thread runs a batch as one run when its graph takes one (the Reshape to
+    [1, -1] follows the batch), else one input at a time; the outputs are those of single runs either
+    way, bit for bit, and each input counts as a run."""
+    from posezoo.inference.runtime import THREADS_ENV
+
+    monkeypatch.setenv(THREADS_ENV, "1")
+    session = Session(_conv_reshape_model(tmp_path / "m.onnx", fixed_resize=fixed_resize), "cpu")
+    x = np.random.default_rng(4).uniform(0, 1, (3, 4, 4, 3)).astype(np.float32)
+    for _ in range(2):  # the first batch is checked against single runs; the second runs batched alone
+        (out,) = session.run_batch(x)
+        want = np.concatenate([session.run(x[i : i + 1])[0] for i in range(3)])
+        np.testing.assert_array_equal(out, want)
+    assert (session._batched is not False) == (not fixed_resize)
+    assert session.runs == 2 * (3 + 3)
+    (one,) = session.run_batch(x[:1])
+    np.testing.assert_array_equal(one, want[:1])
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_run_batch_on_a_converted_landmark_model(converted_models, threads, monkeypatch):
+    """BlazePose full's landmark model (converted from TFLite, batch 1) on batches of two and three crops:
+    what single runs give, bit for bit: on one thread as one batched run or one at a time, on two threads
+    side by side on a one-thread session (kept after its first batch matched)."""
+    from posezoo.inference.runtime import THREADS_ENV
+
+    monkeypatch.setenv(THREADS_ENV, threads)
+    session = Session(converted_models["full"], "cpu")
+    rng = np.random.default_rng(5)
+    for n in (2, 3):
+        x = rng.uniform(0, 1, (n, 256, 256, 3)).astype(np.float32)
+        out = session.run_batch(x)
+        singles = [session.run(x[i : i + 1]) for i in range(n)]
+        for got, *want in zip(out, *singles):
+            np.testing.assert_array_equal(got, np.concatenate(want))
+    if session.threads > 1:  # timed as large enough for two threads: side by side, checked and kept
+        one, pool, checked = session._side_by_side
+        assert checked and one.get_session_options().intra_op_num_threads == 1
+
+
+def test_run_reused_skipping_the_mask_runs_the_pruned_graph(converted_models):
+    """BlazePose full's landmark model asked for everything but its segmentation mask: the mask comes back
+    None, every other output is what the whole graph gives, bit for bit, from a second session holding
+    only the nodes those outputs need; the whole graph still runs when nothing is skipped."""
+    session = Session(converted_models["full"], "cpu")
+    seg = session.output_index(next(n for n, s in zip(session.output_names, session.output_shapes) if s == [1, 256, 256, 1]))
+    rng = np.random.default_rng(6)
+    for _ in range(2):  # the first run is checked against the whole graph; the second runs pruned alone
+        x = rng.uniform(0, 1, (1, 256, 256, 3)).astype(np.float32)
+        got = session.run_reused(x, skip=(seg,))
+        whole = session.run(x)
+        assert got[seg] is None
+        for i, want in enumerate(whole):
+            if i != seg:
+                np.testing.assert_array_equal(got[i], want)
+    pruned = session._pruned[frozenset({seg})]
+    assert pruned and pruned.checked and len(pruned.sess.get_outputs()) == len(whole) - 1
+    assert session.time_bare(x) > 0  # the bench times the pruned graph it ran
+    assert session.run_reused(x)[seg].shape == (1, 256, 256, 1)
+
+
+def test_small_models_run_on_one_thread(converted_models, tmp_path, monkeypatch):
+    """A model whose run takes under SMALL_RUN_MS on the threads allowed, and no longer on one, gets one
+    intra-op thread; BlazePose full's landmark model keeps the threads allowed when its run takes longer."""
+    import onnxruntime as ort
+
+    from posezoo.inference.runtime import SMALL_RUN_MS, THREADS_ENV, _best_run_ms, session_options
+
+    monkeypatch.setenv(THREADS_ENV, "2")
+    tiny = Session(_conv_reshape_model(tmp_path / "tiny.onnx"), "cpu")
+    assert tiny.threads == 1 and tiny._sess.get_session_options().intra_op_num_threads == 1
+    full = Session(converted_models["full"], "cpu")
+    sess = ort.InferenceSession(str(converted_models["full"]), session_options(2), providers=["CPUExecutionProvider"])
+    if _best_run_ms(sess, {full.input_name: np.zeros((1, 256, 256, 3), np.float32)}) >= SMALL_RUN_MS:
+        assert full.threads == 2
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert Session(converted_models["full"], "cpu").threads == 1
+
+
 def test_memory_stays_flat_over_a_written_clip_run(estimator, clip):
     """The video pipeline of `posezoo run -v` (source -> tracker) over a written clip, looped 20
     times: RSS after the first loop and after the last differ by little."""

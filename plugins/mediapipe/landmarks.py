@@ -180,10 +180,11 @@ class LandmarkStage:
         self._tensor = np.empty((1, h, w, 3), np.float32)
         self.pixel_centers = spec.sampling == "gpu"  # the spec's sampling; the `sampling` option overrides it per call
 
-    def preprocess(self, image_rgb: np.ndarray, roi: Roi) -> np.ndarray:
-        """Crop ``roi`` (border replicate) into the reused input tensor."""
+    def preprocess(self, image_rgb: np.ndarray, roi: Roi, out: np.ndarray | None = None) -> np.ndarray:
+        """Crop ``roi`` (border replicate) into the reused input tensor (or into ``out``, (1, h, w, 3)
+        float32: one item of a batch)."""
         crop(image_rgb, roi, self.spec.input_size, out=self._pixels, pixel_centers=self.pixel_centers)
-        return to_tensor(self._pixels, self.spec.input_range, self._tensor)
+        return to_tensor(self._pixels, self.spec.input_range, self._tensor if out is None else out)
 
     def flag(self, raw_flag: np.ndarray | None) -> float:
         if raw_flag is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -193,8 +193,10 @@ class LandmarkModel(_Stage):
         """Run the landmark model on ``roi`` of an RGB image; the caller judges ``result.flag``."""
         with self.clock("preprocess"):
             tensor = self.stage.preprocess(image_rgb, roi)
-        outs = self.session.run_reused(tensor)  # overwritten next run: decode copies what it keeps
         idx = self._outputs
+        # no mask asked for: the model runs without its segmentation branch (the same other outputs)
+        skip = (idx["segmentation"],) if "segmentation" in idx and not segmentation else ()
+        outs = self.session.run_reused(tensor, skip)  # overwritten next run: decode copies what it keeps
         pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
         size = (image_rgb.shape[1], image_rgb.shape[0])
         with self.clock("decode"):
@@ -209,6 +211,37 @@ class LandmarkModel(_Stage):
                 label=pick("label"),
                 refinements=[outs[i] for i in self._refinements],
             )
+
+    def landmarks_in_rois(self, image_rgb: np.ndarray, rois: Sequence[Roi], *, segmentation: bool = False) -> list[LandmarkResult]:
+        """:meth:`landmarks_in_roi` in each of ``rois``, the crops run as one batch
+        (:meth:`posezoo.inference.runtime.Session.run_batch`: the same results as one run each)."""
+        if len(rois) < 2:
+            return [self.landmarks_in_roi(image_rgb, roi, segmentation=segmentation) for roi in rois]
+        with self.clock("preprocess"):
+            h, w = self.stage.spec.input_size
+            tensor = np.empty((len(rois), h, w, 3), np.float32)
+            for i, roi in enumerate(rois):
+                self.stage.preprocess(image_rgb, roi, out=tensor[i : i + 1])
+        outs = self.session.run_batch(tensor)
+        idx = self._outputs
+        size = (image_rgb.shape[1], image_rgb.shape[0])
+        results = []
+        with self.clock("decode"):
+            for i, roi in enumerate(rois):
+                one = [o[i : i + 1] for o in outs]
+                pick = lambda key: one[idx[key]] if key in idx else None  # noqa: E731
+                results.append(self.stage.decode(
+                    roi,
+                    one[idx["landmarks"]],
+                    flag=self.stage.flag(pick("flag")),
+                    heatmap=pick("heatmap"),
+                    world=pick("world"),
+                    segmentation=pick("segmentation") if segmentation else None,
+                    image_size=size,
+                    label=pick("label"),
+                    refinements=[one[k] for k in self._refinements],
+                ))
+        return results
 
     def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
         return make_pose(self.spec, result, score, track_id)
@@ -261,6 +294,10 @@ class PoseEstimator(TopDownModel):
     def landmarks_in_roi(self, image_rgb: np.ndarray, roi: Roi, *, segmentation: bool = False) -> LandmarkResult:
         """Run the landmark model on ``roi`` of an RGB image; the caller judges ``result.flag``."""
         return self.landmark.landmarks_in_roi(image_rgb, roi, segmentation=segmentation)
+
+    def landmarks_in_rois(self, image_rgb: np.ndarray, rois, *, segmentation: bool = False) -> list[LandmarkResult]:
+        """The landmark model in each of ``rois``, run as one batch (the same results as one run each)."""
+        return self.landmark.landmarks_in_rois(image_rgb, rois, segmentation=segmentation)
 
     def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
         return make_pose(self.spec, result, score, track_id)

@@ -8,7 +8,8 @@ pose_landmarks_to_roi; MediaPipe's landmark filters per track).
 
 Both wrap *stages*: an object with the family's stage methods, ``detect_rgb`` and
 ``roi_from_detection`` for the detector; ``spec``, ``landmarks_in_roi``, ``make_pose`` and
-``roi_from_landmarks`` for the landmark model (:class:`posezoo_plugins.mediapipe.model.SsdDetector`,
+``roi_from_landmarks`` for the landmark model (and, when it has it, ``landmarks_in_rois``: several
+regions in one batched run) (:class:`posezoo_plugins.mediapipe.model.SsdDetector`,
 :class:`~posezoo_plugins.mediapipe.model.LandmarkModel`, or a whole
 :class:`~posezoo_plugins.mediapipe.model.PoseEstimator`).
 """
@@ -65,11 +66,16 @@ class LandmarkRegions(RegionModel):
         s = self.stages
         flag_threshold = s.spec.landmark.flag_threshold if threshold is None else threshold
         segmentation = bool(getattr(options, "segmentation", False))
-        poses: list[Pose | None] = []
-        for region in regions:
-            result = s.landmarks_in_roi(frame.rgb, region.roi, segmentation=segmentation)
-            poses.append(s.make_pose(result, region.score, region.track_id) if result.flag >= flag_threshold else None)
-        return poses
+        rois = [region.roi for region in regions]
+        batched = getattr(s, "landmarks_in_rois", None)  # several regions in one run, where the stages can
+        if callable(batched) and len(rois) > 1:
+            results = batched(frame.rgb, rois, segmentation=segmentation)
+        else:
+            results = [s.landmarks_in_roi(frame.rgb, roi, segmentation=segmentation) for roi in rois]
+        return [
+            s.make_pose(result, region.score, region.track_id) if result.flag >= flag_threshold else None
+            for result, region in zip(results, regions)
+        ]
 
     def next_region(self, pose: Pose) -> Region:
         """The next frame's region from the (smoothed) auxiliary landmarks, with the pose's score."""

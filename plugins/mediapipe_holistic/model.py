@@ -52,6 +52,7 @@ visibility). World landmarks: the body's, NaN for the other rows.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -60,7 +61,7 @@ import numpy as np
 
 from posezoo.inference.model import Family, Pose
 from posezoo.inference.regions import Frame, Region, RegionModel, TopDownModel, TopDownTracker, tracker_settings
-from posezoo.inference.runtime import Session
+from posezoo.inference.runtime import Session, session_threads
 from posezoo.inference.timing import StageClock
 from posezoo_plugins.mediapipe.landmarks import LandmarkResult
 from posezoo_plugins.mediapipe.model import LANDMARK_COLUMNS, LandmarkModel, SsdDetector, crop_sampling
@@ -243,6 +244,7 @@ class HolisticRegions(RegionModel):
         self.counts = Counter()
         # the filters of the people a tracker holds, by track id (HolisticTracker sets them each frame)
         self.smoothers: dict[int, BodySmoother] = {}
+        self._face_worker: ThreadPoolExecutor | None = None
 
     # -- parts
 
@@ -278,18 +280,30 @@ class HolisticRegions(RegionModel):
         rows = region.keypoints[a:b]
         return None if not np.isfinite(rows[:, :2]).all() else rows
 
-    def hand_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
+    def hand_roi(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> Roi | None:
+        """Where the hand landmark model looks for a hand: the recrop region of the body's (wrist, pinky,
+        index) ``rows``, or the region of last frame's landmarks ``previous`` while it agrees with it;
+        None when the wrist is not visible enough."""
         recrop = self.hand_region(frame, rows)
-        if recrop is None:
-            return None
-        roi = recrop
-        if previous is not None:
-            prev_roi = roi_from_points(previous, self.spec.hand.landmark.tracking_roi)
-            roi = tracking_roi(previous, prev_roi, recrop, self.rules.hand_tracking)
-            self.counts["hand_kept"] += roi is prev_roi
-        self.counts["hand_landmark"] += 1
-        result = self.hand.landmarks_in_roi(frame.rgb, roi)
-        return result if result.flag > self.rules.hand_min_flag else None
+        if recrop is None or previous is None:
+            return recrop
+        prev_roi = roi_from_points(previous, self.spec.hand.landmark.tracking_roi)
+        roi = tracking_roi(previous, prev_roi, recrop, self.rules.hand_tracking)
+        self.counts["hand_kept"] += roi is prev_roi
+        return roi
+
+    def hands_in(self, frame: Frame, rois: Sequence[Roi | None]) -> list[LandmarkResult | None]:
+        """The hand landmark model in each region of ``rois`` (one batched run for both hands); None where
+        there is no region or the hand's flag is not over ``hand_min_flag``."""
+        wanted = [roi for roi in rois if roi is not None]
+        self.counts["hand_landmark"] += len(wanted)
+        found = iter(self.hand.landmarks_in_rois(frame.rgb, wanted))
+        results = [next(found) if roi is not None else None for roi in rois]
+        return [r if r is not None and r.flag > self.rules.hand_min_flag else None for r in results]
+
+    def hand_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
+        """One hand: the landmark model in :meth:`hand_roi`'s region."""
+        return self.hands_in(frame, [self.hand_roi(frame, rows, previous)])[0]
 
     def face_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
         recrop = self.face_region(frame, rows)
@@ -304,6 +318,17 @@ class HolisticRegions(RegionModel):
         result = self.face.landmarks_in_roi(frame.rgb, roi)
         return result if result.flag > self.rules.face_min_flag else None
 
+    def _worker(self) -> ThreadPoolExecutor | None:
+        """The thread the face branch runs on beside the hands' (the two share nothing: their own
+        sessions, crop buffers and regions; onnxruntime and OpenCV let go of the GIL while they work), or
+        None to run it in turn: one core (or ``$POSEZOO_THREADS`` 1: a worker of a pool), or a stage
+        clock timing the stages (the bench's per-stage table adds up only in turn)."""
+        if self.face.clock.enabled or session_threads() < 2:
+            return None
+        if self._face_worker is None:
+            self._face_worker = ThreadPoolExecutor(1, thread_name_prefix="posezoo-face")
+        return self._face_worker
+
     # -- the seam
 
     def whole_body(self, frame: Frame, body: Pose, region: Region) -> Pose:
@@ -314,10 +339,13 @@ class HolisticRegions(RegionModel):
         landmarks[a:b] = body.landmarks
         parts: dict[str, tuple[int, int] | None] = {"body": (a, b)}
         found: dict[str, LandmarkResult | None] = {}
-        for side, rows in zip(HANDS, self.rules.hand_rows):
-            found[side] = self.hand_in(frame, body.landmarks[list(rows)], self._previous(region, side))
         f0, f1 = self.rules.face_rows
-        found["face"] = self.face_in(frame, body.landmarks[f0:f1], self._previous(region, "face"))
+        face_args = (frame, body.landmarks[f0:f1], self._previous(region, "face"))
+        worker = self._worker()
+        face = worker.submit(self.face_in, *face_args) if worker is not None else None  # beside the hands
+        rois = [self.hand_roi(frame, body.landmarks[list(rows)], self._previous(region, side)) for side, rows in zip(HANDS, self.rules.hand_rows)]
+        found.update(zip(HANDS, self.hands_in(frame, rois)))
+        found["face"] = face.result() if face is not None else self.face_in(*face_args)
         for part, result in found.items():
             if result is None:
                 parts[part] = None
