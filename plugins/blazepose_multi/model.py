@@ -39,9 +39,9 @@ from typing import ClassVar
 import numpy as np
 
 from posezoo.inference.model import Family, Pose
-from posezoo.inference.regions import PoseRegions, Region, TopDownModel, TopDownTracker, tracker_settings
+from posezoo.inference.regions import PoseRegions, Region, TopDownModel, tracker_settings
 from posezoo.inference.runtime import Session
-from posezoo_plugins.mediapipe.model import LandmarkModel, crop_sampling
+from posezoo_plugins.mediapipe.model import LandmarkModel, SampledTracker, crop_sampling
 from posezoo_plugins.mediapipe.regions import LandmarkRegions
 from posezoo_plugins.mediapipe.roi import roi_from_points
 from posezoo_plugins.mediapipe.spec import MediaPipeOptions, ModelSpec, RoiRule
@@ -170,7 +170,7 @@ class PeopleLandmarks(TopDownModel):
             return super()._predict(image_bgr, max_poses=max_poses, threshold=threshold, options=options)
 
     def _tracker(self, *, max_poses, threshold, smooth, options: MediaPipeOptions):
-        return _SampledTracker(
+        return SampledTracker(
             self.detector,
             self.region_model,
             stages=(self.landmark.stage,),
@@ -182,18 +182,6 @@ class PeopleLandmarks(TopDownModel):
             to_rgb=self.to_rgb,
             **tracker_settings(options),
         )
-
-
-class _SampledTracker(TopDownTracker):
-    """The core's top-down tracker with the landmark crops sampled as the ``sampling`` option says."""
-
-    def __init__(self, *args, stages, sampling, **kw):
-        super().__init__(*args, **kw)
-        self._stages, self._sampling = stages, sampling
-
-    def update(self, frame_bgr, timestamp=None):
-        with crop_sampling(self._stages, self._sampling):
-            return super().update(frame_bgr, timestamp)
 
 
 FAMILY = Family(

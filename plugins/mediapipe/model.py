@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from posezoo.inference.model import Family, Pose, box_around
-from posezoo.inference.regions import Region, TopDownModel, overlaps
+from posezoo.inference.regions import Region, TopDownModel, TopDownTracker, overlaps
 from posezoo.inference.runtime import Session
 from posezoo.inference.timing import NO_CLOCK, StageClock
 from posezoo_plugins.mediapipe.detect import Detection, DetectorStage
@@ -99,6 +99,20 @@ def crop_sampling(stages, sampling: str | None) -> Iterator[None]:
     finally:
         for s, value in zip(stages, saved):
             s.pixel_centers = value
+
+
+class SampledTracker(TopDownTracker):
+    """The core's top-down tracker with the landmark crops sampled as the ``sampling`` option says
+    (:func:`crop_sampling` over ``stages`` around every update): the tracker of a model composed
+    from this family's landmark stages."""
+
+    def __init__(self, *args, stages, sampling, **kw):
+        super().__init__(*args, **kw)
+        self._stages, self._sampling = stages, sampling
+
+    def update(self, frame_bgr, timestamp=None):
+        with crop_sampling(self._stages, self._sampling):
+            return super().update(frame_bgr, timestamp)
 
 
 class _Stage:
@@ -197,20 +211,24 @@ class LandmarkModel(_Stage):
         # no mask asked for: the model runs without its segmentation branch (the same other outputs)
         skip = (idx["segmentation"],) if "segmentation" in idx and not segmentation else ()
         outs = self.session.run_reused(tensor, skip)  # overwritten next run: decode copies what it keeps
-        pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
-        size = (image_rgb.shape[1], image_rgb.shape[0])
         with self.clock("decode"):
-            return self.stage.decode(
-                roi,
-                outs[idx["landmarks"]],
-                flag=self.stage.flag(pick("flag")),
-                heatmap=pick("heatmap"),
-                world=pick("world"),
-                segmentation=pick("segmentation") if segmentation else None,
-                image_size=size,
-                label=pick("label"),
-                refinements=[outs[i] for i in self._refinements],
-            )
+            return self._decode(roi, outs, (image_rgb.shape[1], image_rgb.shape[0]), segmentation)
+
+    def _decode(self, roi: Roi, outs: Sequence[np.ndarray | None], size: tuple[int, int], segmentation: bool) -> LandmarkResult:
+        """One crop's landmark result from the model's outputs (``outs`` in output order)."""
+        idx = self._outputs
+        pick = lambda key: outs[idx[key]] if key in idx else None  # noqa: E731
+        return self.stage.decode(
+            roi,
+            outs[idx["landmarks"]],
+            flag=self.stage.flag(pick("flag")),
+            heatmap=pick("heatmap"),
+            world=pick("world"),
+            segmentation=pick("segmentation") if segmentation else None,
+            image_size=size,
+            label=pick("label"),
+            refinements=[outs[i] for i in self._refinements],
+        )
 
     def landmarks_in_rois(self, image_rgb: np.ndarray, rois: Sequence[Roi], *, segmentation: bool = False) -> list[LandmarkResult]:
         """:meth:`landmarks_in_roi` in each of ``rois``, the crops run as one batch
@@ -223,25 +241,9 @@ class LandmarkModel(_Stage):
             for i, roi in enumerate(rois):
                 self.stage.preprocess(image_rgb, roi, out=tensor[i : i + 1])
         outs = self.session.run_batch(tensor)
-        idx = self._outputs
         size = (image_rgb.shape[1], image_rgb.shape[0])
-        results = []
         with self.clock("decode"):
-            for i, roi in enumerate(rois):
-                one = [o[i : i + 1] for o in outs]
-                pick = lambda key: one[idx[key]] if key in idx else None  # noqa: E731
-                results.append(self.stage.decode(
-                    roi,
-                    one[idx["landmarks"]],
-                    flag=self.stage.flag(pick("flag")),
-                    heatmap=pick("heatmap"),
-                    world=pick("world"),
-                    segmentation=pick("segmentation") if segmentation else None,
-                    image_size=size,
-                    label=pick("label"),
-                    refinements=[one[k] for k in self._refinements],
-                ))
-        return results
+            return [self._decode(roi, [o[i : i + 1] for o in outs], size, segmentation) for i, roi in enumerate(rois)]
 
     def make_pose(self, result: LandmarkResult, score: float, track_id: int | None = None) -> Pose:
         return make_pose(self.spec, result, score, track_id)

@@ -60,11 +60,11 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from posezoo.inference.model import Family, Pose
-from posezoo.inference.regions import Frame, Region, RegionModel, TopDownModel, TopDownTracker, tracker_settings
+from posezoo.inference.regions import Frame, Region, RegionModel, TopDownModel, tracker_settings
 from posezoo.inference.runtime import Session, session_threads
 from posezoo.inference.timing import StageClock
 from posezoo_plugins.mediapipe.landmarks import LandmarkResult
-from posezoo_plugins.mediapipe.model import LANDMARK_COLUMNS, LandmarkModel, SsdDetector, crop_sampling
+from posezoo_plugins.mediapipe.model import LANDMARK_COLUMNS, LandmarkModel, SampledTracker, SsdDetector, crop_sampling
 from posezoo_plugins.mediapipe.regions import DetectorRegions, LandmarkRegions
 from posezoo_plugins.mediapipe.roi import Roi, roi_from_points
 from posezoo_plugins.mediapipe.roi_tracking import RoiTrackingRule, tracking_roi
@@ -284,12 +284,17 @@ class HolisticRegions(RegionModel):
         """Where the hand landmark model looks for a hand: the recrop region of the body's (wrist, pinky,
         index) ``rows``, or the region of last frame's landmarks ``previous`` while it agrees with it;
         None when the wrist is not visible enough."""
-        recrop = self.hand_region(frame, rows)
+        return self._kept_roi("hand", self.hand_region(frame, rows), previous)
+
+    def _kept_roi(self, part: str, recrop: Roi | None, previous: np.ndarray | None) -> Roi | None:
+        """``recrop`` (the region from this frame's body), or the region of last frame's ``part``
+        (``"hand"`` or ``"face"``) landmarks ``previous`` while the two agree (RoiTrackingCalculator)."""
         if recrop is None or previous is None:
             return recrop
-        prev_roi = roi_from_points(previous, self.spec.hand.landmark.tracking_roi)
-        roi = tracking_roi(previous, prev_roi, recrop, self.rules.hand_tracking)
-        self.counts["hand_kept"] += roi is prev_roi
+        stage, rule = (self.spec.hand, self.rules.hand_tracking) if part == "hand" else (self.spec.face, self.rules.face_tracking)
+        prev_roi = roi_from_points(previous, stage.landmark.tracking_roi)
+        roi = tracking_roi(previous, prev_roi, recrop, rule)
+        self.counts[f"{part}_kept"] += roi is prev_roi
         return roi
 
     def hands_in(self, frame: Frame, rois: Sequence[Roi | None]) -> list[LandmarkResult | None]:
@@ -301,19 +306,12 @@ class HolisticRegions(RegionModel):
         results = [next(found) if roi is not None else None for roi in rois]
         return [r if r is not None and r.flag > self.rules.hand_min_flag else None for r in results]
 
-    def hand_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
-        """One hand: the landmark model in :meth:`hand_roi`'s region."""
-        return self.hands_in(frame, [self.hand_roi(frame, rows, previous)])[0]
-
     def face_in(self, frame: Frame, rows: np.ndarray, previous: np.ndarray | None) -> LandmarkResult | None:
-        recrop = self.face_region(frame, rows)
-        if recrop is None:
+        """The face: the landmark model in the region from the body's face ``rows`` (or last frame's,
+        :meth:`_kept_roi`); None when there is none or the face's flag is not over ``face_min_flag``."""
+        roi = self._kept_roi("face", self.face_region(frame, rows), previous)
+        if roi is None:
             return None
-        roi = recrop
-        if previous is not None:
-            prev_roi = roi_from_points(previous, self.spec.face.landmark.tracking_roi)
-            roi = tracking_roi(previous, prev_roi, recrop, self.rules.face_tracking)
-            self.counts["face_kept"] += roi is prev_roi
         self.counts["face_landmark"] += 1
         result = self.face.landmarks_in_roi(frame.rgb, roi)
         return result if result.flag > self.rules.face_min_flag else None
@@ -459,23 +457,15 @@ class Holistic(TopDownModel):
         )
 
 
-class HolisticTracker(TopDownTracker):
+class HolisticTracker(SampledTracker):
     """The core's top-down tracker, the crops sampled as the ``sampling`` option says, and each held
     person's body filter handed to the region model before it runs (:attr:`HolisticRegions.smoothers`),
     so the hands and the face come from the smoothed body (a person's first frame passes unfiltered, as
     the filters' first sample does)."""
 
-    def __init__(self, *args, stages, sampling, **kw):
-        super().__init__(*args, **kw)
-        self._stages, self._sampling = stages, sampling
-
     def _run(self, frame, regions):
         self.model.smoothers = {t.id: t.smoother for t in self._tracks if t.smoother is not None}
         return super()._run(frame, regions)
-
-    def update(self, frame_bgr, timestamp=None):
-        with crop_sampling(self._stages, self._sampling):
-            return super().update(frame_bgr, timestamp)
 
 
 FAMILY = Family(
