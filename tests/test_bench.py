@@ -316,8 +316,8 @@ def test_run_reused_skipping_the_mask_runs_the_pruned_graph(converted_models):
 
 
 def test_small_models_run_on_one_thread(converted_models, tmp_path, monkeypatch):
-    """A model whose run takes under SMALL_RUN_MS on the threads allowed, and no longer on one, gets one
-    intra-op thread; BlazePose full's landmark model keeps the threads allowed when its run takes longer."""
+    """A model whose run takes under SMALL_RUN_MS on the threads allowed, and on one, gets one intra-op
+    thread; BlazePose full's landmark model keeps the threads allowed when its run takes longer."""
     import onnxruntime as ort
 
     from posezoo.inference.runtime import SMALL_RUN_MS, THREADS_ENV, _best_run_ms, session_options
@@ -326,11 +326,37 @@ def test_small_models_run_on_one_thread(converted_models, tmp_path, monkeypatch)
     tiny = Session(_conv_reshape_model(tmp_path / "tiny.onnx"), "cpu")
     assert tiny.threads == 1 and tiny._sess.get_session_options().intra_op_num_threads == 1
     full = Session(converted_models["full"], "cpu")
-    sess = ort.InferenceSession(str(converted_models["full"]), session_options(2), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(converted_models["full"]), session_options(1), providers=["CPUExecutionProvider"])
     if _best_run_ms(sess, {full.input_name: np.zeros((1, 256, 256, 3), np.float32)}) >= SMALL_RUN_MS:
         assert full.threads == 2
     monkeypatch.setenv(THREADS_ENV, "1")
     assert Session(converted_models["full"], "cpu").threads == 1
+
+
+def test_threads_spin_only_while_a_run_lasts(converted_models, monkeypatch):
+    """A session of several threads lets them spin between a run's operators and stops them when the run
+    ends (an idle session holds no core); one of one thread has nothing to spin. Once one spins, OpenCV's
+    own pool is down to one thread (its waiting workers would fight onnxruntime's for the cores)."""
+    import cv2
+
+    from posezoo.inference.runtime import THREADS_ENV, session_options
+
+    for threads, spin in ((2, "1"), (4, "1"), (1, "0")):
+        opts = session_options(threads)
+        assert opts.intra_op_num_threads == threads
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == spin
+        assert opts.get_session_config_entry("session.force_spinning_stop") == spin
+        assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    saved = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        monkeypatch.setenv(THREADS_ENV, "2")
+        full = Session(converted_models["full"], "cpu")
+        if full.threads > 1:
+            assert full._sess.get_session_options().get_session_config_entry("session.force_spinning_stop") == "1"
+            assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(saved)
 
 
 def test_memory_stays_flat_over_a_written_clip_run(estimator, clip):

@@ -101,10 +101,11 @@ def session_threads() -> int:
 
 
 # A model whose run takes under this many milliseconds on the threads allowed is also timed on one
-# thread when its session opens, and keeps one thread unless the others make it clearly faster: a run
-# of a millisecond or so loses more to waking threads than it gains from them (measured on 2 cores:
-# hand recrop, face detector, face landmarks 0.7-1.4 ms, 0.1-0.4 ms slower on 2 threads than on 1; the
-# face model with attention 4.6 ms on 2 threads, 2.2 on 1; models of 8 ms and more about the same).
+# thread when its session opens, and keeps one thread when that too is under this: a short run gains
+# little from a second thread, and in a pipeline it runs beside other stages (Holistic's face models
+# beside its hands), whose core a spinning second thread would take (measured on 2 cores: hand recrop,
+# face detector, face landmarks 0.7-1.2 ms on one thread; the face model with attention 2.4 ms on one,
+# 4.5 on two). A model that is slower than this on one thread keeps them all.
 SMALL_RUN_MS = 5.0
 
 
@@ -126,19 +127,35 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     """Tuned options: all graph optimizations, sequential execution, ``threads`` intra-op threads
     (default: one per core, or ``$POSEZOO_THREADS``).
 
-    Thread spinning is off: the detector and landmark sessions alternate on every frame, and the
-    idle session's spinning workers would otherwise keep the cores busy while the other one runs
-    (measured: up to 3x slower per frame on 2 cores).
+    The intra-op threads spin while a run is under way (waiting for the next operator's work rather
+    than sleeping: 10-30 % off a run of a big model on 2 cores, e.g. BlazePose full's landmark model
+    8.2 -> 7.0 ms, its detector 6.0 -> 5.1) and stop when it ends (``session.force_spinning_stop``):
+    the detector and landmark sessions alternate on every frame, and an idle session's spinning
+    workers would otherwise keep the cores busy while the other one runs (up to 3x slower per frame).
     """
     opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.intra_op_num_threads = session_threads() if threads is None else threads
+    spin = "1" if opts.intra_op_num_threads > 1 else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    opts.add_session_config_entry("session.force_spinning_stop", spin)
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = session_threads() if threads is None else threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return opts
+
+
+def opencv_one_thread() -> None:
+    """OpenCV's own thread pool down to one thread (``cv2.setNumThreads(1)``, process-wide), once a
+    session spins its threads: the crops and colour conversions around a run gain nothing from
+    OpenCV's threads here (a 256x256 crop takes 0.23 ms on one or two), while its pool's waiting
+    workers and onnxruntime's spinning ones fight over the cores (measured on 2 cores: one process in
+    six ran BlazePose 50 % slower throughout with both on, none in 28 with OpenCV on one thread)."""
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
 
 
 _NUMPY_TYPES = {
@@ -225,6 +242,8 @@ class Session:
         self.input_dtype = first.dtype
         if providers[0] == "CPUExecutionProvider" and self.threads > 1 and len(self.inputs) == 1:  # an accelerator's runs are not the threads'
             self._fewer_threads()
+        if self.threads > 1:
+            opencv_one_thread()
         outs = self._sess.get_outputs()
         self.output_names = [o.name for o in outs]
         self.output_shapes = [[d if isinstance(d, int) else None for d in o.shape] for o in outs]
@@ -246,8 +265,8 @@ class Session:
 
     def _fewer_threads(self) -> None:
         """One intra-op thread for a small model (:data:`SMALL_RUN_MS`): timed on zeros, best of a few
-        runs each way, when its input has a fixed shape; kept on the threads allowed unless one thread is
-        at least as fast (within 10 %)."""
+        runs on the threads allowed and then on one, when its input has a fixed shape; kept on one where
+        that run too is under :data:`SMALL_RUN_MS`."""
         if None in self.input_shape or self.input_type not in _NUMPY_TYPES:
             return
         feed = {self.input_name: np.zeros(self.input_shape, self.input_dtype)}
@@ -259,7 +278,7 @@ class Session:
             one = _best_run_ms(one_sess, feed)
         except Exception:  # a model that will not run on zeros: left as it is
             return
-        if one <= 1.1 * many:
+        if one < SMALL_RUN_MS:
             self._sess, self.threads = one_sess, 1
 
     @property
