@@ -277,6 +277,36 @@ def test_maps_are_opencvs_positions_and_fractions():
     assert list(rounded) == [0, 2, 0, -2, INT_MIN, INT_MIN, INT_MIN]
 
 
+def test_float_maps_are_the_integer_steps_maps(monkeypatch):
+    """Positions within FLOAT_REACH go through float32 maps and cv2.convertMaps; they are the integer
+    steps' maps exactly: random crops (rotated, scaled, sheared, shifted), matrices of exact eighths
+    (sums landing on OpenCV's rounding ties) and positions near the reach."""
+    from posezoo.inference import warp
+
+    rng = np.random.default_rng(22)
+    cases = []
+    for i in range(400):
+        a, s = rng.uniform(-math.pi, math.pi), rng.uniform(0.05, 8.0)
+        m = np.array([[math.cos(a) * s, -math.sin(a) * s * rng.uniform(0.8, 1.2), rng.uniform(-600, 1500)],
+                      [math.sin(a) * s, math.cos(a) * s, rng.uniform(-600, 1500)]])  # fmt: skip
+        cases.append(np.round(m * 8) / 8 if i % 3 == 0 else m)
+    cases += [np.array([[0.5, 0.0, 2047.0 - 0.5 * 255], [0.0, 1.0, -2047.5]]), np.array([[1.0, 0.0, 1000.25], [0.0, 1.0, 1000.75]])]
+    sizes = [(256, 256), (224, 224), (192, 192), (128, 128), (7, 13)]
+    floats = 0
+    for i, m in enumerate(cases):
+        size = sizes[i % len(sizes)]
+        fast = warp.warp_maps(m, size)
+        with monkeypatch.context() as mp:
+            mp.setattr(warp, "FLOAT_REACH", 0)  # the integer steps
+            slow = warp.warp_maps(m, size)
+        np.testing.assert_array_equal(fast[0], slow[0], err_msg=str(m))
+        np.testing.assert_array_equal(fast[1], slow[1], err_msg=str(m))
+        terms = warp._affine_terms(m, size)
+        reach = warp.FLOAT_REACH << warp.AB_BITS
+        floats += all(-reach < int(t0.min()) + int(d.min()) and int(t0.max()) + int(d.max()) < reach for d, t0 in ((terms[0], terms[2]), (terms[1], terms[3])))
+    assert floats > 300  # most cases took the float path
+
+
 def test_remap_takes_out_and_checks_its_arguments():
     image = images(3)
     m = dict(CASES)["inside rotated"]

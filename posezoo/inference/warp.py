@@ -117,11 +117,20 @@ def warp_maps(
     width): ``(xy, fxy)`` with ``xy`` int16 (height, width, 2) the top-left neighbours (x, y) and
     ``fxy`` uint16 (height, width) the fractions ``fy * 32 + fx`` in 1/32 pixel: ``cv2.remap``'s
     CV_16SC2 + CV_16UC1 map pair. ``wide``: int32 positions, not saturated to int16 (for images past
-    OpenCV's reach; the same positions wherever int16 holds them)."""
+    OpenCV's reach; the same positions wherever int16 holds them).
+
+    Positions within :data:`FLOAT_REACH` pixels go the short way (:func:`_float_maps`: two float
+    sums and one ``cv2.convertMaps``), the same maps as the integer steps below give them."""
     m = np.asarray(matrix, np.float64).reshape(2, 3)
     out_h, out_w = size
     adelta, bdelta, x0, y0 = _affine_terms(m, size)
     sx, sy, pos, tmp, fxy = _arrays if _arrays is not None else _new_arrays(size, wide)
+    if out_h and out_w and not wide:
+        lo = min(int(x0.min()) + int(adelta.min()), int(y0.min()) + int(bdelta.min()))
+        hi = max(int(x0.max()) + int(adelta.max()), int(y0.max()) + int(bdelta.max()))
+        if -FLOAT_REACH << AB_BITS < lo and hi < FLOAT_REACH << AB_BITS:
+            return _float_maps((adelta, bdelta, x0, y0), sx.view(np.float32), sy.view(np.float32),
+                               pos.view(np.int16).reshape(out_h, out_w, 2), fxy)  # fmt: skip
     # (h, w) int32 sums in 1/1024 pixel (with the rounding delta), wrapping as C's ints
     np.add(x0[:, None], adelta[None, :], out=sx)
     np.add(y0[:, None], bdelta[None, :], out=sy)
@@ -132,8 +141,6 @@ def warp_maps(
     elif out_h and out_w:  # the int16 pair (x, y) as one int32: y in the high half on a little-endian machine
         high, low = (sy, sx) if sys.byteorder == "little" else (sx, sy)
         limit = (_INT16 + 1) << AB_BITS  # |sum| below this: no int32 wrap and no int16 saturation
-        lo = min(int(x0.min()) + int(adelta.min()), int(y0.min()) + int(bdelta.min()))
-        hi = max(int(x0.max()) + int(adelta.max()), int(y0.max()) + int(bdelta.max()))
         saturate = not (-limit <= lo and hi < limit)  # far outside: saturated to int16, as OpenCV's maps
         for src, dst in ((high, pos), (low, tmp)):
             np.right_shift(src, AB_BITS, out=dst)
@@ -150,6 +157,35 @@ def warp_maps(
     np.bitwise_and(sx, INTER_TAB_SIZE - 1, out=sx)  # fx
     sy |= sx
     np.copyto(fxy, sy, casting="unsafe")
+    return xy, fxy
+
+
+# Sampling positions within this many pixels of the image origin may go through float32 maps: a
+# float32 there is finer than 2^-13 pixel, a quarter of the margin _float_maps leaves (2^-11).
+FLOAT_REACH = 2048
+
+
+def _float_maps(terms, mx: np.ndarray, my: np.ndarray, xy: np.ndarray, fxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1 of the module's docstring through ``cv2.convertMaps`` (one pass in C instead of a dozen
+    numpy passes; a crop's maps cost about half as much, and far less beside another thread).
+
+    convertMaps takes float positions p to ``cvRound(32 p)`` (half to even), integer part and
+    fraction as :func:`warp_maps` splits them. The fixed-point position is ``floor(T / 32)`` for the
+    integer sum ``T`` (in 1/1024 pixel, with the rounding delta); the float map holds
+    ``T / 1024 - (1/2 - 1/64) / 32``, so ``32 p`` lies 1/64 above ``floor(T / 32) - 1/2`` at the least and
+    1/64 below ``floor(T / 32) + 1/2`` at the most: it rounds to ``floor(T / 32)``, never near a tie,
+    while float32's error there (two roundings, within :data:`FLOAT_REACH`) stays under 2^-13 pixel.
+    ``mx``, ``my``: float32 (h, w) work arrays; ``xy``, ``fxy``: the outputs (written in place)."""
+    import cv2
+
+    adelta, bdelta, x0, y0 = terms
+    scale, offset = 1.0 / (1 << AB_BITS), (0.5 - 1.0 / 64.0) / INTER_TAB_SIZE
+    np.add((x0 * scale - offset).astype(np.float32)[:, None], (adelta * scale).astype(np.float32)[None, :], out=mx)
+    np.add((y0 * scale - offset).astype(np.float32)[:, None], (bdelta * scale).astype(np.float32)[None, :], out=my)
+    got_xy, got_fxy = cv2.convertMaps(mx, my, cv2.CV_16SC2, dstmap1=xy, dstmap2=fxy, nninterpolation=False)
+    if got_xy is not xy:  # an OpenCV that did not write in place
+        np.copyto(xy, got_xy)
+        np.copyto(fxy, got_fxy)
     return xy, fxy
 
 
