@@ -150,8 +150,8 @@ def opencv_one_thread() -> None:
     """OpenCV's own thread pool down to one thread (``cv2.setNumThreads(1)``, process-wide), once a
     session spins its threads: the crops and colour conversions around a run gain nothing from
     OpenCV's threads here (a 256x256 crop takes 0.23 ms on one or two), while its pool's waiting
-    workers and onnxruntime's spinning ones fight over the cores (measured on 2 cores: one process in
-    six ran BlazePose 50 % slower throughout with both on, none in 28 with OpenCV on one thread)."""
+    workers and onnxruntime's spinning ones fight over the cores (measured on 2 cores: 5 processes in
+    30 ran BlazePose 50 % slower throughout with both on, none in 28 with OpenCV on one thread)."""
     import cv2
 
     if cv2.getNumThreads() != 1:
