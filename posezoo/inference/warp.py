@@ -68,17 +68,17 @@ def cv_round(values) -> np.ndarray:
 
 def _affine_terms(matrix: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
     """WarpAffineInvoker's integer terms: per column ``adelta``, ``bdelta``; per row ``X0``, ``Y0``
-    (with the rounding delta), all int32 in 1/1024 pixel."""
+    (with the rounding delta), all int32 in 1/1024 pixel (rounded in one call: a crop's are four short
+    arrays, where numpy's per-call cost is most of the work)."""
     out_h, out_w = size
     m = matrix
     x = np.arange(out_w, dtype=np.float64)
     y = np.arange(out_h, dtype=np.float64)
-    adelta = cv_round(m[0, 0] * x * (1 << AB_BITS))
-    bdelta = cv_round(m[1, 0] * x * (1 << AB_BITS))
+    terms = cv_round(np.concatenate([m[0, 0] * x, m[1, 0] * x, m[0, 1] * y + m[0, 2], m[1, 1] * y + m[1, 2]]) * (1 << AB_BITS))
+    adelta, bdelta = terms[:out_w], terms[out_w : 2 * out_w]
     with np.errstate(over="ignore"):  # int32 wraps as in C
-        x0 = cv_round((m[0, 1] * y + m[0, 2]) * (1 << AB_BITS)) + np.int32(_ROUND_DELTA)
-        y0 = cv_round((m[1, 1] * y + m[1, 2]) * (1 << AB_BITS)) + np.int32(_ROUND_DELTA)
-    return adelta, bdelta, x0, y0
+        rows = terms[2 * out_w :] + np.int32(_ROUND_DELTA)
+    return adelta, bdelta, rows[:out_h], rows[out_h:]
 
 
 class _Scratch(threading.local):
