@@ -15,6 +15,7 @@ import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from mirror import fetched_home
+from videotools import read_frames
 from posezoo.errors import UsageError
 from posezoo.inference.model import Pose
 from posezoo.io.coco import COCO_KEYPOINTS
@@ -192,13 +193,7 @@ def test_capabilities_up_to_six_people_with_world_and_segmentation(models):
 
 
 def video(testdata, name):
-    cap = cv2.VideoCapture(str(testdata / "video" / name))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return frames
-        frames.append(frame)
+    return read_frames(testdata / "video" / name)
 
 
 def test_track_ids_hold_over_the_clips(models, testdata):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
+from videotools import read_frames
 from mirror import fetched_home
 
 VIDEO = "street_5frames.mp4"
@@ -45,13 +46,7 @@ def test_video_writes_a_playable_video_and_one_json_line_per_frame(env, tmp_path
         env=env, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = read_frames(tmp_path / "out.mp4")
     src = cv2.VideoCapture(str(video))
     size = (int(src.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(src.get(cv2.CAP_PROP_FRAME_WIDTH)))
     assert len(frames) == 5 and frames[0].shape[:2] == size

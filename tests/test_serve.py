@@ -30,6 +30,7 @@ from websockets.sync.client import connect  # noqa: E402
 from clitools import one_line_error, posezoo_env, run_posezoo  # noqa: E402
 from mirror import fetched_home  # noqa: E402
 from servetools import ServerProcess, assert_json_error, metric, raw_http  # noqa: E402
+from videotools import read_frames  # noqa: E402
 
 MODELS = ["blazepose-full:lite", "movenet-lightning"]
 LIMITS = ["--workers", "2", "--max-queue", "2", "--max-body", "2000000", "--max-pixels", "20000000", "--max-fps", "10"]
@@ -67,14 +68,7 @@ def photos(testdata) -> Path:
 
 @pytest.fixture(scope="module")
 def clip_frames(testdata) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(testdata / "video" / "soccer_5frames.mp4"))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames = read_frames(testdata / "video" / "soccer_5frames.mp4")
     assert len(frames) == 5
     return frames
 

@@ -19,6 +19,7 @@ import pytest
 
 from clitools import posezoo_env
 from mirror import fetched_home
+from videotools import read_frames
 from posezoo.io.sinks import JsonlSink, VideoSink
 from posezoo.supply.atomic import STALE_AGE, clean_stale_temporaries, temporary_owner, temporary_path
 
@@ -147,13 +148,7 @@ def lite_env(shared_models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def clip(testdata, tmp_path_factory) -> Path:
     """The street clip eight times over: long enough for two runs to overlap."""
-    cap = cv2.VideoCapture(str(testdata / "video" / "street_5frames.mp4"))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = read_frames(testdata / "video" / "street_5frames.mp4")
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))

@@ -26,6 +26,7 @@ import posezoo
 from clitools import one_line_error, posezoo_env, run_posezoo
 from conftest import REPO
 from mirror import fetched_home
+from videotools import read_frames
 from posezoo.errors import PluginError
 from posezoo_plugins.mediapipe.model import PoseEstimator
 from posezoo_plugins.mediapipe.roi import Roi, crop, roi_from_landmarks
@@ -74,17 +75,6 @@ def stand_in_landmark_model(path, flag: float = 0.93) -> None:
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, path)
-
-
-def read_frames(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    return frames
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pytest
 
 from clitools import one_line_error, posezoo_env, run_posezoo
 from mirror import fetched_home
+from videotools import read_frames
 
 av = pytest.importorskip("av", reason="PyAV (a core dependency) is not installed")
 
@@ -26,18 +27,6 @@ VIDEO = "street_5frames.mp4"
 def env(shared_models, tmp_path_factory):
     root = fetched_home(shared_models, tmp_path_factory.mktemp("videoout"), ("blazepose-full", "--variant", "lite"))
     return posezoo_env(root, POSEZOO_OFFLINE="1")
-
-
-def source_frames(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def read_av(path) -> tuple[str, str, list[np.ndarray]]:
@@ -59,7 +48,7 @@ def videos(env, testdata, tmp_path_factory):
                              *extra, env=env, cwd=folder)  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert "warning" not in result.stderr and "libx264" not in result.stderr, result.stderr  # no encoder chatter
-    return folder, source_frames(clip)
+    return folder, read_frames(clip)
 
 
 def test_saved_mp4_is_h264_with_every_frame_at_the_source_size(videos):
@@ -69,7 +58,7 @@ def test_saved_mp4_is_h264_with_every_frame_at_the_source_size(videos):
     assert len(frames) == len(src) == 5
     assert all(f.shape == src[0].shape for f in frames)
     # OpenCV reads it too (the sink's own read-back check uses it)
-    assert len(source_frames(folder / "plain.mp4")) == 5
+    assert len(read_frames(folder / "plain.mp4")) == 5
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
@@ -155,7 +144,7 @@ def test_batch_save_media_videos_are_h264_without_overlay(env, testdata, tmp_pat
                          "--workers", "1", env=env, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     codec, pix_fmt, frames = read_av(tmp_path / "out" / "_media" / VIDEO)
-    src = source_frames(clips / VIDEO)
+    src = read_frames(clips / VIDEO)
     assert codec == "h264" and pix_fmt == "yuv420p" and len(frames) == len(src) == 5
     assert frames[0].shape == src[0].shape
 
